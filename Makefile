@@ -1,0 +1,38 @@
+# Two commands set up and run everything on a fresh machine:
+#   make run    - create .venv, install the pinned dependencies, answer an example question
+#   make test   - the same set-up, then lint, type-check and the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+QUESTION ?= 申請マイページのIDがわからない
+
+.PHONY: setup run test lint bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/kounen ask "$(QUESTION)"
+
+lint: setup
+	$(BIN)/ruff check bot faq rules dialogs tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/kounen bench
+
+# Re-resolve the pinned set (needs the package index); commit the result.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra build --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV)

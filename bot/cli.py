@@ -1,0 +1,184 @@
+"""`kounen` command line: ask, kb check, eval, bench.
+
+Every user mistake (a missing file, a broken line, a bad option) ends in one
+line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from faq import KBError, KnowledgeBase, Outcome, Policy, answer_text, load_jsonl_kb, load_kb
+from faq.replies import outcome_text
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="kounen: IT導入補助金 後年手続きサポート（FAQ 検索・評価）",
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(add_completion=False, no_args_is_help=True, help="知識ベースの検査")
+app.add_typer(kb_app, name="kb")
+
+
+class ProgramOption(str, Enum):
+    it2020 = "it2020"
+    it2023_multi = "it2023-multi"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"kounen: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load(kb_path: Path | None) -> KnowledgeBase:
+    try:
+        return load_jsonl_kb(kb_path) if kb_path is not None else load_kb()
+    except KBError as exc:
+        fail(f"invalid knowledge base: {exc}")
+
+
+def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
+    answer = None
+    if outcome.status == "answered" and outcome.entry is not None:
+        entry = outcome.entry
+        answer = {
+            "id": entry.id,
+            "question": entry.question,
+            "text": outcome_text(kb, outcome),
+            "program": entry.program,
+            "source": f"{entry.source.document} {entry.source.ref}",
+        }
+    return {
+        "query": outcome.query,
+        "status": outcome.status,
+        "answer": answer,
+        "text": outcome_text(kb, outcome),
+        "candidates": [
+            {"id": c.entry.id, "question": c.entry.question, "score": round(c.score, 4)}
+            for c in outcome.candidates
+        ],
+        "choices": [
+            {"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices
+        ],
+        "dialog": outcome.dialog,
+        "program": outcome.program,
+        "confidence": round(outcome.confidence, 4),
+    }
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Lines of stdin as text; bytes that are not UTF-8 become U+FFFD, never an error."""
+    for raw in sys.stdin.buffer:
+        yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="質問。省略すると標準入力から1行1問で読みます。")] = None,
+    program: Annotated[ProgramOption | None, typer.Option(help="制度を指定する")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="1問につき1行の JSON で出力する")] = False,
+    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")] = None,
+) -> None:
+    """質問に回答する。"""
+    kb = _load(kb_path)
+    policy = _make_policy(kb)
+    questions = [question] if question is not None else _stdin_lines()
+    prog = program.value if program else None
+    for text in questions:
+        outcome = policy.decide(text, program=prog)
+        if as_json:
+            sys.stdout.write(json.dumps(outcome_json(kb, outcome), ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(outcome_text(kb, outcome) + "\n")
+            if question is None:
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def _make_policy(kb: KnowledgeBase) -> Policy:
+    try:
+        return Policy(kb)
+    except KBError as exc:
+        fail(f"invalid policy settings: {exc}")
+
+
+@kb_app.command("check")
+def kb_check(
+    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL の知識ベース（省略時は同梱のもの）")] = None,
+) -> None:
+    """知識ベースを検証し、各言い換えが自分のエントリに届くかを調べる。"""
+    from faq.checks import check_kb
+
+    try:
+        kb = load_jsonl_kb(kb_path) if kb_path else load_kb()
+    except KBError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        fail(f"{len(exc.problems)} problem(s) in the knowledge base", 1)
+    report = check_kb(kb)
+    for line in report.lines():
+        typer.echo(line)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_cmd(
+    queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids}")],
+    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="指標を1つの JSON で出力する")] = False,
+    show_misses: Annotated[bool, typer.Option("--misses", help="外れた質問を表示する")] = False,
+) -> None:
+    """ラベル付き質問で検索精度と速度を測る。"""
+    from faq.evaluate import evaluate, load_queries
+
+    try:
+        labelled = load_queries(queries)
+    except KBError as exc:
+        fail(f"invalid queries file: {exc}")
+    kb = _load(kb_path)
+    report = evaluate(_make_policy(kb), labelled)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for key, value in report.as_dict().items():
+            typer.echo(f"{key:>18}: {value}")
+    if show_misses:
+        for query, gold, status, top in report.misses:
+            typer.echo(f"MISS {status:9} {query!r} gold={list(gold)} top={list(top)}", err=True)
+
+
+@app.command()
+def bench(
+    size: Annotated[int, typer.Option(help="合成知識ベースのエントリ数")] = 2000,
+    repeat: Annotated[int, typer.Option(help="各質問の計測回数")] = 3,
+) -> None:
+    """本マッチャーとベースライン（rapidfuzz のみ、bm25s 文字 bigram）を同じ実行で比べる。"""
+    from faq.bench import run_bench
+
+    if size < 100:
+        fail("--size must be at least 100")
+    if repeat < 1:
+        fail("--repeat must be at least 1")
+    run_bench(size=size, repeat=repeat)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+# Keep a name for the rendered answer of one entry (used by scripts and tests).
+render_answer = answer_text

@@ -1,0 +1,178 @@
+"""Rank knowledge-base entries for a question.  The matcher never replies.
+
+Scores are built to be comparable across queries and knowledge bases, because
+one threshold must decide between answering and admitting "not found":
+each field score is a BM25 sum divided by the summed IDF of the query's terms,
+i.e. roughly "how much of what the user said this entry covers", in [0, 1].
+Words the knowledge base has never seen count fully in that denominator, so a
+question about something else scores low instead of matching on its one
+familiar word.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from rapidfuzz import fuzz, process
+
+from faq.loader import KnowledgeBase
+from faq.models import Entry
+from faq.text import Analysis, Analyzer
+
+K1 = 1.2
+B = 0.75
+# How the fields add up: question-like text dominates, readings rescue kana and
+# typos, the answer body helps for queries phrased as the answer is.
+WEIGHTS = {"words": 0.45, "reading": 0.25, "answer": 0.15, "fuzzy": 0.15}
+RERANK = 30  # entries that get the (slower) fuzzy comparison
+TYPO_MIN_LEN = 3
+TYPO_CUTOFF = 80.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    entry: Entry
+    score: float
+    matched: tuple[str, ...]  # query terms found in the entry (for highlighting)
+    features: dict[str, float]
+
+
+class _Field:
+    """A BM25 index over one field, with postings as numpy arrays."""
+
+    def __init__(self, docs: Sequence[Sequence[str]]) -> None:
+        self.n_docs = len(docs)
+        lengths = np.array([len(d) for d in docs], dtype=np.float64)
+        avgdl = float(lengths.mean()) if self.n_docs and lengths.sum() else 1.0
+        postings: dict[str, tuple[list[int], list[float]]] = {}
+        for idx, doc in enumerate(docs):
+            norm = K1 * (1 - B + B * lengths[idx] / avgdl)
+            for term, tf in Counter(doc).items():
+                docs_l, w_l = postings.setdefault(term, ([], []))
+                docs_l.append(idx)
+                w_l.append(tf * (K1 + 1) / (tf + norm))
+        self.idf: dict[str, float] = {}
+        self.postings: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
+        for term, (docs_l, w_l) in postings.items():
+            idf = self._idf(len(docs_l))
+            self.idf[term] = idf
+            self.postings[term] = (np.array(docs_l, dtype=np.int64), np.array(w_l) * idf)
+        self.unknown_idf = self._idf(0)
+
+    def _idf(self, df: int) -> float:
+        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+    def scores(self, terms: Iterable[str]) -> NDArray[np.float64]:
+        """Normalised BM25 of every document: sum of matched weights / sum of query IDF."""
+        total = np.zeros(self.n_docs)
+        denom = 0.0
+        for term in set(terms):
+            posting = self.postings.get(term)
+            if posting is None:
+                denom += self.unknown_idf
+                continue
+            denom += self.idf[term]
+            total[posting[0]] += posting[1]
+        if denom <= 0:
+            return total
+        return np.minimum(total / denom, 1.0)
+
+
+class Matcher:
+    """Ranked, scored candidates for a question over one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase, analyzer: Analyzer | None = None) -> None:
+        self.kb = kb
+        self.analyzer = analyzer or Analyzer(kb.synonyms)
+        self.entries: tuple[Entry, ...] = kb.entries
+        variant_entry: list[int] = []
+        variant_text: list[str] = []
+        word_docs: list[tuple[str, ...]] = []
+        bigram_docs: list[tuple[str, ...]] = []
+        answer_docs: list[tuple[str, ...]] = []
+        self._entry_terms: list[set[str]] = []
+        self._entry_variants: list[range] = []
+        for idx, entry in enumerate(self.entries):
+            seen: set[str] = set()
+            first = len(variant_entry)
+            for text in (entry.question, *entry.paraphrases):
+                analysis = self.analyzer.analyze(text)
+                variant_entry.append(idx)
+                variant_text.append(analysis.normalized)
+                word_docs.append(analysis.terms)
+                bigram_docs.append(analysis.bigrams)
+                seen.update(analysis.terms)
+            answer = self.analyzer.analyze(entry.answer) if entry.answer else None
+            answer_docs.append(answer.terms if answer else ())
+            if answer:
+                seen.update(answer.terms)
+            self._entry_terms.append(seen)
+            self._entry_variants.append(range(first, len(variant_entry)))
+        self._variant_entry = np.array(variant_entry, dtype=np.int64)
+        self._variant_text = variant_text
+        self._words = _Field(word_docs)
+        self._readings = _Field(bigram_docs)
+        self._answers = _Field(answer_docs)
+        self._vocab = sorted(set(self._words.idf) | set(self._answers.idf))
+        self._entry_index = {e.id: i for i, e in enumerate(self.entries)}
+
+    def _correct_typos(self, analysis: Analysis) -> list[str]:
+        """Replace unseen words by a close known word (rapidfuzz), keep the rest."""
+        terms = []
+        for term in analysis.terms:
+            if term in self._words.idf or term in self._answers.idf or len(term) < TYPO_MIN_LEN:
+                terms.append(term)
+                continue
+            best = process.extractOne(term, self._vocab, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+            terms.append(best[0] if best else term)
+        return terms
+
+    def _per_entry(self, variant_scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.zeros(len(self.entries))
+        np.maximum.at(out, self._variant_entry, variant_scores)
+        return out
+
+    def rank(self, query: str, *, programs: set[str] | None = None, k: int = 10) -> list[Candidate]:
+        """Best entries first.  `programs` keeps only entries of those programs."""
+        if not self.entries:
+            return []
+        analysis = self.analyzer.analyze(query)
+        if not analysis.terms and not analysis.bigrams:
+            return []
+        terms = self._correct_typos(analysis)
+        words = self._per_entry(self._words.scores(terms))
+        readings = self._per_entry(self._readings.scores(analysis.bigrams))
+        answers = self._answers.scores(terms)
+        base = (
+            WEIGHTS["words"] * words + WEIGHTS["reading"] * readings + WEIGHTS["answer"] * answers
+        ) / (1 - WEIGHTS["fuzzy"])
+        if programs is not None:
+            allowed = np.array([e.program in programs for e in self.entries])
+            base = np.where(allowed, base, -1.0)
+        top = np.argsort(-base, kind="stable")[: max(RERANK, k)]
+        top = top[base[top] > 0]
+        candidates = []
+        for idx in top:
+            fuzzy = self._fuzzy(analysis.normalized, int(idx))
+            score = (1 - WEIGHTS["fuzzy"]) * base[idx] + WEIGHTS["fuzzy"] * fuzzy
+            entry = self.entries[idx]
+            features = {
+                "words": float(words[idx]),
+                "reading": float(readings[idx]),
+                "answer": float(answers[idx]),
+                "fuzzy": fuzzy,
+            }
+            matched = tuple(t for t in dict.fromkeys(terms) if t in self._entry_terms[idx])
+            candidates.append(Candidate(entry, float(score), matched, features))
+        candidates.sort(key=lambda c: -c.score)
+        return candidates[:k]
+
+    def _fuzzy(self, query: str, entry_idx: int) -> float:
+        texts = self._variant_text
+        best = max((fuzz.ratio(query, texts[i]) for i in self._entry_variants[entry_idx]), default=0.0)
+        return best / 100.0

@@ -1,0 +1,137 @@
+"""Typed shape of the knowledge base.
+
+Everything the bot says comes from these records, so they are validated at
+load: a typo in a data file must stop start-up with the file, entry and field
+named, not surface later as a wrong answer in front of an applicant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ProgramId = Literal["it2020", "it2023-multi", "common"]
+FlowId = Literal["productivity", "withdrawal"]
+
+_ID = r"^[a-z0-9][a-z0-9-]*$"
+CONTACT_REF = re.compile(r"\{\{contact:([a-z0-9-]+)\}\}")
+# Phone numbers and web addresses belong in contacts.toml, never in answer text.
+_LITERAL_CONTACT = re.compile(r"(?:\d{2,4}-\d{2,4}-\d{3,4})|(?:https?://)")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceRef(_Frozen):
+    document: str
+    ref: str = Field(min_length=1)
+
+
+class Phone(_Frozen):
+    label: str
+    number: str = Field(pattern=r"^\d{2,4}-\d{2,4}-\d{3,4}$")
+
+
+class Hours(_Frozen):
+    open: str = Field(pattern=r"^\d{2}:\d{2}$")
+    close: str = Field(pattern=r"^\d{2}:\d{2}$")
+    closed_days: tuple[str, ...]
+    year_end_closed: bool
+
+
+class Contact(_Frozen):
+    id: str = Field(pattern=_ID)
+    program: ProgramId
+    name: str
+    phones: tuple[Phone, ...] = ()
+    url: str | None = None
+    hours: Hours | None = None
+    hours_text: str | None = None
+    note: str | None = None
+    source: SourceRef
+
+
+class Program(_Frozen):
+    id: ProgramId
+    name: str
+    short: str
+    cues: tuple[str, ...]
+    general_contacts: tuple[str, ...]
+
+
+class Document(_Frozen):
+    id: str = Field(pattern=_ID)
+    title: str
+    file: str
+
+
+class Category(_Frozen):
+    id: str = Field(pattern=_ID)
+    name: str
+
+
+class Entry(_Frozen):
+    id: str = Field(pattern=_ID)
+    program: ProgramId
+    category: str
+    topic: str | None = None
+    question: str = Field(min_length=2)
+    paraphrases: tuple[str, ...] = Field(min_length=3)
+    answer: str = Field(min_length=2)
+    source: SourceRef
+    related: tuple[str, ...] = ()
+    dialog: FlowId | None = None
+
+    @field_validator("answer")
+    @classmethod
+    def _no_literal_contacts(cls, value: str) -> str:
+        found = _LITERAL_CONTACT.search(value)
+        if found:
+            raise ValueError(
+                f"answer contains {found.group(0)!r}: put phone numbers and URLs in contacts.toml "
+                "and reference them as {{contact:ID}}"
+            )
+        return value.strip()
+
+    @property
+    def contact_refs(self) -> tuple[str, ...]:
+        return tuple(CONTACT_REF.findall(self.answer))
+
+
+class ExternalEntry(_Frozen):
+    """One line of a plain JSONL knowledge base (`--kb`): no program, no contacts."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    answer: str = ""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class SynonymGroup(_Frozen):
+    canonical: str
+    terms: tuple[str, ...] = Field(min_length=1)
+
+
+class SmalltalkIntent(_Frozen):
+    id: str = Field(pattern=_ID)
+    patterns: tuple[str, ...] = Field(min_length=1)
+    reply: str
+
+
+class DialogIntent(_Frozen):
+    flow: FlowId
+    topics: tuple[str, ...] = Field(min_length=1)
+
+
+class Intents(_Frozen):
+    smalltalk: tuple[SmalltalkIntent, ...]
+    dialog_actions: tuple[str, ...]
+    dialog: tuple[DialogIntent, ...]

@@ -1,0 +1,60 @@
+"""Turn entries and contacts into the exact text a user is shown.
+
+Contacts are filled in here, from contacts.toml, so a phone number or an hour
+is written once and every answer that names the line shows the same figures.
+"""
+
+from __future__ import annotations
+
+from faq.loader import KnowledgeBase
+from faq.models import CONTACT_REF, Contact, Entry
+
+
+def contact_block(contact: Contact) -> str:
+    lines = [f"【{contact.name}】"]
+    lines += [f"{phone.label}：{phone.number}" for phone in contact.phones]
+    if contact.url:
+        lines.append(contact.url)
+    if contact.hours_text:
+        lines.append(contact.hours_text)
+    if contact.note:
+        lines.append(contact.note)
+    return "\n".join(lines)
+
+
+def source_line(kb: KnowledgeBase, entry: Entry) -> str:
+    doc = kb.documents.get(entry.source.document)
+    title = doc.title if doc else entry.source.document
+    return f"出典：{title}　{entry.source.ref}"
+
+
+def answer_text(kb: KnowledgeBase, entry: Entry) -> str:
+    """The answer as shown: program label, official text with contacts, source."""
+    body = CONTACT_REF.sub(lambda m: contact_block(kb.contacts[m.group(1)]), entry.answer)
+    program = kb.programs.get(entry.program)
+    parts = []
+    if program and entry.program != "common":
+        parts.append(f"【{program.name}】")
+    parts.append(body.strip())
+    if entry.source.document in kb.documents:
+        parts.append(source_line(kb, entry))
+    return "\n\n".join(parts)
+
+
+def general_contacts(kb: KnowledgeBase, program: str | None) -> list[Contact]:
+    """The lines to call when nothing fits: the program's, or every program's when unknown."""
+    programs = [kb.programs[program]] if program in kb.programs else list(kb.programs.values())
+    seen: dict[str, Contact] = {}
+    for prog in programs:
+        for cid in prog.general_contacts:
+            seen.setdefault(cid, kb.contacts[cid])
+    return list(seen.values())
+
+
+def contacts_text(kb: KnowledgeBase, program: str | None) -> str:
+    blocks = []
+    for contact in general_contacts(kb, program):
+        prog = kb.programs.get(contact.program)
+        label = f"（{prog.short}について）\n" if prog and program is None else ""
+        blocks.append(label + contact_block(contact))
+    return "\n\n".join(blocks)

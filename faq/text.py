@@ -1,0 +1,154 @@
+"""Japanese text analysis for matching: normalisation, terms and readings.
+
+Applicants write the same word many ways (解約 / かいやく / ｶｲﾔｸ, ＩＤ / ID,
+使わなくなった / 使用しなくなる).  Each text is therefore seen three ways:
+  * terms: Sudachi normalized forms of content words, in the coarse (C) split
+    and the fine (A) split, so that 年間平均労働時間 also matches 労働時間 and 時間;
+  * synonym canonicals: domain phrases matched on normalized-form sequences,
+    so conjugation does not matter;
+  * reading bigrams: character bigrams over the katakana reading, so that
+    kana-written or mis-split words and homophone typos still overlap.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sudachipy import Dictionary, SplitMode
+
+from faq.models import SynonymGroup
+
+# Longer input is cut before analysis: a question never needs more, and the
+# cap bounds the time a pasted document can cost.
+MAX_CHARS = 512
+
+_CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞", "代名詞", "感動詞"}
+# Generic words that carry no topic in any Japanese FAQ (normalized forms).
+STOPWORDS = frozenset(
+    """
+    為る する ある 有る 在る 居る いる 成る なる 出来る できる 行う 言う 思う 貰う もらう 下さる くださる 頂く
+    いただく 戴く 呉れる くれる 置く 見る 来る 行く 良い 好い いい 教える 分かる 知る 御 お ご 事 こと 物 もの
+    為 ため 様 よう 時 とき 方 ほう 場合 際 等 など 何 なに なん 此れ これ 其れ それ 彼れ あれ 此の この 其の その
+    どう どの どれ どこ いつ 誰 ちょっと 少し 今 とても 本当 すごい 凄い 大丈夫 今回 今度 一応 です ます 中 後 前
+    上 下 的 さん 様 氏 達 ら 方々 くらい ぐらい 頃 ころ じゃ 的 感じ 形 訳 わけ 筈 はず 所 ところ 人 者 たい
+    """.split()
+)
+
+_SPACE = re.compile(r"\s+")
+_TRANSLATE = str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "―": "-", "－": "-", "ｰ": "ー"})
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, control characters dropped, spaces folded, length capped."""
+    text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).lower()
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return _SPACE.sub(" ", text).strip()[:MAX_CHARS]
+
+
+def _is_symbol(surface: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "PZS" and ch != "ー" for ch in surface)
+
+
+def katakana(text: str) -> str:
+    return "".join(chr(ord(ch) + 0x60) if "ぁ" <= ch <= "ゖ" else ch for ch in text)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A text as the matcher sees it.  `terms` may repeat (term frequency counts)."""
+
+    normalized: str
+    terms: tuple[str, ...]
+    bigrams: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Token:
+    surface: str
+    norm: str
+    reading: str
+    pos: str
+    oov: bool
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> Dictionary:
+    return Dictionary(dict="core")
+
+
+class Analyzer:
+    """Turns text into terms and reading bigrams.  One instance per knowledge base."""
+
+    def __init__(self, synonyms: Sequence[SynonymGroup] = ()) -> None:
+        dictionary = _dictionary()
+        self._tok_c = dictionary.create(SplitMode.C)
+        self._tok_a = dictionary.create(SplitMode.A)
+        self._synonyms: dict[tuple[str, ...], str] = {}
+        for group in synonyms:
+            canonical = self._canonical_term(group.canonical)
+            for term in (group.canonical, *group.terms):
+                key = tuple(t.norm for t in self._tokens(normalize(term), self._tok_c) if not _is_symbol(t.surface))
+                if key:
+                    self._synonyms.setdefault(key, canonical)
+        self._max_syn = max((len(k) for k in self._synonyms), default=0)
+
+    def _canonical_term(self, word: str) -> str:
+        norms = [t.norm for t in self._tokens(normalize(word), self._tok_c)]
+        return "".join(norms) if norms else word
+
+    @staticmethod
+    def _tokens(text: str, tokenizer: object) -> list[_Token]:
+        if not text:
+            return []
+        out = []
+        for m in tokenizer.tokenize(text):  # type: ignore[attr-defined]
+            surface = m.surface()
+            oov = bool(m.is_oov())
+            reading = surface if oov else m.reading_form()
+            out.append(_Token(surface, m.normalized_form(), katakana(reading), m.part_of_speech()[0], oov))
+        return out
+
+    def analyze(self, text: str) -> Analysis:
+        norm = normalize(text)
+        tokens = [t for t in self._tokens(norm, self._tok_c) if not _is_symbol(t.surface)]
+        terms: list[str] = []
+        unknown: list[str] = []
+        for tok in tokens:
+            if self._is_content(tok):
+                terms.append(tok.norm)
+                if tok.oov:
+                    unknown.append(tok.norm)
+        # Fine split: the parts of compounds, when they differ from the compound.
+        for tok in self._tokens(norm, self._tok_a):
+            if self._is_content(tok) and not _is_symbol(tok.surface) and tok.norm not in terms:
+                terms.append(tok.norm)
+        terms.extend(self._synonym_hits([t.norm for t in tokens]))
+        return Analysis(norm, tuple(terms), tuple(self._reading_bigrams(tokens)), tuple(unknown))
+
+    @staticmethod
+    def _is_content(tok: _Token) -> bool:
+        return tok.pos in _CONTENT_POS and tok.norm not in STOPWORDS and len(tok.norm) > 0
+
+    def _synonym_hits(self, norms: list[str]) -> Iterable[str]:
+        i = 0
+        while i < len(norms):
+            for size in range(min(self._max_syn, len(norms) - i), 0, -1):
+                canonical = self._synonyms.get(tuple(norms[i : i + size]))
+                if canonical is not None:
+                    yield canonical
+                    i += size
+                    break
+            else:
+                i += 1
+
+    @staticmethod
+    def _reading_bigrams(tokens: Sequence[_Token]) -> list[str]:
+        reading = "".join(t.reading for t in tokens)
+        if len(reading) == 1:
+            return [reading]
+        return [reading[i : i + 2] for i in range(len(reading) - 1)]
