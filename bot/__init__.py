@@ -1,0 +1,1 @@
+"""Front doors and I/O: the `kounen` command line."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,7 +28,7 @@ kb_app = typer.Typer(add_completion=False, no_args_is_help=True, help="知識ベ
 app.add_typer(kb_app, name="kb")
 
 
-class ProgramOption(str, Enum):
+class ProgramOption(StrEnum):
     it2020 = "it2020"
     it2023_multi = "it2023-multi"
 
@@ -65,9 +65,7 @@ def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
             {"id": c.entry.id, "question": c.entry.question, "score": round(c.score, 4)}
             for c in outcome.candidates
         ],
-        "choices": [
-            {"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices
-        ],
+        "choices": [{"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices],
         "dialog": outcome.dialog,
         "program": outcome.program,
         "confidence": round(outcome.confidence, 4),
@@ -82,10 +80,14 @@ def _stdin_lines() -> Iterator[str]:
 
 @app.command()
 def ask(
-    question: Annotated[str | None, typer.Argument(help="質問。省略すると標準入力から1行1問で読みます。")] = None,
+    question: Annotated[
+        str | None, typer.Argument(help="質問。省略すると標準入力から1行1問で読みます。")
+    ] = None,
     program: Annotated[ProgramOption | None, typer.Option(help="制度を指定する")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="1問につき1行の JSON で出力する")] = False,
-    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")] = None,
+    kb_path: Annotated[
+        Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")
+    ] = None,
 ) -> None:
     """質問に回答する。"""
     kb = _load(kb_path)
@@ -112,7 +114,9 @@ def _make_policy(kb: KnowledgeBase) -> Policy:
 
 @kb_app.command("check")
 def kb_check(
-    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL の知識ベース（省略時は同梱のもの）")] = None,
+    kb_path: Annotated[
+        Path | None, typer.Option("--kb", help="JSONL の知識ベース（省略時は同梱のもの）")
+    ] = None,
 ) -> None:
     """知識ベースを検証し、各言い換えが自分のエントリに届くかを調べる。"""
     from faq.checks import check_kb
@@ -133,12 +137,17 @@ def kb_check(
 @app.command("eval")
 def eval_cmd(
     queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids}")],
-    kb_path: Annotated[Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")] = None,
+    kb_path: Annotated[
+        Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="指標を1つの JSON で出力する")] = False,
     show_misses: Annotated[bool, typer.Option("--misses", help="外れた質問を表示する")] = False,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="確信度の係数 (policy.toml の [calibration]) を当てはめて表示する")
+    ] = False,
 ) -> None:
     """ラベル付き質問で検索精度と速度を測る。"""
-    from faq.evaluate import evaluate, load_queries
+    from faq.evaluate import evaluate, fit_calibration, load_queries
 
     try:
         labelled = load_queries(queries)
@@ -151,6 +160,11 @@ def eval_cmd(
     else:
         for key, value in report.as_dict().items():
             typer.echo(f"{key:>18}: {value}")
+    if calibrate:
+        fitted = fit_calibration(_make_policy(kb), labelled)
+        typer.echo("[calibration]  # fitted on " + str(queries))
+        typer.echo("\n".join(f"{k} = {v:.3f}" for k, v in fitted.items() if k in "abc"))
+        typer.echo(f"# brier = {fitted['brier']:.4f} over {fitted['n']} questions")
     if show_misses:
         for query, gold, status, top in report.misses:
             typer.echo(f"MISS {status:9} {query!r} gold={list(gold)} top={list(top)}", err=True)

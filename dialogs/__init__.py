@@ -1,0 +1,1 @@
+"""The channel-agnostic dialog engine and its flows (productivity, withdrawal)."""

@@ -12,7 +12,22 @@ from faq.render import answer_text, contact_block, contacts_text
 from faq.text import Analyzer, normalize
 
 __all__ = [
-    "Analyzer", "Candidate", "Choice", "Contact", "Entry", "KBError", "KnowledgeBase", "Matcher",
-    "Outcome", "Policy", "PolicyConfig", "Problem", "answer_text", "contact_block", "contacts_text",
-    "load_jsonl_kb", "load_kb", "normalize",
+    "Analyzer",
+    "Candidate",
+    "Choice",
+    "Contact",
+    "Entry",
+    "KBError",
+    "KnowledgeBase",
+    "Matcher",
+    "Outcome",
+    "Policy",
+    "PolicyConfig",
+    "Problem",
+    "answer_text",
+    "contact_block",
+    "contacts_text",
+    "load_jsonl_kb",
+    "load_kb",
+    "normalize",
 ]

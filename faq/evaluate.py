@@ -50,7 +50,7 @@ def load_queries(path: Path) -> list[LabelledQuery]:
             problems.append(Problem(where, None, None, f"not valid JSON: {exc.msg}"))
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
-            problems.append(Problem(where, None, "query", "expected an object with a string \"query\""))
+            problems.append(Problem(where, None, "query", 'expected an object with a string "query"'))
             continue
         gold = obj.get("gold_ids", [])
         if not isinstance(gold, list) or not all(isinstance(g, str | int) for g in gold):
@@ -82,10 +82,14 @@ class Report:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "sr1": round(self.sr1, 4), "sr5": round(self.sr5, 4), "mrr10": round(self.mrr10, 4),
+            "sr1": round(self.sr1, 4),
+            "sr5": round(self.sr5, 4),
+            "mrr10": round(self.mrr10, 4),
             "nomatch_precision": round(self.nomatch_precision, 4),
             "nomatch_recall": round(self.nomatch_recall, 4),
-            "p50_ms": round(self.p50_ms, 3), "p99_ms": round(self.p99_ms, 3), "n": self.n,
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "n": self.n,
             "answered_accuracy": round(self.answered_accuracy, 4),
             "wrong_answer_rate": round(self.wrong_answer_rate, 4),
         }
@@ -106,7 +110,7 @@ def evaluate(policy: Policy, queries: Sequence[LabelledQuery]) -> Report:
     rr = 0.0
     answered_right = answered_in_scope = wrong = 0
     said_nomatch = said_nomatch_right = 0
-    misses = []
+    misses: list[tuple[str, tuple[str, ...], str, tuple[str, ...]]] = []
     in_scope = [q for q in queries if q.gold_ids]
     for q, out in zip(queries, outcomes, strict=True):
         ranked = [c.entry.id for c in out.candidates]
@@ -137,12 +141,45 @@ def evaluate(policy: Policy, queries: Sequence[LabelledQuery]) -> Report:
     n_out = len(queries) - len(in_scope)
     lat = np.array(latencies) if latencies else np.zeros(1)
     return Report(
-        n=len(queries), n_in_scope=len(in_scope), n_out_of_scope=n_out,
-        sr1=_ratio(sr1, len(in_scope)), sr5=_ratio(sr5, len(in_scope)), mrr10=rr / len(in_scope) if in_scope else 1.0,
+        n=len(queries),
+        n_in_scope=len(in_scope),
+        n_out_of_scope=n_out,
+        sr1=_ratio(sr1, len(in_scope)),
+        sr5=_ratio(sr5, len(in_scope)),
+        mrr10=rr / len(in_scope) if in_scope else 1.0,
         answered_accuracy=_ratio(answered_right, answered_in_scope),
         wrong_answer_rate=_ratio(wrong, len(queries)) if queries else 0.0,
         nomatch_precision=_ratio(said_nomatch_right, said_nomatch),
         nomatch_recall=_ratio(said_nomatch_right, n_out),
-        p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)),
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
         misses=tuple(misses),
     )
+
+
+def fit_calibration(policy: Policy, queries: Sequence[LabelledQuery], steps: int = 5000) -> dict[str, float]:
+    """Fit confidence = sigmoid(a·score + b·margin + c) to "the top entry is right".
+
+    Out-of-scope questions count as wrong whatever ranks first, so the fitted
+    confidence is the probability that showing the top entry would be correct.
+    Plain logistic regression by gradient descent: three parameters need no library.
+    """
+    xs: list[tuple[float, float]] = []
+    ys: list[float] = []
+    for q in queries:
+        candidates = policy.matcher.rank(q.query, k=2)
+        if not candidates:
+            continue
+        score = candidates[0].score
+        margin = score - (candidates[1].score if len(candidates) > 1 else 0.0)
+        xs.append((score, margin))
+        ys.append(1.0 if candidates[0].entry.id in q.gold_ids else 0.0)
+    x = np.array(xs)
+    y = np.array(ys)
+    w = np.zeros(3)
+    design = np.hstack([x, np.ones((len(x), 1))])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(design @ w)))
+        w -= 0.5 * design.T @ (p - y) / len(y)
+    p = 1 / (1 + np.exp(-(design @ w)))
+    return {"a": float(w[0]), "b": float(w[1]), "c": float(w[2]), "brier": float(np.mean((p - y) ** 2)), "n": len(y)}

@@ -70,6 +70,7 @@ class KnowledgeBase:
     synonyms: tuple[SynonymGroup, ...] = ()
     intents: Intents | None = None
     foreign_cues: tuple[str, ...] = ()
+    ignore_phrases: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
     by_id: dict[str, Entry] = field(init=False)
 
@@ -88,9 +89,7 @@ def _read_toml(path: Path, problems: list[Problem]) -> dict[str, Any]:
     return {}
 
 
-def _models(
-    model: type[M], rows: object, path: Path, table: str, problems: list[Problem]
-) -> list[M]:
+def _models(model: type[M], rows: object, path: Path, table: str, problems: list[Problem]) -> list[M]:
     if rows is None:
         problems.append(Problem(str(path), None, table, f"missing table [[{table}]]"))
         return []
@@ -127,6 +126,7 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     documents = _models(Document, catalog.get("document"), catalog_path, "document", problems)
     categories = _models(Category, catalog.get("category"), catalog_path, "category", problems)
     foreign = tuple(str(c) for c in catalog.get("foreign", {}).get("cues", []))
+    ignore = tuple(str(c) for c in catalog.get("matching", {}).get("ignore", []))
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
     )
@@ -144,40 +144,54 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
                 problems.append(Problem(str(intents_path), None, loc, err["msg"]))
 
     entries: list[Entry] = []
-    entry_files: dict[str, str] = {}
+    entry_places: list[tuple[str, str]] = []
     kb_files = sorted((data_dir / "kb").glob("*.toml"))
     if not kb_files:
         problems.append(Problem(str(data_dir / "kb"), None, None, "no knowledge-base files (*.toml)"))
     for path in kb_files:
         for entry in _models(Entry, _read_toml(path, problems).get("entry"), path, "entry", problems):
             entries.append(entry)
-            entry_files.setdefault(entry.id, str(path))
+            entry_places.append((entry.id, str(path)))
 
     _duplicates([c.id for c in contacts], str(contacts_path), "contact", problems)
-    _duplicates([e.id for e in entries], "faq/data/kb", "entry", problems)
+    first_place: dict[str, str] = {}
+    for ident, place in entry_places:
+        if ident in first_place:
+            problems.append(Problem(place, ident, "id", f"duplicate entry id (first defined in {first_place[ident]})"))
+        else:
+            first_place[ident] = place
 
     contact_map = {c.id: c for c in contacts}
     doc_ids = {d.id for d in documents}
     cat_ids = {c.id for c in categories}
     entry_ids = {e.id for e in entries}
-    program_map = {p.id: p for p in programs}
+    program_map: dict[str, Program] = {p.id: p for p in programs}
     used_contacts: set[str] = set()
     for prog in programs:
         for cid in prog.general_contacts:
             used_contacts.add(cid)
             if cid not in contact_map:
-                problems.append(Problem(str(catalog_path), prog.id, "general_contacts", f"unknown contact {cid!r}"))
+                problems.append(
+                    Problem(str(catalog_path), prog.id, "general_contacts", f"unknown contact {cid!r}")
+                )
     for contact in contacts:
         if contact.source.document not in doc_ids:
             problems.append(
-                Problem(str(contacts_path), contact.id, "source.document", f"unknown document {contact.source.document!r}")
+                Problem(
+                    str(contacts_path),
+                    contact.id,
+                    "source.document",
+                    f"unknown document {contact.source.document!r}",
+                )
             )
     for entry in entries:
-        where = entry_files[entry.id]
+        where = first_place[entry.id]
         if entry.category not in cat_ids:
             problems.append(Problem(where, entry.id, "category", f"unknown category {entry.category!r}"))
         if entry.source.document not in doc_ids:
-            problems.append(Problem(where, entry.id, "source.document", f"unknown document {entry.source.document!r}"))
+            problems.append(
+                Problem(where, entry.id, "source.document", f"unknown document {entry.source.document!r}")
+            )
         for rel in entry.related:
             if rel not in entry_ids:
                 problems.append(Problem(where, entry.id, "related", f"dangling reference {rel!r}"))
@@ -185,14 +199,16 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
                 problems.append(Problem(where, entry.id, "related", "an entry cannot be related to itself"))
         for cid in entry.contact_refs:
             used_contacts.add(cid)
-            contact = contact_map.get(cid)
-            if contact is None:
+            referenced = contact_map.get(cid)
+            if referenced is None:
                 problems.append(Problem(where, entry.id, "answer", f"unknown contact {{{{contact:{cid}}}}}"))
-            elif contact.program not in ("common", entry.program):
+            elif referenced.program not in ("common", entry.program):
                 problems.append(
                     Problem(
-                        where, entry.id, "answer",
-                        f"contact {cid!r} belongs to {contact.program}, not to this {entry.program} entry",
+                        where,
+                        entry.id,
+                        "answer",
+                        f"contact {cid!r} belongs to {referenced.program}, not to this {entry.program} entry",
                     )
                 )
     warnings = [
@@ -211,6 +227,7 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
         synonyms=tuple(synonyms),
         intents=intents,
         foreign_cues=foreign,
+        ignore_phrases=ignore,
         warnings=tuple(warnings),
     )
 

@@ -29,6 +29,9 @@ B = 0.75
 # How the fields add up: question-like text dominates, readings rescue kana and
 # typos, the answer body helps for queries phrased as the answer is.
 WEIGHTS = {"words": 0.45, "reading": 0.25, "answer": 0.15, "fuzzy": 0.15}
+# All of an entry's question wordings pooled into one text, slightly discounted:
+# catches a question that mixes words from two paraphrases.
+POOLED = 0.9
 RERANK = 30  # entries that get the (slower) fuzzy comparison
 TYPO_MIN_LEN = 3
 TYPO_CUTOFF = 80.0
@@ -88,13 +91,17 @@ class Matcher:
 
     def __init__(self, kb: KnowledgeBase, analyzer: Analyzer | None = None) -> None:
         self.kb = kb
-        self.analyzer = analyzer or Analyzer(kb.synonyms)
+        # Program names say which entries apply, not what the question is about:
+        # the policy filters on them, so they are left out of the scores.
+        ignore = [c for p in kb.programs.values() for c in p.cues] + list(kb.ignore_phrases)
+        self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignore)
         self.entries: tuple[Entry, ...] = kb.entries
         variant_entry: list[int] = []
         variant_text: list[str] = []
         word_docs: list[tuple[str, ...]] = []
         bigram_docs: list[tuple[str, ...]] = []
         answer_docs: list[tuple[str, ...]] = []
+        pooled_docs: list[tuple[str, ...]] = []
         self._entry_terms: list[set[str]] = []
         self._entry_variants: list[range] = []
         for idx, entry in enumerate(self.entries):
@@ -107,6 +114,7 @@ class Matcher:
                 word_docs.append(analysis.terms)
                 bigram_docs.append(analysis.bigrams)
                 seen.update(analysis.terms)
+            pooled_docs.append(tuple(t for i in range(first, len(variant_entry)) for t in word_docs[i]))
             answer = self.analyzer.analyze(entry.answer) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
             if answer:
@@ -118,6 +126,7 @@ class Matcher:
         self._words = _Field(word_docs)
         self._readings = _Field(bigram_docs)
         self._answers = _Field(answer_docs)
+        self._pooled = _Field(pooled_docs)
         self._vocab = sorted(set(self._words.idf) | set(self._answers.idf))
         self._entry_index = {e.id: i for i, e in enumerate(self.entries)}
 
@@ -145,34 +154,43 @@ class Matcher:
         if not analysis.terms and not analysis.bigrams:
             return []
         terms = self._correct_typos(analysis)
-        words = self._per_entry(self._words.scores(terms))
+        words = np.maximum(self._per_entry(self._words.scores(terms)), POOLED * self._pooled.scores(terms))
         readings = self._per_entry(self._readings.scores(analysis.bigrams))
         answers = self._answers.scores(terms)
-        base = (
-            WEIGHTS["words"] * words + WEIGHTS["reading"] * readings + WEIGHTS["answer"] * answers
-        ) / (1 - WEIGHTS["fuzzy"])
+        base = (WEIGHTS["words"] * words + WEIGHTS["reading"] * readings + WEIGHTS["answer"] * answers) / (
+            1 - WEIGHTS["fuzzy"]
+        )
         if programs is not None:
             allowed = np.array([e.program in programs for e in self.entries])
             base = np.where(allowed, base, -1.0)
         top = np.argsort(-base, kind="stable")[: max(RERANK, k)]
         top = top[base[top] > 0]
+        if not len(top):
+            return []
+        fuzzy = self._fuzzy(analysis.normalized, top)
+        final = (1 - WEIGHTS["fuzzy"]) * base[top] + WEIGHTS["fuzzy"] * fuzzy
+        order = np.argsort(-final, kind="stable")[:k]
         candidates = []
-        for idx in top:
-            fuzzy = self._fuzzy(analysis.normalized, int(idx))
-            score = (1 - WEIGHTS["fuzzy"]) * base[idx] + WEIGHTS["fuzzy"] * fuzzy
-            entry = self.entries[idx]
+        for pos in order:
+            idx = int(top[pos])
             features = {
                 "words": float(words[idx]),
                 "reading": float(readings[idx]),
                 "answer": float(answers[idx]),
-                "fuzzy": fuzzy,
+                "fuzzy": float(fuzzy[pos]),
             }
             matched = tuple(t for t in dict.fromkeys(terms) if t in self._entry_terms[idx])
-            candidates.append(Candidate(entry, float(score), matched, features))
-        candidates.sort(key=lambda c: -c.score)
-        return candidates[:k]
+            candidates.append(Candidate(self.entries[idx], float(final[pos]), matched, features))
+        return candidates
 
-    def _fuzzy(self, query: str, entry_idx: int) -> float:
-        texts = self._variant_text
-        best = max((fuzz.ratio(query, texts[i]) for i in self._entry_variants[entry_idx]), default=0.0)
-        return best / 100.0
+    def _fuzzy(self, query: str, entry_idx: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Best rapidfuzz ratio between the query and each given entry's wordings, in [0, 1]."""
+        spans = [self._entry_variants[i] for i in entry_idx]
+        texts = [self._variant_text[v] for span in spans for v in span]
+        ratios = process.cdist([query], texts, scorer=fuzz.ratio, dtype=np.float64)[0]
+        out = np.zeros(len(spans))
+        start = 0
+        for pos, span in enumerate(spans):
+            out[pos] = ratios[start : start + len(span)].max(initial=0.0)
+            start += len(span)
+        return out / 100.0

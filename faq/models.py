@@ -8,6 +8,7 @@ named, not surface later as a wrong answer in front of an applicant.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -88,7 +89,7 @@ class Entry(_Frozen):
     @field_validator("answer")
     @classmethod
     def _no_literal_contacts(cls, value: str) -> str:
-        found = _LITERAL_CONTACT.search(value)
+        found = _LITERAL_CONTACT.search(unicodedata.normalize("NFKC", value).replace("－", "-").replace("−", "-"))
         if found:
             raise ValueError(
                 f"answer contains {found.group(0)!r}: put phone numbers and URLs in contacts.toml "

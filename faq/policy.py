@@ -104,7 +104,9 @@ class Policy:
             [(s.id, tuple(normalize(p) for p in s.patterns)) for s in intents.smalltalk] if intents else []
         )
         self._actions = tuple(normalize(a) for a in intents.dialog_actions) if intents else ()
-        self._flows = [(d.flow, tuple(normalize(t) for t in d.topics)) for d in intents.dialog] if intents else []
+        self._flows = (
+            [(d.flow, tuple(normalize(t) for t in d.topics)) for d in intents.dialog] if intents else []
+        )
 
     # -- recognisers -------------------------------------------------------
     def detect_program(self, norm: str) -> str | None:
@@ -145,7 +147,9 @@ class Policy:
         candidates = self.matcher.rank(query, programs=allowed, k=k)
         flow = self.detect_dialog(norm)
         if flow is not None:
-            return Outcome(query, "dialog", tuple(candidates), dialog=flow, program=program, reason="dialog request")
+            return Outcome(
+                query, "dialog", tuple(candidates), dialog=flow, program=program, reason="dialog request"
+            )
         foreign = self._foreign_cues(norm)
         if foreign:
             # A question naming another subsidy is answered only by an entry that names it too.
@@ -164,27 +168,59 @@ class Policy:
         confidence = cfg.calibration.confidence(top.score, margin)
         if program is None and top.entry.topic:
             rivals = [
-                c for c in candidates[1:]
-                if c.entry.topic == top.entry.topic and c.entry.program != top.entry.program
+                c
+                for c in candidates[1:]
+                if c.entry.topic == top.entry.topic
+                and c.entry.program != top.entry.program
+                and c.score >= cfg.clarify_min
                 and top.score - c.score <= cfg.program_window
             ]
             if rivals:
+                # One choice per program, its best entry; picking it asks again within that program.
+                best = {c.entry.program: c for c in reversed((top, *rivals))}
                 choices = tuple(
-                    Choice(self.kb.programs[c.entry.program].short, c.entry.id, c.entry.program)
-                    for c in (top, *rivals)
+                    Choice(self.kb.programs[pid].short, c.entry.id, pid)
+                    for pid, c in sorted(best.items(), key=lambda item: -item[1].score)
                 )
-                return Outcome(query, "clarify", candidates, choices=choices, confidence=confidence,
-                               reason="answer differs by program")
+                return Outcome(
+                    query,
+                    "clarify",
+                    candidates,
+                    choices=choices,
+                    confidence=confidence,
+                    reason="answer differs by program",
+                )
         if top.score >= cfg.answer_min and margin >= cfg.margin:
-            return Outcome(query, "answered", candidates, entry=top.entry, program=program,
-                           confidence=confidence, reason="clear winner")
+            return Outcome(
+                query,
+                "answered",
+                candidates,
+                entry=top.entry,
+                program=program,
+                confidence=confidence,
+                reason="clear winner",
+            )
         close = [c for c in candidates if top.score - c.score <= cfg.clarify_window][: cfg.clarify_max]
         if len(close) == 1 and top.score >= cfg.answer_min:
-            return Outcome(query, "answered", candidates, entry=top.entry, program=program,
-                           confidence=confidence, reason="clear winner")
+            return Outcome(
+                query,
+                "answered",
+                candidates,
+                entry=top.entry,
+                program=program,
+                confidence=confidence,
+                reason="clear winner",
+            )
         choices = tuple(Choice(c.entry.question, c.entry.id, c.entry.program) for c in close)
-        return Outcome(query, "clarify", candidates, choices=choices, program=program,
-                       confidence=confidence, reason="close candidates" if len(close) > 1 else "low confidence")
+        return Outcome(
+            query,
+            "clarify",
+            candidates,
+            choices=choices,
+            program=program,
+            confidence=confidence,
+            reason="close candidates" if len(close) > 1 else "low confidence",
+        )
 
 
 def top_ids(candidates: Sequence[Candidate], k: int) -> list[str]:

@@ -42,4 +42,6 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome) -> str:
     if outcome.reason == "empty":
         return EMPTY
     contacts = contacts_text(kb, outcome.program)
-    return f"{NO_MATCH}\nお手数ですが、次の窓口にお問い合わせください。\n\n{contacts}" if contacts else NO_MATCH
+    return (
+        f"{NO_MATCH}\nお手数ですが、次の窓口にお問い合わせください。\n\n{contacts}" if contacts else NO_MATCH
+    )

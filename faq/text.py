@@ -30,12 +30,14 @@ _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭�
 # Generic words that carry no topic in any Japanese FAQ (normalized forms).
 STOPWORDS = frozenset(
     """
-    為る する ある 有る 在る 居る いる 成る なる 出来る できる 行う 言う 思う 貰う もらう 下さる くださる 頂く
-    いただく 戴く 呉れる くれる 置く 見る 来る 行く 良い 好い いい 教える 分かる 知る 御 お ご 事 こと 物 もの
-    為 ため 様 よう 時 とき 方 ほう 場合 際 等 など 何 なに なん 此れ これ 其れ それ 彼れ あれ 此の この 其の その
-    どう どの どれ どこ いつ 誰 ちょっと 少し 今 とても 本当 すごい 凄い 大丈夫 今回 今度 一応 です ます 中 後 前
-    上 下 的 さん 様 氏 達 ら 方々 くらい ぐらい 頃 ころ じゃ 的 感じ 形 訳 わけ 筈 はず 所 ところ 人 者 たい
-    """.split()
+    為る する ある 有る 在る 居る いる 成る なる 出来る できる 行う 言う 思う 貰う もらう
+    下さる くださる 頂く いただく 戴く 呉れる くれる 置く 見る 来る 行く 良い 好い いい
+    教える 分かる 知る 御 お ご 事 こと 物 もの 為 ため 様 よう 時 とき 方 ほう 場合
+    際 等 など 此れ これ 其れ それ 彼れ あれ 此の この 其の その どう どの どれ ちょっと
+    少し 今 とても 本当 すごい 凄い 大丈夫 今回 今度 一応 です ます 中 後 前 上 下 的
+    さん 様 氏 達 ら 方々 くらい ぐらい 頃 ころ じゃ 的 感じ 形 訳 わけ 筈 はず 所
+    ところ 人 者 たい
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
 _SPACE = re.compile(r"\s+")
@@ -53,8 +55,11 @@ def _is_symbol(surface: str) -> bool:
     return all(unicodedata.category(ch)[0] in "PZS" and ch != "ー" for ch in surface)
 
 
+_KATAKANA = str.maketrans({chr(c): chr(c + 0x60) for c in range(ord("ぁ"), ord("ゖ") + 1)})
+
+
 def katakana(text: str) -> str:
-    return "".join(chr(ord(ch) + 0x60) if "ぁ" <= ch <= "ゖ" else ch for ch in text)
+    return text.translate(_KATAKANA)
 
 
 @dataclass(frozen=True)
@@ -84,15 +89,19 @@ def _dictionary() -> Dictionary:
 class Analyzer:
     """Turns text into terms and reading bigrams.  One instance per knowledge base."""
 
-    def __init__(self, synonyms: Sequence[SynonymGroup] = ()) -> None:
+    def __init__(self, synonyms: Sequence[SynonymGroup] = (), ignore: Sequence[str] = ()) -> None:
         dictionary = _dictionary()
-        self._tok_c = dictionary.create(SplitMode.C)
-        self._tok_a = dictionary.create(SplitMode.A)
+        phrases = sorted({normalize(p) for p in ignore if normalize(p)}, key=len, reverse=True)
+        self._ignore = re.compile("|".join(map(re.escape, phrases))) if phrases else None
+        self._tok_c = dictionary.tokenizer(SplitMode.C)
+        self._tok_a = dictionary.tokenizer(SplitMode.A)
         self._synonyms: dict[tuple[str, ...], str] = {}
         for group in synonyms:
             canonical = self._canonical_term(group.canonical)
             for term in (group.canonical, *group.terms):
-                key = tuple(t.norm for t in self._tokens(normalize(term), self._tok_c) if not _is_symbol(t.surface))
+                key = tuple(
+                    t.norm for t in self._tokens(normalize(term), self._tok_c) if not _is_symbol(t.surface)
+                )
                 if key:
                     self._synonyms.setdefault(key, canonical)
         self._max_syn = max((len(k) for k in self._synonyms), default=0)
@@ -115,6 +124,8 @@ class Analyzer:
 
     def analyze(self, text: str) -> Analysis:
         norm = normalize(text)
+        if self._ignore is not None:
+            norm = self._ignore.sub(" ", norm)
         tokens = [t for t in self._tokens(norm, self._tok_c) if not _is_symbol(t.surface)]
         terms: list[str] = []
         unknown: list[str] = []

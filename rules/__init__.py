@@ -1,0 +1,1 @@
+"""Pure calculations and eligibility rules: labour productivity and withdrawal (辞退) checks."""

@@ -1,0 +1,86 @@
+"""Shared fixtures: a no-network guard for the whole session, and one knowledge base.
+
+The guard makes any socket connection to a non-loopback address fail loudly, so a
+test (or a library under test) that quietly reaches the internet is caught instead
+of passing on a developer machine and hanging in CI.  Loopback (127.0.0.0/8, ::1,
+"localhost") and Unix sockets stay allowed, so local servers still work.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from faq import KnowledgeBase, Policy, load_kb
+
+_LOCAL_NAMES = frozenset({"localhost", "localhost."})
+_UNIX = getattr(socket, "AF_UNIX", None)
+
+
+def _is_loopback_host(host: object) -> bool:
+    if isinstance(host, bytes | bytearray):
+        host = bytes(host).decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    name = host.strip().strip("[]").split("%", 1)[0].lower()  # drop an IPv6 zone id
+    if name in _LOCAL_NAMES:
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # any other host name would need DNS, i.e. the network
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _check(family: object, address: Any) -> None:
+    if _UNIX is not None and family == _UNIX:
+        return
+    host = address[0] if isinstance(address, tuple) and address else address
+    if not _is_loopback_host(host):
+        raise RuntimeError(f"network access outside loopback in tests: {address}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network_outside_loopback() -> Iterator[None]:
+    original_connect = socket.socket.connect
+    original_connect_ex = socket.socket.connect_ex
+    original_create_connection = socket.create_connection
+
+    def connect(self: socket.socket, address: Any) -> None:
+        _check(self.family, address)
+        return original_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        _check(self.family, address)
+        return original_connect_ex(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        _check(None, address)
+        return original_create_connection(address, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(socket.socket, "connect", connect)
+    patch.setattr(socket.socket, "connect_ex", connect_ex)
+    patch.setattr(socket, "create_connection", create_connection)
+    try:
+        yield
+    finally:
+        patch.undo()
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    """The shipped knowledge base, loaded once (Sudachi dictionary included)."""
+    return load_kb()
+
+
+@pytest.fixture(scope="session")
+def policy(kb: KnowledgeBase) -> Policy:
+    """One policy (and matcher index) over the shipped knowledge base."""
+    return Policy(kb)
