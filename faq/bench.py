@@ -378,6 +378,30 @@ def startup_times(runs: int = STARTUP_RUNS) -> list[float]:
     return times
 
 
+# Run `kounen ask` the way the console script does, and report the new process's own
+# high-water RSS at exit.  RUSAGE_CHILDREN cannot be used: on Linux a child made by
+# fork/vfork + exec inherits the parent's peak, so it would report this bench's size.
+_RSS_PROBE = """\
+import atexit, sys
+def _hwm():
+    with open("/proc/self/status") as fh:
+        sys.stderr.write("\\n" + next(line for line in fh if line.startswith("VmHWM")))
+atexit.register(_hwm)
+sys.argv = ["kounen", "ask", sys.argv[1]]
+from bot.cli import main
+main()
+"""
+
+
+def startup_peak_rss_mb() -> float | None:
+    """Peak RSS (MB) of one `kounen ask` process, or None where /proc is not available."""
+    if not Path("/proc/self/status").exists():
+        return None
+    done = subprocess.run([sys.executable, "-c", _RSS_PROBE, STARTUP_QUESTION], capture_output=True, check=False)
+    lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.startswith("VmHWM")]
+    return int(lines[-1].split()[1]) / 1024 if lines else None
+
+
 # -- report ----------------------------------------------------------------------
 
 
@@ -395,12 +419,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def render(results: list[SettingResult], startup: list[float], repeat: int, n_project: int, n_large: int,
-           elapsed_s: float, queries: dict[str, list[LabelledQuery]]) -> str:
+def render(results: list[SettingResult], startup: list[float], startup_rss_mb: float | None, repeat: int,
+           n_project: int, n_large: int, elapsed_s: float, queries: dict[str, list[LabelledQuery]]) -> str:
     """The Markdown written to stdout and bench-results/latest.md."""
     rows = [r for s in results for r in s.rows]
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     qdesc = ", ".join(f"{k} {len(v)} ({sum(not q.gold_ids for q in v)} out of scope)" for k, v in queries.items())
     out = [
         "# kounen bench",
@@ -452,7 +475,8 @@ def render(results: list[SettingResult], startup: list[float], repeat: int, n_pr
         "",
         f"- `kounen ask \"{STARTUP_QUESTION}\"` in a fresh process, {len(startup)} runs: median {median_start:.2f} s, "
         f"max {max_start:.2f} s (runs: {', '.join(f'{t:.2f}' for t in startup)}).",
-        f"- Peak RSS of one `kounen ask` process: {rss_child:.0f} MB.",
+        "- Peak RSS of one `kounen ask` process (project KB, VmHWM): "
+        + (f"{startup_rss_mb:.0f} MB." if startup_rss_mb is not None else "n/a (no /proc)."),
         f"- Peak RSS of this bench process (both knowledge bases, all three matchers loaded): {rss_self:.0f} MB.",
         f"- kounen's quality figures above {results[0].consistency} (project KB) / {results[-1].consistency} "
         f"({results[-1].rows[0].setting} KB).",
@@ -479,7 +503,8 @@ def run_bench(size: int, repeat: int) -> None:
                run_setting(f"{len(large.entries):,}", large, queries, repeat)]
     _log("measuring start to first answer")
     startup = startup_times()
-    text = render(results, startup, repeat, len(project.entries), len(large.entries),
+    startup_rss = startup_peak_rss_mb()
+    text = render(results, startup, startup_rss, repeat, len(project.entries), len(large.entries),
                   time.perf_counter() - started, queries)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text + "\n", encoding="utf-8")

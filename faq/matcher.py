@@ -32,7 +32,8 @@ WEIGHTS = {"words": 0.45, "reading": 0.25, "answer": 0.15, "fuzzy": 0.15}
 # All of an entry's question wordings pooled into one text, slightly discounted:
 # catches a question that mixes words from two paraphrases.
 POOLED = 0.9
-RERANK = 30  # entries that get the (slower) fuzzy comparison
+RERANK = 30
+DENOM_TERMS = 10
 TYPO_MIN_LEN = 3
 TYPO_CUTOFF = 80.0
 
@@ -73,14 +74,16 @@ class _Field:
     def scores(self, terms: Iterable[str]) -> NDArray[np.float64]:
         """Normalised BM25 of every document: sum of matched weights / sum of query IDF."""
         total = np.zeros(self.n_docs)
-        denom = 0.0
+        weights = []
         for term in set(terms):
             posting = self.postings.get(term)
             if posting is None:
-                denom += self.unknown_idf
+                weights.append(self.unknown_idf)
                 continue
-            denom += self.idf[term]
+            weights.append(self.idf[term])
             total[posting[0]] += posting[1]
+        # A long, chatty question is judged on its most telling words only.
+        denom = sum(sorted(weights, reverse=True)[:DENOM_TERMS])
         if denom <= 0:
             return total
         return np.minimum(total / denom, 1.0)
@@ -146,11 +149,29 @@ class Matcher:
         np.maximum.at(out, self._variant_entry, variant_scores)
         return out
 
-    def rank(self, query: str, *, programs: set[str] | None = None, k: int = 10) -> list[Candidate]:
+    def unknown_share(self, analysis: Analysis) -> float:
+        """Share of the question's words that no entry contains anywhere.
+
+        A question about something else (ゲームのログインボーナス, Netflixの解約) shares one
+        domain word with the knowledge base but brings words it has never seen.
+        """
+        terms = set(analysis.terms)
+        if not terms:
+            return 0.0
+        return sum(1 for t in terms if t not in self._words.idf and t not in self._answers.idf) / len(terms)
+
+    def rank(
+        self,
+        query: str,
+        *,
+        programs: set[str] | None = None,
+        k: int = 10,
+        analysis: Analysis | None = None,
+    ) -> list[Candidate]:
         """Best entries first.  `programs` keeps only entries of those programs."""
         if not self.entries:
             return []
-        analysis = self.analyzer.analyze(query)
+        analysis = analysis or self.analyzer.analyze(query)
         if not analysis.terms and not analysis.bigrams:
             return []
         terms = self._correct_typos(analysis)

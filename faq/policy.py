@@ -43,6 +43,8 @@ class PolicyConfig(BaseModel):
     clarify_window: float
     clarify_max: int
     program_window: float
+    unknown_share_max: float
+    unknown_strong: float
     calibration: Calibration
 
     @classmethod
@@ -144,7 +146,8 @@ class Policy:
             return Outcome(query, "smalltalk", (), program=program, smalltalk=small, reason="smalltalk")
         program = program or self.detect_program(norm)
         allowed = {program, "common"} if program else None
-        candidates = self.matcher.rank(query, programs=allowed, k=k)
+        analysis = self.matcher.analyzer.analyze(query)
+        candidates = self.matcher.rank(query, programs=allowed, k=k, analysis=analysis)
         flow = self.detect_dialog(norm)
         if flow is not None:
             return Outcome(
@@ -156,6 +159,10 @@ class Policy:
             candidates = [c for c in candidates if all(f in self._entry_text[c.entry.id] for f in foreign)]
             if not candidates:
                 return Outcome(query, "no_match", (), program=program, reason=f"out of scope: {foreign[0]}")
+        unknown = self.matcher.unknown_share(analysis)
+        top_score = candidates[0].score if candidates else 0.0
+        if unknown >= self.config.unknown_share_max and top_score < self.config.unknown_strong:
+            return Outcome(query, "no_match", tuple(candidates), program=program, reason="unknown words")
         return self._from_candidates(query, tuple(candidates), program)
 
     def _from_candidates(self, query: str, candidates: tuple[Candidate, ...], program: str | None) -> Outcome:
