@@ -135,4 +135,6 @@ class DialogIntent(_Frozen):
 class Intents(_Frozen):
     smalltalk: tuple[SmalltalkIntent, ...]
     dialog_actions: tuple[str, ...]
+    # Plain verbs (出して) that ask for a calculation only with the topic as their object.
+    dialog_object_actions: tuple[str, ...] = ()
     dialog: tuple[DialogIntent, ...]

@@ -106,6 +106,7 @@ class Policy:
             [(s.id, tuple(normalize(p) for p in s.patterns)) for s in intents.smalltalk] if intents else []
         )
         self._actions = tuple(normalize(a) for a in intents.dialog_actions) if intents else ()
+        self._object_actions = tuple(normalize(a) for a in intents.dialog_object_actions) if intents else ()
         self._flows = (
             [(d.flow, tuple(normalize(t) for t in d.topics)) for d in intents.dialog] if intents else []
         )
@@ -124,10 +125,12 @@ class Policy:
         return None
 
     def detect_dialog(self, norm: str) -> FlowId | None:
-        if not any(a in norm for a in self._actions):
-            return None
+        asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
+            direct = any(t + p + a in norm for t in topics for p in ("", "を") for a in self._object_actions)
+            if not (asked or direct):
+                continue
             hits = sum(1 for t in topics if t in norm)
             if hits and (best is None or hits > best[0]):
                 best = (hits, flow)
@@ -173,7 +176,7 @@ class Policy:
         second = candidates[1].score if len(candidates) > 1 else 0.0
         margin = top.score - second
         confidence = cfg.calibration.confidence(top.score, margin)
-        if program is None and top.entry.topic:
+        if program is None and top.entry.topic and top.score >= cfg.answer_min:
             rivals = [
                 c
                 for c in candidates[1:]

@@ -19,7 +19,10 @@ def _cases() -> list[Any]:
         if not line.strip():
             continue
         case = json.loads(line)
-        params.append(pytest.param(case, id=f"L{lineno:02d}-{case['status']}"))
+        # A case the matcher does not yet get right carries "known_gap": why.  It runs as a
+        # strict xfail, so fixing the gap turns the test red until the note is removed.
+        marks = [pytest.mark.xfail(reason=case["known_gap"], strict=True)] if "known_gap" in case else []
+        params.append(pytest.param(case, id=f"L{lineno:02d}-{case['status']}", marks=marks))
     return params
 
 
