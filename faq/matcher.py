@@ -130,7 +130,9 @@ class Matcher:
         self._readings = _Field(bigram_docs)
         self._answers = _Field(answer_docs)
         self._pooled = _Field(pooled_docs)
-        self._vocab = sorted(set(self._words.idf) | set(self._answers.idf))
+        self._vocab_by_len: dict[int, list[str]] = {}
+        for word in sorted(set(self._words.idf) | set(self._answers.idf)):
+            self._vocab_by_len.setdefault(len(word), []).append(word)
         self._entry_index = {e.id: i for i, e in enumerate(self.entries)}
 
     def _correct_typos(self, analysis: Analysis) -> list[str]:
@@ -140,7 +142,9 @@ class Matcher:
             if term in self._words.idf or term in self._answers.idf or len(term) < TYPO_MIN_LEN:
                 terms.append(term)
                 continue
-            best = process.extractOne(term, self._vocab, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+            # A ratio of 80 needs lengths within a quarter of each other: compare only those.
+            near = [w for n in range(len(term) - 1, len(term) + 2) for w in self._vocab_by_len.get(n, ())]
+            best = process.extractOne(term, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
             terms.append(best[0] if best else term)
         return terms
 

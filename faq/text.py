@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from sudachipy import Dictionary, SplitMode
 
@@ -94,7 +95,6 @@ class Analyzer:
         phrases = sorted({normalize(p) for p in ignore if normalize(p)}, key=len, reverse=True)
         self._ignore = re.compile("|".join(map(re.escape, phrases))) if phrases else None
         self._tok_c = dictionary.tokenizer(SplitMode.C)
-        self._tok_a = dictionary.tokenizer(SplitMode.A)
         self._synonyms: dict[tuple[str, ...], str] = {}
         for group in synonyms:
             canonical = self._canonical_term(group.canonical)
@@ -111,22 +111,21 @@ class Analyzer:
         return "".join(norms) if norms else word
 
     @staticmethod
-    def _tokens(text: str, tokenizer: object) -> list[_Token]:
-        if not text:
-            return []
-        out = []
-        for m in tokenizer.tokenize(text):  # type: ignore[attr-defined]
-            surface = m.surface()
-            oov = bool(m.is_oov())
-            reading = surface if oov else m.reading_form()
-            out.append(_Token(surface, m.normalized_form(), katakana(reading), m.part_of_speech()[0], oov))
-        return out
+    def _token(m: Any) -> _Token:
+        surface = m.surface()
+        oov = bool(m.is_oov())
+        reading = surface if oov else m.reading_form()
+        return _Token(surface, m.normalized_form(), katakana(reading), m.part_of_speech()[0], oov)
+
+    def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
+        return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
 
     def analyze(self, text: str) -> Analysis:
         norm = normalize(text)
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
-        tokens = [t for t in self._tokens(norm, self._tok_c) if not _is_symbol(t.surface)]
+        morphemes = [m for m in self._tok_c.tokenize(norm) if not _is_symbol(m.surface())] if norm else []
+        tokens = [self._token(m) for m in morphemes]
         terms: list[str] = []
         unknown: list[str] = []
         for tok in tokens:
@@ -134,10 +133,13 @@ class Analyzer:
                 terms.append(tok.norm)
                 if tok.oov:
                     unknown.append(tok.norm)
-        # Fine split: the parts of compounds, when they differ from the compound.
-        for tok in self._tokens(norm, self._tok_a):
-            if self._is_content(tok) and not _is_symbol(tok.surface) and tok.norm not in terms:
-                terms.append(tok.norm)
+        # Fine split: the parts of compounds (年間平均労働時間 → 労働, 時間), when they differ.
+        for m, tok in zip(morphemes, tokens, strict=True):
+            if len(tok.surface) < 3 or not self._is_content(tok):
+                continue
+            for part in map(self._token, m.split(SplitMode.A)):
+                if self._is_content(part) and part.norm not in terms:
+                    terms.append(part.norm)
         terms.extend(self._synonym_hits([t.norm for t in tokens]))
         return Analysis(norm, tuple(terms), tuple(self._reading_bigrams(tokens)), tuple(unknown))
 
