@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 
 from faq.loader import KnowledgeBase
 from faq.models import Entry
-from faq.text import Analysis, Analyzer
+from faq.text import READING_MARK, Analysis, Analyzer
 
 K1 = 1.2
 B = 0.75
@@ -159,7 +159,7 @@ class Matcher:
         A question about something else (ゲームのログインボーナス, Netflixの解約) shares one
         domain word with the knowledge base but brings words it has never seen.
         """
-        terms = set(analysis.terms)
+        terms = {t for t in analysis.terms if not t.startswith(READING_MARK)}
         if not terms:
             return 0.0
         return sum(1 for t in terms if t not in self._words.idf and t not in self._answers.idf) / len(terms)

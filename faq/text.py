@@ -26,6 +26,7 @@ from faq.models import SynonymGroup
 # Longer input is cut before analysis: a question never needs more, and the
 # cap bounds the time a pasted document can cost.
 MAX_CHARS = 512
+READING_MARK = "~"  # prefix of reading terms, so they never collide with words
 
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞", "代名詞", "感動詞"}
 # Generic words that carry no topic in any Japanese FAQ (normalized forms).
@@ -141,6 +142,8 @@ class Analyzer:
                 if self._is_content(part) and part.norm not in terms:
                     terms.append(part.norm)
         terms.extend(self._synonym_hits([t.norm for t in tokens]))
+        # Whole-word readings: とうさん meets 倒産 and じたい meets 辞退 as words, not only as bigrams.
+        terms.extend(READING_MARK + t.reading for t in tokens if self._is_content(t) and len(t.reading) >= 3)
         return Analysis(norm, tuple(terms), tuple(self._reading_bigrams(tokens)), tuple(unknown))
 
     @staticmethod
