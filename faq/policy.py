@@ -182,8 +182,7 @@ class Policy:
                 for c in candidates[1:]
                 if c.entry.topic == top.entry.topic
                 and c.entry.program != top.entry.program
-                and c.score >= cfg.clarify_min
-                and top.score - c.score <= cfg.program_window
+                and (c.score >= cfg.answer_min or top.score - c.score <= cfg.program_window)
             ]
             if rivals:
                 # One choice per program, its best entry; picking it asks again within that program.
