@@ -55,8 +55,13 @@ from faq.synthetic import synthetic_entries
 from faq.text import Analyzer
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERY_FILES = {"dev": ROOT / "tests/data/dev_queries.jsonl", "holdout": ROOT / "tests/data/holdout_queries.jsonl"}
-RESULTS = Path("bench-results") / "latest.md"  # relative to the working directory (`make bench` runs at the root)
+QUERY_FILES = {
+    "dev": ROOT / "tests/data/dev_queries.jsonl",
+    "holdout": ROOT / "tests/data/holdout_queries.jsonl",
+}
+RESULTS = (
+    Path("bench-results") / "latest.md"
+)  # relative to the working directory (`make bench` runs at the root)
 K = 10
 WARMUP_QUERIES = 20
 STARTUP_RUNS = 5
@@ -203,8 +208,11 @@ class BM25Engine(Engine):
 # -- metrics -------------------------------------------------------------------
 
 
-def score(queries: Sequence[LabelledQuery], results: Sequence[tuple[Sequence[str], Status]],
-          latencies_ms: Sequence[float]) -> Report:
+def score(
+    queries: Sequence[LabelledQuery],
+    results: Sequence[tuple[Sequence[str], Status]],
+    latencies_ms: Sequence[float],
+) -> Report:
     """faq.evaluate's metrics from (ranked ids, status) pairs, so that any matcher can be scored.
 
     SR@k: a gold entry among the first k (in-scope queries); MRR@10: mean
@@ -245,13 +253,18 @@ def score(queries: Sequence[LabelledQuery], results: Sequence[tuple[Sequence[str
 
     lat = np.array(latencies_ms) if latencies_ms else np.zeros(1)
     return Report(
-        n=len(queries), n_in_scope=n_in, n_out_of_scope=n_out,
-        sr1=ratio(sr1, n_in), sr5=ratio(sr5, n_in), mrr10=ratio(rr, n_in),
+        n=len(queries),
+        n_in_scope=n_in,
+        n_out_of_scope=n_out,
+        sr1=ratio(sr1, n_in),
+        sr5=ratio(sr5, n_in),
+        mrr10=ratio(rr, n_in),
         answered_accuracy=ratio(answered_right, n_in),
         wrong_answer_rate=wrong / len(queries) if queries else 0.0,
         nomatch_precision=ratio(said_nomatch_right, said_nomatch),
         nomatch_recall=ratio(said_nomatch_right, n_out),
-        p50_ms=float(np.percentile(lat, 50)), p99_ms=float(np.percentile(lat, 99)),
+        p50_ms=float(np.percentile(lat, 50)),
+        p99_ms=float(np.percentile(lat, 99)),
         misses=tuple(misses),
     )
 
@@ -325,7 +338,9 @@ class SettingResult:
     consistency: str
 
 
-def run_setting(label: str, kb: KnowledgeBase, queries: dict[str, list[LabelledQuery]], repeat: int) -> SettingResult:
+def run_setting(
+    label: str, kb: KnowledgeBase, queries: dict[str, list[LabelledQuery]], repeat: int
+) -> SettingResult:
     """Build the three engines over `kb`, measure every query set, set the baselines' cutoffs on dev."""
     _log(f"[{label}] building indexes over {len(kb.entries)} entries")
     engines: list[Engine] = [KounenEngine(kb), FuzzEngine(kb), BM25Engine(kb)]
@@ -345,7 +360,18 @@ def run_setting(label: str, kb: KnowledgeBase, queries: dict[str, list[LabelledQ
         for name, qs in queries.items():
             m = measured[name]
             report = score(qs, [(r.ids, engine.status(r)) for r in m.rankings], m.latencies_ms)
-            rows.append(Row(label, len(kb.entries), name, engine.name, report, engine.build_s, engine.cutoff, cutoff_f1))
+            rows.append(
+                Row(
+                    label,
+                    len(kb.entries),
+                    name,
+                    engine.name,
+                    report,
+                    engine.build_s,
+                    engine.cutoff,
+                    cutoff_f1,
+                )
+            )
             all_lat.extend(m.latencies_ms)
             if isinstance(engine, KounenEngine):
                 consistency = _check_against_evaluate(engine.policy, qs, report, consistency)
@@ -356,7 +382,9 @@ def run_setting(label: str, kb: KnowledgeBase, queries: dict[str, list[LabelledQ
 _QUALITY = ("sr1", "sr5", "mrr10", "nomatch_precision", "nomatch_recall", "wrong_answer_rate")
 
 
-def _check_against_evaluate(policy: Policy, queries: Sequence[LabelledQuery], ours: Report, previous: str) -> str:
+def _check_against_evaluate(
+    policy: Policy, queries: Sequence[LabelledQuery], ours: Report, previous: str
+) -> str:
     """Our `score` for kounen must equal faq.evaluate.evaluate on the quality metrics."""
     theirs = evaluate(policy, queries)
     bad = [f for f in _QUALITY if abs(getattr(theirs, f) - getattr(ours, f)) > 1e-9]
@@ -374,7 +402,9 @@ def startup_times(runs: int = STARTUP_RUNS) -> list[float]:
         done = subprocess.run([str(exe), "ask", STARTUP_QUESTION], capture_output=True, check=False)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:
-            raise RuntimeError(f"kounen ask failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"kounen ask failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
+            )
     return times
 
 
@@ -397,7 +427,9 @@ def startup_peak_rss_mb() -> float | None:
     """Peak RSS (MB) of one `kounen ask` process, or None where /proc is not available."""
     if not Path("/proc/self/status").exists():
         return None
-    done = subprocess.run([sys.executable, "-c", _RSS_PROBE, STARTUP_QUESTION], capture_output=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, STARTUP_QUESTION], capture_output=True, check=False
+    )
     lines = [ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.startswith("VmHWM")]
     return int(lines[-1].split()[1]) / 1024 if lines else None
 
@@ -419,12 +451,22 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def render(results: list[SettingResult], startup: list[float], startup_rss_mb: float | None, repeat: int,
-           n_project: int, n_large: int, elapsed_s: float, queries: dict[str, list[LabelledQuery]]) -> str:
+def render(
+    results: list[SettingResult],
+    startup: list[float],
+    startup_rss_mb: float | None,
+    repeat: int,
+    n_project: int,
+    n_large: int,
+    elapsed_s: float,
+    queries: dict[str, list[LabelledQuery]],
+) -> str:
     """The Markdown written to stdout and bench-results/latest.md."""
     rows = [r for s in results for r in s.rows]
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    qdesc = ", ".join(f"{k} {len(v)} ({sum(not q.gold_ids for q in v)} out of scope)" for k, v in queries.items())
+    qdesc = ", ".join(
+        f"{k} {len(v)} ({sum(not q.gold_ids for q in v)} out of scope)" for k, v in queries.items()
+    )
     out = [
         "# kounen bench",
         "",
@@ -438,12 +480,39 @@ def render(results: list[SettingResult], startup: list[float], startup_rss_mb: f
         "",
     ]
     out += _table(
-        ["KB", "queries", "matcher", "SR@1", "SR@5", "MRR@10", "no_match P", "no_match R", "wrong", "p50 ms",
-         "p99 ms", "build s", "cutoff (dev F1)"],
-        [[r.setting, r.query_set, r.engine, _pct(r.report.sr1), _pct(r.report.sr5), f"{r.report.mrr10:.3f}",
-          _pct(r.report.nomatch_precision), _pct(r.report.nomatch_recall), _pct(r.report.wrong_answer_rate),
-          f"{r.report.p50_ms:.2f}", f"{r.report.p99_ms:.2f}", f"{r.build_s:.2f}",
-          "policy.toml" if r.cutoff is None else f"{r.cutoff:.2f} ({r.cutoff_f1:.2f})"] for r in rows],
+        [
+            "KB",
+            "queries",
+            "matcher",
+            "SR@1",
+            "SR@5",
+            "MRR@10",
+            "no_match P",
+            "no_match R",
+            "wrong",
+            "p50 ms",
+            "p99 ms",
+            "build s",
+            "cutoff (dev F1)",
+        ],
+        [
+            [
+                r.setting,
+                r.query_set,
+                r.engine,
+                _pct(r.report.sr1),
+                _pct(r.report.sr5),
+                f"{r.report.mrr10:.3f}",
+                _pct(r.report.nomatch_precision),
+                _pct(r.report.nomatch_recall),
+                _pct(r.report.wrong_answer_rate),
+                f"{r.report.p50_ms:.2f}",
+                f"{r.report.p99_ms:.2f}",
+                f"{r.build_s:.2f}",
+                "policy.toml" if r.cutoff is None else f"{r.cutoff:.2f} ({r.cutoff_f1:.2f})",
+            ]
+            for r in rows
+        ],
     )
 
     def row(setting: str, qs: str, engine: str) -> Row:
@@ -453,27 +522,43 @@ def render(results: list[SettingResult], startup: list[float], startup_rss_mb: f
     targets: list[list[str]] = []
     for res in results:
         setting = res.rows[0].setting
-        targets.append([f"dev SR@1 ≥ {TARGET_DEV_SR1:.0%}", setting] + [
-            f"{_pct(row(setting, 'dev', e).report.sr1)} {_verdict(row(setting, 'dev', e).report.sr1 >= TARGET_DEV_SR1)}"
-            for e in engines])
+        targets.append(
+            [f"dev SR@1 ≥ {TARGET_DEV_SR1:.0%}", setting]
+            + [
+                f"{_pct(row(setting, 'dev', e).report.sr1)} {_verdict(row(setting, 'dev', e).report.sr1 >= TARGET_DEV_SR1)}"
+                for e in engines
+            ]
+        )
         for qs in queries:
-            targets.append([f"{qs} no_match precision ≥ {TARGET_NOMATCH_PRECISION:.0%}", setting] + [
-                f"{_pct(row(setting, qs, e).report.nomatch_precision)} "
-                f"{_verdict(row(setting, qs, e).report.nomatch_precision >= TARGET_NOMATCH_PRECISION)}"
-                for e in engines])
+            targets.append(
+                [f"{qs} no_match precision ≥ {TARGET_NOMATCH_PRECISION:.0%}", setting]
+                + [
+                    f"{_pct(row(setting, qs, e).report.nomatch_precision)} "
+                    f"{_verdict(row(setting, qs, e).report.nomatch_precision >= TARGET_NOMATCH_PRECISION)}"
+                    for e in engines
+                ]
+            )
         limit = TARGET_P99_MS_PROJECT if setting == "project" else TARGET_P99_MS_LARGE
-        targets.append([f"p99 ≤ {limit:g} ms (all queries)", setting] + [
-            f"{res.p99_all[e]:.2f} ms {_verdict(res.p99_all[e] <= limit)}" for e in engines])
+        targets.append(
+            [f"p99 ≤ {limit:g} ms (all queries)", setting]
+            + [f"{res.p99_all[e]:.2f} ms {_verdict(res.p99_all[e] <= limit)}" for e in engines]
+        )
     median_start, max_start = statistics.median(startup), max(startup)
-    targets.append([f"start to first answer ≤ {TARGET_STARTUP_S:g} s (median of {len(startup)})", "project",
-                    f"{median_start:.2f} s {_verdict(median_start <= TARGET_STARTUP_S)}"] + ["n/a"] * (len(engines) - 1))
+    targets.append(
+        [
+            f"start to first answer ≤ {TARGET_STARTUP_S:g} s (median of {len(startup)})",
+            "project",
+            f"{median_start:.2f} s {_verdict(median_start <= TARGET_STARTUP_S)}",
+        ]
+        + ["n/a"] * (len(engines) - 1)
+    )
     out += ["", "## Targets", ""]
     out += _table(["target", "KB", *engines], targets)
     out += [
         "",
         "## Start-up and memory",
         "",
-        f"- `kounen ask \"{STARTUP_QUESTION}\"` in a fresh process, {len(startup)} runs: median {median_start:.2f} s, "
+        f'- `kounen ask "{STARTUP_QUESTION}"` in a fresh process, {len(startup)} runs: median {median_start:.2f} s, '
         f"max {max_start:.2f} s (runs: {', '.join(f'{t:.2f}' for t in startup)}).",
         "- Peak RSS of one `kounen ask` process (project KB, VmHWM): "
         + (f"{startup_rss_mb:.0f} MB." if startup_rss_mb is not None else "n/a (no /proc)."),
@@ -496,16 +581,27 @@ def run_bench(size: int, repeat: int) -> None:
     project = load_kb()
     if size <= len(project.entries):
         raise ValueError(f"--size must exceed the project's {len(project.entries)} entries")
-    large = dataclasses.replace(project, entries=project.entries + tuple(synthetic_entries(size - len(project.entries),
-                                                                                             seed=SEED)))
+    large = dataclasses.replace(
+        project, entries=project.entries + tuple(synthetic_entries(size - len(project.entries), seed=SEED))
+    )
     Analyzer()  # load the Sudachi dictionary once, so no index build time includes it (start-up does)
-    results = [run_setting("project", project, queries, repeat),
-               run_setting(f"{len(large.entries):,}", large, queries, repeat)]
+    results = [
+        run_setting("project", project, queries, repeat),
+        run_setting(f"{len(large.entries):,}", large, queries, repeat),
+    ]
     _log("measuring start to first answer")
     startup = startup_times()
     startup_rss = startup_peak_rss_mb()
-    text = render(results, startup, startup_rss, repeat, len(project.entries), len(large.entries),
-                  time.perf_counter() - started, queries)
+    text = render(
+        results,
+        startup,
+        startup_rss,
+        repeat,
+        len(project.entries),
+        len(large.entries),
+        time.perf_counter() - started,
+        queries,
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text + "\n", encoding="utf-8")
     print(text)

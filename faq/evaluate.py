@@ -8,7 +8,6 @@ entry.  Latency is per question, the whole decision included.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faq.loader import KBError, Problem
+from faq.loader import KBError, Problem, read_jsonl
 from faq.policy import Outcome, Policy
 
 
@@ -28,28 +27,10 @@ class LabelledQuery:
 
 def load_queries(path: Path) -> list[LabelledQuery]:
     """Read `{"query", "gold_ids"}` JSONL; KBError names the line of any bad row."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise KBError([Problem(str(path), None, None, "file not found")]) from None
-    except IsADirectoryError:
-        raise KBError([Problem(str(path), None, None, "is a directory, expected a JSONL file")]) from None
-    except UnicodeDecodeError as exc:
-        raise KBError([Problem(str(path), None, None, f"not UTF-8 (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise KBError([Problem(str(path), None, None, f"cannot read: {exc.strerror}")]) from None
     out: list[LabelledQuery] = []
     problems: list[Problem] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(where, None, None, f"not valid JSON: {exc.msg}"))
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("query"), str):
+    for where, obj in read_jsonl(path, problems):
+        if not isinstance(obj.get("query"), str):
             problems.append(Problem(where, None, "query", 'expected an object with a string "query"'))
             continue
         gold = obj.get("gold_ids", [])
@@ -182,4 +163,10 @@ def fit_calibration(policy: Policy, queries: Sequence[LabelledQuery], steps: int
         p = 1 / (1 + np.exp(-(design @ w)))
         w -= 0.5 * design.T @ (p - y) / len(y)
     p = 1 / (1 + np.exp(-(design @ w)))
-    return {"a": float(w[0]), "b": float(w[1]), "c": float(w[2]), "brier": float(np.mean((p - y) ** 2)), "n": len(y)}
+    return {
+        "a": float(w[0]),
+        "b": float(w[1]),
+        "c": float(w[2]),
+        "brier": float(np.mean((p - y) ** 2)),
+        "n": len(y),
+    }

@@ -157,7 +157,9 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     first_place: dict[str, str] = {}
     for ident, place in entry_places:
         if ident in first_place:
-            problems.append(Problem(place, ident, "id", f"duplicate entry id (first defined in {first_place[ident]})"))
+            problems.append(
+                Problem(place, ident, "id", f"duplicate entry id (first defined in {first_place[ident]})")
+            )
         else:
             first_place[ident] = place
 
@@ -232,22 +234,22 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     )
 
 
-def load_jsonl_kb(path: Path) -> KnowledgeBase:
-    """Load a plain `{id, question, answer}` JSONL file as a knowledge base of its own."""
-    problems: list[Problem] = []
+def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[str, dict[str, Any]]]:
+    """The JSON objects of a JSONL file, each with its `file:line`; bad lines go to `problems`.
+
+    Unreadable files raise KBError at once: there is nothing to report line by line.
+    """
     try:
-        raw = path.read_bytes()
+        text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise KBError([Problem(str(path), None, None, "file not found")]) from None
     except IsADirectoryError:
         raise KBError([Problem(str(path), None, None, "is a directory, expected a JSONL file")]) from None
-    except OSError as exc:
-        raise KBError([Problem(str(path), None, None, f"cannot read: {exc.strerror}")]) from None
-    try:
-        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise KBError([Problem(str(path), None, None, f"not UTF-8 (byte {exc.start})")]) from None
-    entries: list[Entry] = []
+    except OSError as exc:
+        raise KBError([Problem(str(path), None, None, f"cannot read: {exc.strerror}")]) from None
+    rows: list[tuple[str, dict[str, Any]]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -258,8 +260,17 @@ def load_jsonl_kb(path: Path) -> KnowledgeBase:
             problems.append(Problem(where, None, None, f"not valid JSON: {exc.msg}"))
             continue
         if not isinstance(obj, dict):
-            problems.append(Problem(where, None, None, "expected a JSON object {id, question, answer}"))
+            problems.append(Problem(where, None, None, "expected a JSON object"))
             continue
+        rows.append((where, obj))
+    return rows
+
+
+def load_jsonl_kb(path: Path) -> KnowledgeBase:
+    """Load a plain `{id, question, answer}` JSONL file as a knowledge base of its own."""
+    problems: list[Problem] = []
+    entries: list[Entry] = []
+    for where, obj in read_jsonl(path, problems):
         try:
             ext = ExternalEntry.model_validate(obj)
         except ValidationError as exc:

@@ -89,7 +89,9 @@ class Entry(_Frozen):
     @field_validator("answer")
     @classmethod
     def _no_literal_contacts(cls, value: str) -> str:
-        found = _LITERAL_CONTACT.search(unicodedata.normalize("NFKC", value).replace("－", "-").replace("−", "-"))
+        found = _LITERAL_CONTACT.search(
+            unicodedata.normalize("NFKC", value).replace("－", "-").replace("−", "-")
+        )
         if found:
             raise ValueError(
                 f"answer contains {found.group(0)!r}: put phone numbers and URLs in contacts.toml "

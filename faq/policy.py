@@ -199,18 +199,8 @@ class Policy:
                     confidence=confidence,
                     reason="answer differs by program",
                 )
-        if top.score >= cfg.answer_min and margin >= cfg.margin:
-            return Outcome(
-                query,
-                "answered",
-                candidates,
-                entry=top.entry,
-                program=program,
-                confidence=confidence,
-                reason="clear winner",
-            )
         close = [c for c in candidates if top.score - c.score <= cfg.clarify_window][: cfg.clarify_max]
-        if len(close) == 1 and top.score >= cfg.answer_min:
+        if top.score >= cfg.answer_min and (margin >= cfg.margin or len(close) == 1):
             return Outcome(
                 query,
                 "answered",
