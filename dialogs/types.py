@@ -1,0 +1,71 @@
+"""Neutral messages between the core and every channel.
+
+A channel turns what a user did (typed text, pressed a button) into a
+`UserInput`, and renders each `Reply` its own way (numbered lines in a
+terminal, inline keyboards on Telegram, buttons on the web).  Nothing here
+knows about any channel, so the dialog engine and the conversation service
+stay testable as plain functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ReplyChoice:
+    """A button or numbered option.  `value` is what comes back as `UserInput.choice`.
+
+    Values are short ASCII strings (Telegram limits callback data to 64 bytes).
+    """
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    choices: tuple[ReplyChoice, ...] = ()
+    # Structured outcome of a finished calculation (JSON-serialisable), for channels and logs.
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class UserInput:
+    """What the user sent: free text, or the value of a choice they picked."""
+
+    text: str = ""
+    choice: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip() and self.choice is None
+
+
+@dataclass
+class DialogState:
+    """Where a user is in a flow.  Stored as JSON, so only plain values; step ids are stable strings."""
+
+    flow: str
+    step: str
+    values: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)  # step ids visited, for 「戻る」
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "step": self.step,
+            "values": dict(self.values),
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DialogState:
+        return cls(
+            flow=str(data["flow"]),
+            step=str(data["step"]),
+            values=dict(data.get("values", {})),
+            history=[str(s) for s in data.get("history", [])],
+        )
