@@ -1,1 +1,114 @@
-"""Pure calculations and eligibility rules: labour productivity and withdrawal (辞退) checks."""
+"""Pure calculations and eligibility rules: labour productivity and withdrawal (辞退) checks.
+
+Also what they need around them: parsers for figures and dates as applicants
+type them, Japanese formatters that those parsers read back, and whether a
+program's contact line is open.  Nothing here does I/O beyond reading the
+project's own rules.toml once; every constant comes from that file with the
+passage of the official source it is taken from.
+"""
+
+from rules.config import RulesConfig, RulesConfigError, load_rules, load_rules_file
+from rules.contact_hours import TOKYO, LineStatus, holiday_name, is_open, line_status, next_opening
+from rules.errors import DomainError
+from rules.parsing import (
+    AmountReading,
+    ParseError,
+    ReportYear,
+    era_of,
+    format_count,
+    format_date,
+    format_hours,
+    format_productivity,
+    format_report_year,
+    format_yen,
+    format_yes_no,
+    parse_amount,
+    parse_count,
+    parse_date,
+    parse_hours,
+    parse_productivity,
+    parse_report_year,
+    parse_yes_no,
+    read_amount,
+)
+from rules.productivity import (
+    GroupProductivityResult,
+    MemberProductivity,
+    ProductivityInputs,
+    ProductivityResult,
+    annual_growth_rate,
+    calculate_productivity,
+    group_productivity,
+    labor_cost,
+    publication_threshold,
+)
+from rules.withdrawal import (
+    EVENT_LABELS,
+    EVENTS,
+    PROGRAMS,
+    REFUND_LABELS,
+    Event,
+    Program,
+    Refund,
+    WithdrawalInputs,
+    WithdrawalResult,
+    check_withdrawal,
+    fiscal_year_end,
+    period_last_day,
+    window,
+)
+
+__all__ = [
+    "EVENTS",
+    "EVENT_LABELS",
+    "PROGRAMS",
+    "REFUND_LABELS",
+    "TOKYO",
+    "AmountReading",
+    "DomainError",
+    "Event",
+    "GroupProductivityResult",
+    "LineStatus",
+    "MemberProductivity",
+    "ParseError",
+    "ProductivityInputs",
+    "ProductivityResult",
+    "Program",
+    "Refund",
+    "ReportYear",
+    "RulesConfig",
+    "RulesConfigError",
+    "WithdrawalInputs",
+    "WithdrawalResult",
+    "annual_growth_rate",
+    "calculate_productivity",
+    "check_withdrawal",
+    "era_of",
+    "fiscal_year_end",
+    "format_count",
+    "format_date",
+    "format_hours",
+    "format_productivity",
+    "format_report_year",
+    "format_yen",
+    "format_yes_no",
+    "group_productivity",
+    "holiday_name",
+    "is_open",
+    "labor_cost",
+    "line_status",
+    "load_rules",
+    "load_rules_file",
+    "next_opening",
+    "parse_amount",
+    "parse_count",
+    "parse_date",
+    "parse_hours",
+    "parse_productivity",
+    "parse_report_year",
+    "parse_yes_no",
+    "period_last_day",
+    "publication_threshold",
+    "read_amount",
+    "window",
+]
