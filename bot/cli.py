@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from bot.cli_rules import calc_app, check_app
 from faq import KBError, KnowledgeBase, Outcome, Policy, answer_text, load_jsonl_kb, load_kb
 from faq.replies import outcome_text
 
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 kb_app = typer.Typer(add_completion=False, no_args_is_help=True, help="知識ベースの検査")
 app.add_typer(kb_app, name="kb")
+app.add_typer(calc_app, name="calc")
+app.add_typer(check_app, name="check")
 
 
 class ProgramOption(StrEnum):

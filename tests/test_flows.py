@@ -1,0 +1,137 @@
+"""Transcripts of both guided flows: the happy path, back, cancel, restart, corrections, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dialogs.diagram import flows_markdown
+from dialogs.engine import Turn, advance, start
+from dialogs.flows import FLOWS
+from dialogs.types import DialogState, UserInput
+
+ROOT = Path(__file__).parents[1]
+
+
+def converse(flow_id: str, messages: list[str]) -> list[Turn]:
+    flow = FLOWS[flow_id]
+    turn = start(flow)
+    turns = [turn]
+    for message in messages:
+        assert turn.state is not None, f"the flow ended before {message!r}"
+        # Every turn goes through JSON, as it does when stored between messages.
+        state = DialogState.from_json(json.loads(json.dumps(turn.state.to_json())))
+        turn = advance(flow, state, UserInput(message))
+        turns.append(turn)
+    return turns
+
+
+def result_of(turns: list[Turn]) -> dict[str, object]:
+    results = [r.result for r in turns[-1].replies if r.result]
+    assert turns[-1].state is None and results, [r.text for r in turns[-1].replies]
+    return results[0]
+
+
+def test_productivity_with_growth() -> None:
+    turns = converse(
+        "productivity", ["3,000万円", "2,500万", "500万", "10人", "1,800時間", "はい", "3000", "1", "いいえ"]
+    )
+    result = result_of(turns)
+    assert result["value_added"] == 60_000_000
+    assert result["labor_productivity"] == 3333.33
+    assert result["threshold"] == 0.05
+    assert result["meets_threshold"] is True
+    summary = turns[-1].replies[0].text
+    assert "付加価値額" in summary and "3,333.33" in summary
+
+
+def test_productivity_labour_cost_from_its_breakdown_and_a_loss() -> None:
+    turns = converse(
+        "productivity", ["▲500万", "内訳", "2000万", "100万", "0", "300万", "十人", "1800", "いいえ"]
+    )
+    result = result_of(turns)
+    assert result["value_added"] == 19_000_000  # -5,000,000 + 21,000,000 + 3,000,000
+    assert result["growth_rate"] is None
+
+
+def test_productivity_six_percent_when_the_group_includes_a_2022_member() -> None:
+    # 3,333.33 / 3,150 - 1 = 5.8 %: enough for 5 %, not for the 6 % that applies here.
+    six = result_of(
+        converse("productivity", ["3000万", "2500万", "500万", "10", "1800", "はい", "3150", "1", "はい"])
+    )
+    five = result_of(
+        converse("productivity", ["3000万", "2500万", "500万", "10", "1800", "はい", "3150", "1", "いいえ"])
+    )
+    assert (six["threshold"], six["meets_threshold"]) == (0.06, False)
+    assert (five["threshold"], five["meets_threshold"]) == (0.05, True)
+    assert six["growth_rate"] == five["growth_rate"] and 0.05 < float(str(six["growth_rate"])) < 0.06
+
+
+def test_productivity_rejects_zero_employees_with_the_no_employee_rule() -> None:
+    turns = converse("productivity", ["3000万", "2500万", "500万", "0人"])
+    last = turns[-1]
+    assert not last.understood and last.state is not None and last.state.step == "employees"
+    assert "役員（代表者を含む）又は事業主" in last.replies[0].text
+
+
+def test_productivity_back_correction_restart_cancel_and_invalid_input() -> None:
+    turns = converse("productivity", ["3000万", "たくさん", "2500万", "戻る"])
+    assert not turns[2].understood and "金額" in turns[2].replies[0].text
+    back = turns[-1]
+    assert back.state is not None and back.state.step == "labor_cost"
+    turns = converse("productivity", ["3000万", "2500万", "500万", "人件費を3000万に修正"])
+    fixed = turns[-1]
+    assert fixed.state is not None and fixed.state.step == "employees"
+    assert fixed.state.values["labor_cost"] == "30000000"
+    assert "修正しました" in fixed.replies[0].text
+    turns = converse("productivity", ["3000万", "最初から"])
+    assert turns[-1].state is not None and turns[-1].state.step == "operating_profit"
+    assert not turns[-1].state.values
+    turns = converse("productivity", ["3000万", "やめる"])
+    assert turns[-1].state is None
+
+
+def test_withdrawal_2020_within_one_year_is_a_full_refund() -> None:
+    turns = converse("withdrawal", ["2020", "全部解約", "2021/4/1、2021/6/1", "令和3年12月1日", "R3.9.30"])
+    result = result_of(turns)
+    assert result["withdrawal_required"] is True
+    assert result["refund"] == "full"
+    assert result["base_date"] == "2021-06-01"
+    assert result["contact"] == "it2020-kounen"
+    assert "0570-002-551" in turns[-1].replies[1].text
+
+
+def test_withdrawal_2020_after_one_year_within_the_window_is_decided_by_the_office() -> None:
+    turns = converse("withdrawal", ["2020", "一部", "2021/4/1", "2023/5/1", "2021/9/30"])
+    result = result_of(turns)
+    assert result["withdrawal_required"] is True
+    assert result["refund"] == "decided_by_office"
+    assert result["period_end"] == "2027-03-31"
+
+
+def test_withdrawal_2023_uses_its_own_source_and_contact() -> None:
+    turns = converse("withdrawal", ["複数社連携", "廃業", "2023/8/1", "2025/3/31", "2023/9/30"])
+    result = result_of(turns)
+    assert result["withdrawal_required"] is True
+    assert result["refund"] == "decided_by_office"
+    assert result["one_year_date"] is None and result["period_end"] is None
+    assert result["contact"] == "it2023-callcenter"
+    assert "0570-666-376" in turns[-1].replies[1].text and "0570-002-551" not in turns[-1].replies[1].text
+
+
+def test_withdrawal_invalid_date_and_correction() -> None:
+    turns = converse("withdrawal", ["2020", "全部", "2021/2/30"])
+    assert not turns[-1].understood and turns[-1].state is not None and turns[-1].state.step == "delivered"
+    turns = converse("withdrawal", ["2020", "全部", "2021/4/1", "2021/12/1", "解約日を2023/5/1に修正"])
+    assert turns[-1].state is not None and turns[-1].state.values["cancelled"] == "2023-05-01"
+
+
+def test_withdrawal_cancellation_before_delivery_is_explained_not_crashed() -> None:
+    turns = converse("withdrawal", ["2020", "全部", "2021/4/1", "2020/12/1", "2021/9/30"])
+    last = turns[-1]
+    assert last.state is None
+    assert "納品日" in last.replies[0].text and last.replies[0].result and "error" in last.replies[0].result
+
+
+def test_flow_diagrams_in_docs_are_up_to_date() -> None:
+    assert (ROOT / "docs" / "flows.md").read_text(encoding="utf-8") == flows_markdown()
