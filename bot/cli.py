@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from bot.chat import chat_command
 from bot.cli_rules import calc_app, check_app
 from faq import KBError, KnowledgeBase, Outcome, Policy, answer_text, load_jsonl_kb, load_kb
 from faq.replies import outcome_text
@@ -29,6 +30,7 @@ kb_app = typer.Typer(add_completion=False, no_args_is_help=True, help="知識ベ
 app.add_typer(kb_app, name="kb")
 app.add_typer(calc_app, name="calc")
 app.add_typer(check_app, name="check")
+app.command("chat")(chat_command)
 
 
 class ProgramOption(StrEnum):
@@ -146,7 +148,8 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="指標を1つの JSON で出力する")] = False,
     show_misses: Annotated[bool, typer.Option("--misses", help="外れた質問を表示する")] = False,
     calibrate: Annotated[
-        bool, typer.Option("--calibrate", help="確信度の係数 (policy.toml の [calibration]) を当てはめて表示する")
+        bool,
+        typer.Option("--calibrate", help="確信度の係数 (policy.toml の [calibration]) を当てはめて表示する"),
     ] = False,
 ) -> None:
     """ラベル付き質問で検索精度と速度を測る。"""

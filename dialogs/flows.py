@@ -175,7 +175,7 @@ PRODUCTIVITY = Flow(
             "内訳から合計する場合は「内訳」と入力してください。",
             _labor_cost,
             "人件費は、各年度の決算期に作成された損益計算書の「給与手当」「旅費交通費」「賞与」を合算した数値です。",
-            choices=(ReplyChoice("内訳から計算", BREAKDOWN),),
+            choices=(ReplyChoice("内訳から計算", "breakdown"),),
             labels=("人件費",),
             show=lambda v: "内訳から計算" if v == BREAKDOWN else _show_yen(v),
         ),
@@ -293,9 +293,15 @@ _EVENT_WORDS: dict[str, tuple[str, ...]] = {
 def _pick(words: dict[str, tuple[str, ...]], what: str, example: str) -> Callable[[str, Values], str]:
     def read(text: str, values: Values) -> str:
         low = text.lower()
-        hits = [key for key, ws in words.items() if any(w in low for w in ws)]
-        if len(hits) == 1:
-            return hits[0]
+        # The most specific word wins: 「一部解約」 is a partial cancellation, not any 解約.
+        longest: dict[str, int] = {}
+        for key, ws in words.items():
+            found = [len(w) for w in ws if w in low]
+            if found:
+                longest[key] = max(found)
+        best = sorted(longest.items(), key=lambda item: -item[1])
+        if best and (len(best) == 1 or best[0][1] > best[1][1]):
+            return best[0][0]
         raise Invalid(f"「{text}」からは{what}が読み取れませんでした。{example}")
 
     return read

@@ -102,7 +102,7 @@ def test_withdrawal_2020_within_one_year_is_a_full_refund() -> None:
 
 
 def test_withdrawal_2020_after_one_year_within_the_window_is_decided_by_the_office() -> None:
-    turns = converse("withdrawal", ["2020", "一部", "2021/4/1", "2023/5/1", "2021/9/30"])
+    turns = converse("withdrawal", ["2020", "一部解約", "2021/4/1", "2023/5/1", "2021/9/30"])
     result = result_of(turns)
     assert result["withdrawal_required"] is True
     assert result["refund"] == "decided_by_office"

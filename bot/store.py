@@ -1,0 +1,487 @@
+"""Persistence: conversation state, the query log and answer feedback (SQLAlchemy 2.0).
+
+`Store.open(url)` accepts any SQLAlchemy URL (a SQLite file by default,
+PostgreSQL via psycopg 3) and applies the Alembic migrations in
+bot/migrations to head before returning, so a fresh database needs no set-up.
+Concurrent start-ups are serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+advisory lock held for the migration transaction).
+
+Conversations use optimistic concurrency: `load` returns a version, `save`
+writes only if the row still has that version (or, for a new conversation,
+if no row exists yet) and raises `ConcurrentUpdate` otherwise, so two
+processes sharing a database never overwrite each other's turn unnoticed.
+
+Text written to the log is masked (bot.masking) and user ids are stored only
+as salted hashes.  Every failure of the database surfaces as `StoreError`
+with a one-line message.
+
+A new revision after a model change (reviewed before committing):
+    from alembic import command
+    from bot.store import alembic_config
+    command.revision(alembic_config("sqlite:////tmp/rev.db"), "what changed", autogenerate=True)
+(run `command.upgrade(cfg, "head")` on that empty database first.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from bot.masking import hash_user, mask
+from bot.settings import DEFAULT_HASH_SALT
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "bot:migrations"
+MAX_TEXT = 2000  # characters of user text kept in the log
+MAX_CHANNEL = 32
+MAX_USER_ID = 128
+_PG_MIGRATION_LOCK = 0x6B6F756E656E  # "kounen": key of the advisory lock taken while migrating
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message is one line for the user."""
+
+
+class ConcurrentUpdate(StoreError):
+    """Another writer saved this conversation since it was loaded: reload and try again."""
+
+
+# -- schema ---------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("channel", "user_id", name="uq_conversations_channel_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(MAX_CHANNEL))
+    user_id: Mapped[str] = mapped_column(String(MAX_USER_ID))
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    program: Mapped[str | None] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QueryLog(Base):
+    __tablename__ = "query_log"
+    __table_args__ = (Index("ix_query_log_time", "time"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str] = mapped_column(String(32))
+    user_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str | None] = mapped_column(String(128))
+    score: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_entry_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str] = mapped_column(String(32))
+    user_hash: Mapped[str] = mapped_column(String(64))
+    entry_id: Mapped[str] = mapped_column(String(128))
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text)
+    query_id: Mapped[int | None] = mapped_column(ForeignKey("query_log.id", ondelete="SET NULL"))
+
+
+# -- records returned to callers ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    state: dict[str, Any] | None
+    program: str | None
+    version: int  # 0: nothing stored yet
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    id: int
+    time: datetime
+    channel: str
+    user_hash: str
+    status: str
+    entry_id: str | None
+    score: float | None
+    text: str
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: int
+    time: datetime
+    channel: str
+    user_hash: str
+    entry_id: str
+    helpful: bool
+    comment: str | None
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored here is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def clean_text(value: str) -> str:
+    """Text any database accepts: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _clip(value: str, limit: int = MAX_TEXT) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+# -- engine and migrations ------------------------------------------------------------
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL for messages: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    message = str(orig if orig is not None else exc).strip()
+    first = next((line.strip() for line in message.splitlines() if line.strip()), type(exc).__name__)
+    return first
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """Alembic configuration without an ini file: migrations live in bot/migrations."""
+    cfg = Config()
+    cfg.set_main_option("script_location", MIGRATIONS)
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        rendered = make_url(url).render_as_string(hide_password=False)
+        cfg.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return cfg
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_store_engine(url: URL) -> Engine:
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {
+        "json_serializer": lambda obj: json.dumps(obj, ensure_ascii=False),
+        "pool_pre_ping": backend != "sqlite",
+    }
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        if _is_memory_sqlite(url):
+            kwargs["poolclass"] = StaticPool
+    elif backend == "postgresql" and "connect_timeout" not in url.query:
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    engine = create_engine(url, **kwargs)
+    if backend == "sqlite" and not _is_memory_sqlite(url):
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA busy_timeout=30000")  # writers wait for each other
+                _use_wal(cursor)
+            finally:
+                cursor.close()
+
+    return engine
+
+
+def _use_wal(cursor: Any, attempts: int = 50) -> None:
+    """WAL (readers do not block the writer), set once per database file.
+
+    Switching needs a lock SQLite does not wait for, so a start-up racing another
+    one's migration retries for a while, then carries on in the default journal mode.
+    """
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    for _ in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.1)
+    log.info("SQLite database busy: staying in the default journal mode for now")
+
+
+def migrate(engine: Engine) -> None:
+    """Apply the migrations to head, one process at a time."""
+    cfg = alembic_config()
+    with engine.connect() as connection:
+        backend = engine.dialect.name
+        if backend == "sqlite":
+            # Take the write lock before looking at alembic_version; DDL then runs in this transaction.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif backend == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+        connection.commit()
+
+
+# -- the store ------------------------------------------------------------------------
+
+
+class Store:
+    """Conversation state, query log and feedback in one SQL database."""
+
+    def __init__(self, engine: Engine, salt: str = DEFAULT_HASH_SALT) -> None:
+        self.engine = engine
+        self._salt = salt
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | URL, *, salt: str = DEFAULT_HASH_SALT, migrate_schema: bool = True) -> Store:
+        """Connect to `url` and bring the schema to head.  Raises `StoreError` with one line."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(
+                f"invalid database URL {str(url)!r}: expected e.g. sqlite:///path/to/kounen.db "
+                "or postgresql+psycopg://user@host:5432/dbname"
+            ) from None
+        try:
+            engine = create_store_engine(parsed)
+        except NoSuchModuleError:
+            raise StoreError(
+                f"unsupported database URL {safe_url(parsed)}: no SQLAlchemy dialect/driver "
+                f"{parsed.drivername!r} (use sqlite:/// or postgresql+psycopg://)"
+            ) from None
+        except (ArgumentError, ImportError, TypeError) as exc:
+            raise StoreError(f"cannot use database URL {safe_url(parsed)}: {_one_line(exc)}") from None
+        try:
+            if migrate_schema:
+                migrate(engine)
+            else:
+                with engine.connect():
+                    pass
+        except (SQLAlchemyError, OSError) as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open database {safe_url(parsed)}: {_one_line(exc)}") from None
+        except Exception as exc:  # alembic reports a database ahead of this code as a plain error
+            engine.dispose()
+            raise StoreError(
+                f"cannot migrate database {safe_url(parsed)}: {type(exc).__name__}: {_one_line(exc)}"
+            ) from None
+        return cls(engine, salt)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return safe_url(self.engine.url)
+
+    @contextmanager
+    def _session(self, what: str, conflict: str | None = None) -> Iterator[Session]:
+        """A transaction; database errors become `StoreError` (`ConcurrentUpdate` with `conflict`)."""
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError as exc:
+            if conflict is not None:
+                raise ConcurrentUpdate(conflict) from None
+            raise StoreError(f"database error while {what} ({self.url}): {_one_line(exc)}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database error while {what} ({self.url}): {_one_line(exc)}") from None
+
+    @staticmethod
+    def _check_key(channel: str, user_id: str) -> None:
+        if not 0 < len(channel) <= MAX_CHANNEL or not 0 < len(user_id) <= MAX_USER_ID:
+            raise StoreError(
+                f"a conversation needs a channel of 1-{MAX_CHANNEL} and a user id of 1-{MAX_USER_ID} characters"
+            )
+
+    def user_hash(self, channel: str, user_id: str) -> str:
+        return hash_user(self._salt, channel, user_id)
+
+    # -- conversations -------------------------------------------------------------
+
+    def load(self, channel: str, user_id: str) -> ConversationRecord:
+        self._check_key(channel, user_id)
+        with self._session("loading a conversation") as session:
+            row = session.execute(
+                select(
+                    Conversation.state, Conversation.program, Conversation.version, Conversation.updated_at
+                ).where(Conversation.channel == channel, Conversation.user_id == user_id)
+            ).one_or_none()
+        if row is None:
+            return ConversationRecord(None, None, 0)
+        return ConversationRecord(row.state, row.program, row.version, _aware(row.updated_at))
+
+    def save(
+        self,
+        channel: str,
+        user_id: str,
+        state: dict[str, Any] | None,
+        program: str | None,
+        expected_version: int,
+    ) -> int:
+        """Write the conversation if it is still at `expected_version` (0: not stored yet).
+
+        Returns the new version; raises `ConcurrentUpdate` when another writer got there first.
+        """
+        self._check_key(channel, user_id)
+        now = utcnow()
+        new_version = expected_version + 1
+        who = f"conversation {channel}/{user_id}"
+        with self._session(
+            "saving a conversation", conflict=f"{who} was created by another writer"
+        ) as session:
+            if expected_version == 0:
+                session.execute(
+                    insert(Conversation).values(
+                        channel=channel,
+                        user_id=user_id,
+                        state=state,
+                        program=program,
+                        version=new_version,
+                        updated_at=now,
+                    )
+                )
+            else:
+                result = session.execute(
+                    update(Conversation)
+                    .where(
+                        Conversation.channel == channel,
+                        Conversation.user_id == user_id,
+                        Conversation.version == expected_version,
+                    )
+                    .values(state=state, program=program, version=new_version, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(result, "rowcount", 0) != 1:
+                    raise ConcurrentUpdate(f"{who} changed since version {expected_version}")
+        return new_version
+
+    # -- query log and feedback ----------------------------------------------------
+
+    def log_query(
+        self,
+        channel: str,
+        user_id: str,
+        text: str,
+        status: str,
+        entry_id: str | None = None,
+        score: float | None = None,
+    ) -> int:
+        """Record one turn; the text is masked and the user id hashed.  Returns the row id."""
+        row = QueryLog(
+            time=utcnow(),
+            channel=channel,
+            user_hash=self.user_hash(channel, user_id),
+            status=status,
+            entry_id=entry_id,
+            score=score,
+            text=_clip(mask(clean_text(text))),
+        )
+        with self._session("logging a query") as session:
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def add_feedback(
+        self,
+        channel: str,
+        user_id: str,
+        entry_id: str,
+        helpful: bool,
+        comment: str | None = None,
+        query_id: int | None = None,
+    ) -> int:
+        row = Feedback(
+            time=utcnow(),
+            channel=channel,
+            user_hash=self.user_hash(channel, user_id),
+            entry_id=entry_id,
+            helpful=helpful,
+            comment=_clip(mask(clean_text(comment))) if comment else None,
+            query_id=query_id,
+        )
+        with self._session("saving feedback") as session:
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def recent_queries(self, limit: int = 50, channel: str | None = None) -> list[QueryRecord]:
+        """The latest log rows, newest first."""
+        query = select(QueryLog).order_by(QueryLog.id.desc()).limit(limit)
+        if channel is not None:
+            query = query.where(QueryLog.channel == channel)
+        with self._session("reading the query log") as session:
+            rows = session.scalars(query).all()
+            return [
+                QueryRecord(
+                    r.id, _aware(r.time), r.channel, r.user_hash, r.status, r.entry_id, r.score, r.text
+                )
+                for r in rows
+            ]
+
+    def recent_feedback(self, limit: int = 50) -> list[FeedbackRecord]:
+        with self._session("reading feedback") as session:
+            rows = session.scalars(select(Feedback).order_by(Feedback.id.desc()).limit(limit)).all()
+            return [
+                FeedbackRecord(r.id, _aware(r.time), r.channel, r.user_hash, r.entry_id, r.helpful, r.comment)
+                for r in rows
+            ]

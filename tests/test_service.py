@@ -1,0 +1,483 @@
+"""The conversation service: commands, FAQ routing, dialogs, persistence and the turn log.
+
+Most tests use two small flows of their own named like the real ones
+("productivity", "withdrawal"), so the routing is tested independently of the
+real flows' wording; the tests at the end use dialogs.flows once it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.service import HELP, NO_DIALOG, RESET, STALE_CHOICE, WELCOME, ConversationService, ServiceTurn
+from bot.store import ConcurrentUpdate, Store
+from dialogs.engine import Flow, Invalid, Step
+from dialogs.types import Reply, ReplyChoice, UserInput
+from faq import KnowledgeBase, Policy, PolicyConfig
+from faq.replies import NO_MATCH
+
+CHANNEL = "test"
+GBIZ_PHONE = "06-6225-7877"
+IT2020_PHONE = "0570-002-551"
+IT2023_PHONE = "0570-666-376"
+
+
+def _count(text: str, values: Any) -> int:
+    digits = text.removesuffix("人").removesuffix("時間").replace(",", "")
+    if not digits.isdigit():
+        raise Invalid(f"「{text}」は数として読めませんでした。数字で入力してください（例：10）。")
+    return int(digits)
+
+
+def _event(text: str, values: Any) -> str:
+    if text in ("cancel-part", "cancel-all"):
+        return text
+    raise Invalid("選択肢からお選びください。")
+
+
+TOY_FLOWS: dict[str, Flow] = {
+    "productivity": Flow(
+        id="productivity",
+        title="労働生産性の試算",
+        intro="労働生産性の試算をご案内します。",
+        steps=(
+            Step("employees", "従業員数は？", _count, "従業員数の説明", labels=("従業員数",)),
+            Step("hours", "年間の平均労働時間は？", _count, "労働時間の説明", labels=("労働時間",)),
+        ),
+        finish=lambda v: [
+            Reply(
+                f"総労働時間は {v['employees'] * v['hours']} 時間です。",
+                (ReplyChoice("人件費に含めるもの", "faq:it2023-input-labor-cost"),),
+                result={"total_hours": v["employees"] * v["hours"]},
+            )
+        ],
+    ),
+    "withdrawal": Flow(
+        id="withdrawal",
+        title="辞退の判定",
+        intro="辞退の判定をご案内します。",
+        steps=(
+            Step(
+                "event",
+                "何がありましたか？",
+                _event,
+                "出来事の説明",
+                choices=(ReplyChoice("一部を解約", "cancel-part"), ReplyChoice("すべて解約", "cancel-all")),
+            ),
+        ),
+        finish=lambda v: [Reply(f"判定：{v['event']}", result={"event": v["event"]})],
+    ),
+}
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'service.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    with Store.open(db_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(kb: KnowledgeBase, policy: Policy, store: Store) -> ConversationService:
+    return ConversationService(kb, policy, store, flows=TOY_FLOWS)
+
+
+def say(service: ConversationService, text: str, user: str = "u1") -> ServiceTurn:
+    return service.handle(CHANNEL, user, UserInput(text))
+
+
+def pick(service: ConversationService, value: str, user: str = "u1") -> ServiceTurn:
+    return service.handle(CHANNEL, user, UserInput(choice=value))
+
+
+def texts(turn: ServiceTurn) -> str:
+    return "\n".join(r.text for r in turn.replies)
+
+
+def values(turn: ServiceTurn) -> list[str]:
+    return [c.value for r in turn.replies for c in r.choices]
+
+
+# -- FAQ ------------------------------------------------------------------------------
+
+
+def test_a_clear_question_is_answered_and_logged(service: ConversationService, store: Store) -> None:
+    turn = say(service, "申請マイページのIDがわからない")
+    assert GBIZ_PHONE in texts(turn)
+    assert (turn.dialog, turn.step, turn.result) == (None, None, None)
+    (row,) = store.recent_queries()
+    assert row.status == "answered" and row.entry_id == "it2020-mypage-id-forgotten"
+    assert row.score is not None and row.score > 0
+    assert row.user_hash == store.user_hash(CHANNEL, "u1")
+
+
+def test_an_answer_linked_to_a_flow_offers_it_and_the_choice_starts_it(service: ConversationService) -> None:
+    turn = say(service, "複数社連携で一部のツールだけ解約したら辞退ですか")
+    assert "flow:withdrawal" in values(turn)
+    started = pick(service, "flow:withdrawal")
+    assert (started.dialog, started.step) == ("withdrawal", "event")
+    assert texts(started).startswith("辞退の判定をご案内します。")
+
+
+def test_program_clarify_then_program_choice_asks_again_within_that_program(
+    service: ConversationService, store: Store
+) -> None:
+    turn = say(service, "問い合わせの電話番号を教えて")
+    assert values(turn) and all(v.startswith("prog:") for v in values(turn))
+    assert set(values(turn)) == {"prog:it2020", "prog:it2023-multi"}
+    assert "1." not in texts(turn)  # the channel numbers the choices, not the text
+    answer = pick(service, "prog:it2023-multi")
+    assert IT2023_PHONE in texts(answer)
+    assert IT2020_PHONE not in texts(answer)
+    assert [r.status for r in store.recent_queries()] == ["answered", "clarify"]
+    # The remembered question was used once: the same choice again has nothing to ask.
+    again = pick(service, "prog:it2020")
+    assert IT2020_PHONE not in texts(again) and "ご質問を入力してください" in texts(again)
+
+
+def test_clarify_between_entries_offers_faq_choices(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    # A policy that never answers outright: every match becomes a choice between entries.
+    unsure = Policy(
+        kb, matcher=policy.matcher, config=PolicyConfig.load().model_copy(update={"answer_min": 99.0})
+    )
+    service = ConversationService(kb, unsure, store, flows=TOY_FLOWS)
+    turn = say(service, "申請マイページのIDがわからない")
+    assert values(turn) and all(v.startswith("faq:") for v in values(turn))
+    choice = values(turn)[0]
+    answer = pick(service, choice)
+    entry = kb.by_id[choice.removeprefix("faq:")]
+    assert entry.question and answer.replies[0].text.startswith(f"【{kb.programs[entry.program].name}")
+    assert store.recent_queries()[0].entry_id == entry.id
+
+
+def test_a_typed_choice_value_counts_as_picking_it(service: ConversationService) -> None:
+    assert GBIZ_PHONE in texts(say(service, "faq:it2020-mypage-id-forgotten"))
+
+
+def test_smalltalk_and_no_match(service: ConversationService, store: Store) -> None:
+    hello = say(service, "こんにちは")
+    assert "ご質問をどうぞ" in texts(hello)
+    nothing = say(service, "今日の天気は？")
+    assert texts(nothing).startswith(NO_MATCH)
+    assert [r.status for r in store.recent_queries()] == ["no_match", "smalltalk"]
+
+
+def test_stale_choices_are_explained(service: ConversationService) -> None:
+    assert texts(pick(service, "faq:no-such-entry")) == STALE_CHOICE
+    assert texts(pick(service, "flow:no-such-flow")) == STALE_CHOICE
+    assert texts(pick(service, "prog:common")) == STALE_CHOICE
+    assert texts(pick(service, "cmd:back")) == NO_DIALOG
+
+
+def test_every_choice_value_is_short_ascii(kb: KnowledgeBase, service: ConversationService) -> None:
+    assert all(len(f"faq:{e.id}".encode()) <= 64 for e in kb.entries)
+    seen: list[str] = []
+    for text in (
+        "問い合わせの電話番号を教えて",
+        "ツールを一部解約したら辞退届いる？",
+        "複数社連携で一部のツールだけ解約したら辞退ですか",
+        "労働生産性を計算したい",
+    ):
+        seen += values(say(service, text, user=f"v-{text}"))
+    assert seen
+    assert all(v.isascii() and len(v.encode()) <= 64 for v in seen), seen
+
+
+def test_logged_text_is_masked(service: ConversationService, store: Store) -> None:
+    say(service, "03-1234-5678 から電話しても繋がらない、連絡先は taro@example.com")
+    row = store.recent_queries()[0]
+    assert "1234" not in row.text and "taro@" not in row.text
+    assert "[電話番号]" in row.text and "[メール]" in row.text
+
+
+def test_feedback_goes_to_the_store(service: ConversationService, store: Store) -> None:
+    service.feedback(CHANNEL, "u1", "it2020-contact", False, "090-1111-2222 がつながらない")
+    (row,) = store.recent_feedback()
+    assert (row.entry_id, row.helpful, row.comment) == ("it2020-contact", False, "[電話番号] がつながらない")
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def test_start_and_help(service: ConversationService) -> None:
+    assert texts(say(service, "/start")) == WELCOME
+    assert texts(say(service, "/help")) == HELP
+    assert texts(say(service, "ヘルプ")) == HELP
+    assert "というコマンドはありません" in texts(say(service, "/nope"))
+
+
+def test_program_command_is_remembered_and_narrows_questions(
+    service: ConversationService, store: Store
+) -> None:
+    assert "IT導入補助金2020" in texts(say(service, "／program IT2020"))
+    assert store.load(CHANNEL, "u1").program == "it2020"
+    turn = say(service, "問い合わせの電話番号を教えて")
+    assert IT2020_PHONE in texts(turn) and not values(turn)
+    assert "ありません" in texts(say(service, "/program it2099"))
+    assert "現在の制度" in texts(say(service, "/program"))
+    say(service, "/program any")
+    assert store.load(CHANNEL, "u1").program is None
+
+
+def test_cancel_and_reset(service: ConversationService, store: Store) -> None:
+    assert texts(say(service, "/cancel")) == NO_DIALOG
+    say(service, "/program it2023-multi")
+    say(service, "労働生産性を計算したい")
+    cancelled = say(service, "/cancel")
+    assert cancelled.dialog is None and "中止しました" in texts(cancelled)
+    assert store.load(CHANNEL, "u1").program == "it2023-multi"  # /cancel keeps the program
+    say(service, "労働生産性を計算したい")
+    reset = say(service, "/reset")
+    assert reset.dialog is None and texts(reset) == RESET
+    record = store.load(CHANNEL, "u1")
+    assert (record.state, record.program) == (None, None)
+    say(service, "問い合わせの電話番号を教えて")
+    assert texts(say(service, "最初から")) == RESET
+    assert store.load(CHANNEL, "u1").state is None
+
+
+# -- dialogs --------------------------------------------------------------------------
+
+
+def test_a_dialog_request_starts_the_flow_and_walks_it_to_a_result(service: ConversationService) -> None:
+    turn = say(service, "労働生産性を計算したい")
+    assert (turn.dialog, turn.step) == ("productivity", "employees")
+    assert texts(turn) == "労働生産性の試算をご案内します。\n従業員数は？"
+    assert "cmd:help" in values(turn)
+    turn = say(service, "10人")
+    assert (turn.dialog, turn.step) == ("productivity", "hours")
+    final = say(service, "1,800")
+    assert (final.dialog, final.step) == (None, None)
+    assert final.result == {"total_hours": 18000}
+    # The summary's FAQ choice is answered by the service once the dialog is over.
+    assert "faq:it2023-input-labor-cost" in values(final)
+    assert "人件費" in texts(pick(service, "faq:it2023-input-labor-cost"))
+
+
+def test_engine_commands_work_through_the_service(service: ConversationService) -> None:
+    say(service, "労働生産性を計算したい")
+    say(service, "10")
+    back = say(service, "戻る")
+    assert back.step == "employees"
+    assert pick(service, "cmd:help").replies[0].text == "従業員数の説明"
+    say(service, "12")
+    fixed = say(service, "従業員数を20に修正")
+    assert fixed.step == "hours" and "修正しました" in texts(fixed)
+    assert say(service, "1000").result == {"total_hours": 20000}
+    say(service, "労働生産性を計算したい")
+    cancelled = say(service, "やめる")
+    assert cancelled.dialog is None
+
+
+def test_choices_of_a_step_go_to_the_engine(service: ConversationService) -> None:
+    turn = pick(service, "flow:withdrawal")
+    assert "cancel-part" in values(turn)
+    done = pick(service, "cancel-part")
+    assert done.result == {"event": "cancel-part"} and done.dialog is None
+
+
+def test_a_question_mid_flow_is_answered_and_the_flow_resumes_at_the_same_step(
+    service: ConversationService, store: Store
+) -> None:
+    say(service, "労働生産性を計算したい")
+    say(service, "10")
+    side = say(service, "申請マイページのIDがわからない")
+    assert GBIZ_PHONE in side.replies[0].text
+    assert side.replies[-1].text == "年間の平均労働時間は？"
+    assert (side.dialog, side.step) == ("productivity", "hours")
+    assert "flow:" not in " ".join(values(side))  # no offer to start another flow mid-flow
+    assert store.recent_queries()[0].status == "answered"
+    assert say(service, "2000").result == {"total_hours": 20000}
+
+
+def test_unparsable_text_mid_flow_is_reprompted(service: ConversationService, store: Store) -> None:
+    say(service, "労働生産性を計算したい")
+    turn = say(service, "たくさん")
+    assert (turn.dialog, turn.step) == ("productivity", "employees")
+    assert "数字で入力してください" in turn.replies[0].text
+    assert store.recent_queries()[0].status == "dialog"
+
+
+def test_a_program_choice_mid_flow_keeps_the_flow(service: ConversationService) -> None:
+    say(service, "問い合わせの電話番号を教えて")
+    say(service, "労働生産性を計算したい")
+    turn = pick(service, "faq:it2020-contact")
+    assert IT2020_PHONE in turn.replies[0].text
+    assert (turn.dialog, turn.step) == ("productivity", "employees")
+
+
+def test_restart_and_resume_on_the_same_database_file(kb: KnowledgeBase, policy: Policy, db_url: str) -> None:
+    with Store.open(db_url) as first_store:
+        first = ConversationService(kb, policy, first_store, flows=TOY_FLOWS)
+        say(first, "労働生産性を計算したい", user="resumer")
+        turn = say(first, "7", user="resumer")
+        assert turn.step == "hours"
+    # A new process: new engine, new store, new service on the same file.
+    with Store.open(db_url) as second_store:
+        second = ConversationService(kb, policy, second_store, flows=TOY_FLOWS)
+        resumed = second.resume(CHANNEL, "resumer")
+        assert "続きから" in resumed[0].text and resumed[-1].text == "年間の平均労働時間は？"
+        assert second.resume(CHANNEL, "someone-else") == []
+        final = say(second, "100", user="resumer")
+        assert final.result == {"total_hours": 700}
+
+
+def test_users_do_not_share_dialogs(service: ConversationService) -> None:
+    say(service, "労働生産性を計算したい", user="a")
+    other = say(service, "7", user="b")
+    assert other.dialog is None
+    assert say(service, "7", user="a").step == "hours"
+
+
+def test_missing_flows_are_reported_not_started(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    service = ConversationService(kb, policy, store, flows={})
+    turn = say(service, "労働生産性を計算したい")
+    assert turn.dialog is None and "ご利用いただけません" in texts(turn)
+    assert store.load(CHANNEL, "u1").state is None
+
+
+def test_a_stored_dialog_whose_flow_changed_is_dropped_politely(
+    kb: KnowledgeBase, policy: Policy, store: Store
+) -> None:
+    state = {
+        "format": 1,
+        "dialog": {"flow": "productivity", "step": "renamed-step", "values": {}, "history": []},
+    }
+    store.save(CHANNEL, "u1", state, None, 0)
+    service = ConversationService(kb, policy, store, flows=TOY_FLOWS)
+    turn = say(service, "申請マイページのIDがわからない")
+    assert "続けられなくなりました" in turn.replies[0].text and GBIZ_PHONE in texts(turn)
+    assert turn.dialog is None and store.load(CHANNEL, "u1").state is None
+
+
+def test_unreadable_state_is_ignored(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    store.save(CHANNEL, "u1", {"dialog": "garbage"}, None, 0)
+    service = ConversationService(kb, policy, store, flows=TOY_FLOWS)
+    assert say(service, "労働生産性を計算したい").step == "employees"
+
+
+# -- concurrency ----------------------------------------------------------------------
+
+
+class RacingStore(Store):
+    """Before the first save, another process changes the same conversation."""
+
+    def __init__(self, inner: Store, rival: Store) -> None:
+        super().__init__(inner.engine)
+        self.rival = rival
+        self.raced = 0
+
+    def save(
+        self,
+        channel: str,
+        user_id: str,
+        state: dict[str, Any] | None,
+        program: str | None,
+        expected_version: int,
+    ) -> int:
+        if not self.raced:
+            self.raced += 1
+            current = self.rival.load(channel, user_id)
+            self.rival.save(channel, user_id, current.state, "it2023-multi", current.version)
+        return super().save(channel, user_id, state, program, expected_version)
+
+
+def test_a_concurrent_change_is_kept_and_the_turn_routed_again(
+    kb: KnowledgeBase, policy: Policy, db_url: str
+) -> None:
+    with Store.open(db_url) as base, Store.open(db_url) as rival:
+        base.save(CHANNEL, "u1", None, None, 0)
+        racing = RacingStore(base, rival)
+        service = ConversationService(kb, policy, racing, flows=TOY_FLOWS)
+        turn = say(service, "労働生産性を計算したい")
+        assert turn.step == "employees"
+        record = base.load(CHANNEL, "u1")
+        assert record.program == "it2023-multi"  # the rival's change survived
+        assert record.state and record.state["dialog"]["step"] == "employees"  # and so did ours
+        assert len(base.recent_queries()) == 1  # one turn, one log line
+
+
+def test_two_conflicts_in_a_row_give_a_retry_message(
+    kb: KnowledgeBase, policy: Policy, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def always_conflict(*_args: Any, **_kwargs: Any) -> int:
+        raise ConcurrentUpdate("busy")
+
+    monkeypatch.setattr(store, "save", always_conflict)
+    service = ConversationService(kb, policy, store, flows=TOY_FLOWS)
+    turn = say(service, "労働生産性を計算したい")
+    assert turn.dialog is None and "もう一度" in texts(turn)
+    assert store.recent_queries() == []
+
+
+def test_arbitrary_text_never_breaks_a_turn(service: ConversationService) -> None:
+    for text in ("", "   ", "\x00", "\ud800壊れた", "😀" * 100, "/", "faq:", "prog:", "あ" * 3000):
+        turn = say(service, text)
+        assert turn.replies
+
+
+# -- the real flows (dialogs/flows.py), once they exist ----------------------------------
+
+
+@pytest.fixture
+def real_flows() -> Mapping[str, Flow]:
+    module = pytest.importorskip("dialogs.flows")
+    flows: Mapping[str, Flow] = module.FLOWS
+    return flows
+
+
+def test_real_flows_start_from_a_request(
+    kb: KnowledgeBase, policy: Policy, store: Store, real_flows: Mapping[str, Flow]
+) -> None:
+    service = ConversationService(kb, policy, store)  # flows loaded from dialogs.flows
+    assert set(service.flows) >= {"productivity", "withdrawal"}
+    for user, request, flow in (
+        ("p", "労働生産性を計算したい", "productivity"),
+        ("w", "うちが辞退にあたるかチェックしたい", "withdrawal"),
+    ):
+        turn = say(service, request, user=user)
+        assert turn.dialog == flow and turn.step is not None
+        assert all(v.isascii() and len(v.encode()) <= 64 for v in values(turn)), values(turn)
+
+
+def test_real_flow_resumes_after_a_restart_with_a_side_question(
+    kb: KnowledgeBase, policy: Policy, db_url: str, real_flows: Mapping[str, Flow]
+) -> None:
+    with Store.open(db_url) as first_store:
+        first = ConversationService(kb, policy, first_store)
+        started = say(first, "労働生産性を計算したい")
+        step = started.step
+        side = say(first, "申請マイページのIDがわからない")
+        assert GBIZ_PHONE in side.replies[0].text and side.step == step
+    with Store.open(db_url) as second_store:
+        second = ConversationService(kb, policy, second_store)
+        resumed = second.resume(CHANNEL, "u1")
+        assert resumed and resumed[-1].text == started.replies[-1].text
+        helped = say(second, "ヘルプ")
+        assert (helped.dialog, helped.step) == ("productivity", step)
+
+
+def test_real_withdrawal_flow_finishes_with_a_result_and_related_answers(
+    kb: KnowledgeBase, policy: Policy, store: Store, real_flows: Mapping[str, Flow]
+) -> None:
+    service = ConversationService(kb, policy, store)
+    turn = say(service, "うちが辞退にあたるかチェックしたい")
+    assert turn.dialog == "withdrawal"
+    turn = pick(service, values(turn)[0])  # the first program offered
+    for answer in (values(turn)[0], "2021/4/1、2021/6/1", "2022/3/1", "2021/7/31"):
+        assert turn.dialog == "withdrawal", texts(turn)
+        turn = say(service, answer)
+    assert (turn.dialog, turn.step) == (None, None)
+    assert turn.result is not None and {"withdrawal_required", "refund", "base_date"} <= set(turn.result)
+    assert store.load(CHANNEL, "u1").state is None
+    related = [v for v in values(turn) if v.startswith("faq:")]
+    assert related and all(v.removeprefix("faq:") in kb.by_id for v in related)
+    assert pick(service, related[0]).replies[0].text.startswith("【")
