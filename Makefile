@@ -1,5 +1,5 @@
 # Two commands set up and run everything on a fresh machine:
-#   make run    - create .venv, install the pinned dependencies, answer an example question
+#   make run    - create .venv, install the pinned dependencies, start the terminal chat
 #   make test   - the same set-up, then lint, type-check and the test suite
 PY ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= 申請マイページのIDがわからない
 
-.PHONY: setup run test lint bench lock clean
+.PHONY: setup run ask test lint bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(STAMP): requirements.lock pyproject.toml
 setup: $(STAMP)
 
 run: setup
+	$(BIN)/kounen chat
+
+ask: setup
 	$(BIN)/kounen ask "$(QUESTION)"
 
 lint: setup
