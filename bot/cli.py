@@ -16,21 +16,22 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from bot.chat import chat_command
-from bot.cli_rules import calc_app, check_app
+from bot.cli_rules import OneLineCommand, OneLineGroup, calc_app, check_app
 from faq import KBError, KnowledgeBase, Outcome, Policy, answer_text, load_jsonl_kb, load_kb
 from faq.replies import outcome_text
 
 app = typer.Typer(
+    cls=OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     help="kounen: IT導入補助金 後年手続きサポート（FAQ 検索・評価）",
     pretty_exceptions_enable=False,
 )
-kb_app = typer.Typer(add_completion=False, no_args_is_help=True, help="知識ベースの検査")
+kb_app = typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True, help="知識ベースの検査")
 app.add_typer(kb_app, name="kb")
 app.add_typer(calc_app, name="calc")
 app.add_typer(check_app, name="check")
-app.command("chat")(chat_command)
+app.command("chat", cls=OneLineCommand)(chat_command)
 
 
 class ProgramOption(StrEnum):
@@ -83,7 +84,7 @@ def _stdin_lines() -> Iterator[str]:
         yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def ask(
     question: Annotated[
         str | None, typer.Argument(help="質問。省略すると標準入力から1行1問で読みます。")
@@ -117,7 +118,7 @@ def _make_policy(kb: KnowledgeBase) -> Policy:
         fail(f"invalid policy settings: {exc}")
 
 
-@kb_app.command("check")
+@kb_app.command("check", cls=OneLineCommand)
 def kb_check(
     kb_path: Annotated[
         Path | None, typer.Option("--kb", help="JSONL の知識ベース（省略時は同梱のもの）")
@@ -139,7 +140,7 @@ def kb_check(
         raise typer.Exit(1)
 
 
-@app.command("eval")
+@app.command("eval", cls=OneLineCommand)
 def eval_cmd(
     queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids}")],
     kb_path: Annotated[
@@ -176,7 +177,7 @@ def eval_cmd(
             typer.echo(f"MISS {status:9} {query!r} gold={list(gold)} top={list(top)}", err=True)
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def bench(
     size: Annotated[int, typer.Option(help="合成知識ベースのエントリ数")] = 2000,
     repeat: Annotated[int, typer.Option(help="各質問の計測回数")] = 3,

@@ -57,7 +57,7 @@ def _usage(exc: UsageError) -> NoReturn:
     _fail(f"{exc.format_message()}（使い方は --help で表示します）")
 
 
-class _OneLineCommand(TyperCommand):
+class OneLineCommand(TyperCommand):
     """Click's usage errors (unknown option, missing value) as one line instead of a box."""
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
@@ -69,7 +69,7 @@ class _OneLineCommand(TyperCommand):
             _usage(exc)
 
 
-class _OneLineGroup(TyperGroup):
+class OneLineGroup(TyperGroup):
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
@@ -86,14 +86,14 @@ class _OneLineGroup(TyperGroup):
 
 
 calc_app = typer.Typer(
-    cls=_OneLineGroup,
+    cls=OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     help="計算：労働生産性と伸び率（IT導入補助金2023 複数社連携の効果報告）",
     pretty_exceptions_enable=False,
 )
 check_app = typer.Typer(
-    cls=_OneLineGroup,
+    cls=OneLineGroup,
     add_completion=False,
     no_args_is_help=True,
     help="判定：ITツールの解約・廃業等で辞退届と返還が必要か",
@@ -147,7 +147,7 @@ _PRODUCTIVITY_OPTIONS = {
 }
 
 
-@calc_app.command("productivity", cls=_OneLineCommand)
+@calc_app.command("productivity", cls=OneLineCommand)
 def productivity_cmd(
     operating_profit: Annotated[
         str | None, typer.Option("--operating-profit", help="営業利益（例：3000万、▲500万）")
@@ -233,7 +233,7 @@ def _contact_json(contact: Contact) -> dict[str, Any]:
     }
 
 
-@check_app.command("withdrawal", cls=_OneLineCommand)
+@check_app.command("withdrawal", cls=OneLineCommand)
 def withdrawal_cmd(
     program: Annotated[str | None, typer.Option("--program", help="制度：it2020 | it2023-multi")] = None,
     event: Annotated[
