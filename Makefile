@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= 申請マイページのIDがわからない
 
-.PHONY: setup run ask test lint bench lock clean
+.PHONY: setup run ask test lint bench browser lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,12 @@ lint: setup
 	$(BIN)/ruff check bot faq rules dialogs tests
 	$(BIN)/mypy
 
+# Debian's chromium for the console's browser tests (apt-get; needs root, as in CI).
+browser:
+	bash scripts/install-browser.sh
+
 test: lint
+	bash scripts/install-browser.sh || echo "no browser: the console's browser tests will be skipped"
 	$(BIN)/pytest
 
 bench: setup

@@ -1,0 +1,202 @@
+"""Read-only queries over the query log and feedback for the console's insights page.
+
+The text was masked when it was logged (bot.masking), so what is shown and exported here
+is what the store holds.  Periods are half-open [start, end) in UTC; the page turns the
+chosen Tokyo dates into such bounds.  Choices picked from a list are logged as
+"[choice] …" and are not questions, so they are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from bot.store import Feedback, QueryLog, Store, StoreError
+
+CHOICE_PREFIX = "[choice]"
+MAX_ROWS = 10_000  # per section in a CSV export
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime  # inclusive, aware
+    end: datetime  # exclusive, aware
+
+
+@dataclass(frozen=True)
+class QuestionRow:
+    text: str
+    count: int
+    last_time: datetime
+    best_score: float | None
+    statuses: str  # e.g. "no_match" or "clarify, answered"
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    entry_id: str
+    count: int
+    helpful: int
+    not_helpful: int
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    time: datetime
+    entry_id: str
+    question: str | None
+    comment: str | None
+    channel: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    total: int
+    by_status: dict[str, int]
+    not_helpful: int
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _in(column: InstrumentedAttribute[datetime], period: Period) -> ColumnElement[bool]:
+    return and_(column >= period.start.astimezone(UTC), column < period.end.astimezone(UTC))
+
+
+def _questions() -> ColumnElement[bool]:
+    return ~QueryLog.text.startswith(CHOICE_PREFIX)
+
+
+class Insights:
+    """The insight queries over one store."""
+
+    def __init__(self, store: Store, low_score: float) -> None:
+        self.store = store
+        self.low_score = low_score
+
+    def _session(self) -> Session:
+        return Session(self.store.engine)
+
+    def _fail(self, what: str, exc: SQLAlchemyError) -> StoreError:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return StoreError(
+            f"database error while reading {what} ({self.store.url}): {first[0] if first else exc}"
+        )
+
+    def totals(self, period: Period) -> Totals:
+        try:
+            with self._session() as session:
+                rows = session.execute(
+                    select(QueryLog.status, func.count())
+                    .where(_in(QueryLog.time, period), _questions())
+                    .group_by(QueryLog.status)
+                ).all()
+                not_helpful = session.scalar(
+                    select(func.count())
+                    .select_from(Feedback)
+                    .where(_in(Feedback.time, period), Feedback.helpful.is_(False))
+                )
+        except SQLAlchemyError as exc:
+            raise self._fail("the query log", exc) from None
+        by_status = {str(status): int(count) for status, count in rows}
+        return Totals(sum(by_status.values()), by_status, int(not_helpful or 0))
+
+    def _grouped(self, condition: ColumnElement[bool], period: Period, limit: int) -> list[QuestionRow]:
+        last = func.max(QueryLog.time)
+        count = func.count()
+        query = (
+            select(
+                QueryLog.text,
+                count,
+                last,
+                func.max(QueryLog.score),
+                func.min(QueryLog.status),
+                func.max(QueryLog.status),
+            )
+            .where(_in(QueryLog.time, period), _questions(), condition)
+            .group_by(QueryLog.text)
+            .order_by(count.desc(), last.desc())
+            .limit(limit)
+        )
+        try:
+            with self._session() as session:
+                rows = session.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("the query log", exc) from None
+        out = []
+        for text, n, when, score, low, high in rows:
+            statuses = str(low) if low == high else f"{low}, {high}"
+            out.append(QuestionRow(str(text), int(n), _aware(when), score, statuses))
+        return out
+
+    def unanswered(self, period: Period, limit: int = 100) -> list[QuestionRow]:
+        """Questions the bot answered with "not found", most frequent first."""
+        return self._grouped(QueryLog.status == "no_match", period, limit)
+
+    def low_confidence(self, period: Period, limit: int = 100) -> list[QuestionRow]:
+        """Questions the bot had to ask back about, or answered with a score below `low_score`."""
+        condition = or_(
+            QueryLog.status == "clarify",
+            and_(QueryLog.status == "answered", QueryLog.score < self.low_score),
+        )
+        return self._grouped(condition, period, limit)
+
+    def top_entries(self, period: Period, limit: int = 20) -> list[EntryRow]:
+        """The entries answered most often, with the feedback they got in the period."""
+        count = func.count()
+        try:
+            with self._session() as session:
+                rows = session.execute(
+                    select(QueryLog.entry_id, count)
+                    .where(
+                        _in(QueryLog.time, period),
+                        QueryLog.status == "answered",
+                        QueryLog.entry_id.is_not(None),
+                    )
+                    .group_by(QueryLog.entry_id)
+                    .order_by(count.desc(), QueryLog.entry_id)
+                    .limit(limit)
+                ).all()
+                ids = [str(r[0]) for r in rows]
+                votes = session.execute(
+                    select(Feedback.entry_id, Feedback.helpful, func.count())
+                    .where(_in(Feedback.time, period), Feedback.entry_id.in_(ids))
+                    .group_by(Feedback.entry_id, Feedback.helpful)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("the query log", exc) from None
+        tally: dict[tuple[str, bool], int] = {(str(e), bool(h)): int(n) for e, h, n in votes}
+        return [
+            EntryRow(
+                str(entry_id),
+                int(n),
+                tally.get((str(entry_id), True), 0),
+                tally.get((str(entry_id), False), 0),
+            )
+            for entry_id, n in rows
+        ]
+
+    def not_helpful(self, period: Period, limit: int = 100) -> list[FeedbackRow]:
+        """👎 feedback, newest first, with the question it was about when known."""
+        try:
+            with self._session() as session:
+                rows = session.execute(
+                    select(
+                        Feedback.time, Feedback.entry_id, QueryLog.text, Feedback.comment, Feedback.channel
+                    )
+                    .outerjoin(QueryLog, Feedback.query_id == QueryLog.id)
+                    .where(_in(Feedback.time, period), Feedback.helpful.is_(False))
+                    .order_by(Feedback.time.desc(), Feedback.id.desc())
+                    .limit(limit)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("feedback", exc) from None
+        return [
+            FeedbackRow(_aware(when), str(entry), None if text is None else str(text), comment, str(channel))
+            for when, entry, text, comment, channel in rows
+        ]

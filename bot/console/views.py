@@ -1,0 +1,280 @@
+"""What the templates show: entries, search results, contacts with their hours, calculator results.
+
+Answer text comes from faq.render.answer_text, exactly what the bot sends, so the text a
+staff member copies is the official one with the contacts filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from markupsafe import Markup
+
+from bot.console.highlight import highlight, highlight_terms
+from faq import Contact, Entry, KnowledgeBase, Outcome, answer_text
+from faq.models import SourceRef
+from faq.render import general_contacts, source_line
+from rules import (
+    REFUND_LABELS,
+    ProductivityResult,
+    WithdrawalResult,
+    format_date,
+    format_productivity,
+    format_yen,
+    line_status,
+)
+
+PROGRAM_ORDER = ("it2020", "it2023-multi", "common")
+STATUS_TEXT = {
+    "answered": "ボットはこの回答を返します",
+    "clarify": "ボットは候補を示して聞き返します",
+    "no_match": "ボットは「見つかりません」と答え、お問い合わせ先を案内します",
+    "smalltalk": "あいさつ等として短く返答します（回答の検索はしません）",
+    "dialog": "ボットは計算の案内を始めます",
+}
+FLOW_ROUTES = {"productivity": "productivity", "withdrawal": "withdrawal"}
+
+
+@dataclass(frozen=True)
+class ContactView:
+    contact: Contact
+    program_short: str | None
+    status_text: str | None  # None: the line has no hours (a form, a web page)
+    open_now: bool | None
+
+
+@dataclass(frozen=True)
+class EntryView:
+    entry: Entry
+    program_short: str
+    program_name: str
+    category: str
+    question: Markup
+    answer: Markup  # the answer as the bot sends it, matched words marked
+    answer_plain: str  # what the copy button copies
+    source: str
+    related: tuple[Entry, ...]
+    contacts: tuple[ContactView, ...]
+    score: float | None = None
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchView:
+    query: str
+    program: str | None
+    status: str
+    status_text: str
+    reason: str
+    results: tuple[EntryView, ...]
+    fallback_contacts: tuple[ContactView, ...]  # when nothing is found
+    flow: str | None  # calculator route when the question asks for one
+    chosen: frozenset[str]  # entries the bot would answer with or offer
+
+
+def contact_view(kb: KnowledgeBase, contact: Contact, now: datetime) -> ContactView:
+    status = line_status(contact, now)
+    program = kb.programs.get(contact.program)
+    return ContactView(
+        contact,
+        program.short if program and contact.program != "common" else None,
+        status.text if status.open_now is not None else None,
+        status.open_now,
+    )
+
+
+def entry_contacts(kb: KnowledgeBase, entry: Entry) -> list[Contact]:
+    """The lines that apply: those the answer names (phone lines first), then the program's own
+    general line (every program's for 共通), so the caller can always be told where to call."""
+    named = sorted(
+        (kb.contacts[i] for i in dict.fromkeys(entry.contact_refs) if i in kb.contacts),
+        key=lambda c: not c.phones,
+    )
+    general = general_contacts(kb, entry.program if entry.program != "common" else None)
+    seen = {c.id for c in named}
+    return named + [c for c in general if c.id not in seen]
+
+
+def entry_view(
+    kb: KnowledgeBase,
+    entry: Entry,
+    now: datetime,
+    *,
+    score: float | None = None,
+    matched: tuple[str, ...] = (),
+) -> EntryView:
+    program = kb.programs.get(entry.program)
+    category = kb.categories.get(entry.category)
+    text = answer_text(kb, entry)
+    return EntryView(
+        entry=entry,
+        program_short=program.short if program else entry.program,
+        program_name=program.name if program else entry.program,
+        category=category.name if category else entry.category,
+        question=highlight(entry.question, matched),
+        answer=highlight(text, matched),
+        answer_plain=text,
+        source=source_line(kb, entry),
+        related=tuple(kb.by_id[r] for r in entry.related if r in kb.by_id),
+        contacts=tuple(contact_view(kb, c, now) for c in entry_contacts(kb, entry)),
+        score=score,
+        matched=highlight_terms(matched),
+    )
+
+
+def search_view(kb: KnowledgeBase, outcome: Outcome, now: datetime, limit: int = 10) -> SearchView:
+    results = tuple(
+        entry_view(kb, c.entry, now, score=c.score, matched=c.matched) for c in outcome.candidates[:limit]
+    )
+    chosen = {outcome.entry.id} if outcome.entry else set()
+    chosen |= {c.entry_id for c in outcome.choices if c.entry_id}
+    fallback: tuple[ContactView, ...] = ()
+    if outcome.status == "no_match":
+        fallback = tuple(contact_view(kb, c, now) for c in general_contacts(kb, outcome.program))
+    return SearchView(
+        query=outcome.query,
+        program=outcome.program,
+        status=outcome.status,
+        status_text=STATUS_TEXT.get(outcome.status, outcome.status),
+        reason=outcome.reason,
+        results=results,
+        fallback_contacts=fallback,
+        flow=FLOW_ROUTES.get(outcome.dialog) if outcome.dialog else None,
+        chosen=frozenset(chosen),
+    )
+
+
+@dataclass(frozen=True)
+class CategoryGroup:
+    id: str
+    name: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class ProgramGroup:
+    id: str
+    name: str
+    short: str
+    categories: tuple[CategoryGroup, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(len(c.entries) for c in self.categories)
+
+
+def browse(kb: KnowledgeBase) -> list[ProgramGroup]:
+    """Every entry, by program (2020, 2023, 共通) and category, in the knowledge base's order."""
+    order = [p for p in PROGRAM_ORDER if p in kb.programs] + [
+        p for p in kb.programs if p not in PROGRAM_ORDER
+    ]
+    groups = []
+    for pid in order:
+        program = kb.programs[pid]
+        categories = []
+        for cid, category in kb.categories.items():
+            entries = tuple(e for e in kb.entries if e.program == pid and e.category == cid)
+            if entries:
+                categories.append(CategoryGroup(cid, category.name, entries))
+        orphans = tuple(e for e in kb.entries if e.program == pid and e.category not in kb.categories)
+        if orphans:
+            categories.append(CategoryGroup("other", "その他", orphans))
+        if categories:
+            groups.append(ProgramGroup(pid, program.name, program.short, tuple(categories)))
+    return groups
+
+
+def sources_text(kb: KnowledgeBase, sources: tuple[SourceRef, ...]) -> list[str]:
+    lines = []
+    for ref in sources:
+        doc = kb.documents.get(ref.document)
+        lines.append(f"{doc.title if doc else ref.document}　{ref.ref}")
+    return lines
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ProductivityView:
+    figures: tuple[Figure, ...]
+    verdict: str
+    verdict_kind: str  # ok / ng / none
+    explanation: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def _yen(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return format_yen(value, style="man")
+    return f"{value:,f}円"
+
+
+def productivity_view(kb: KnowledgeBase, result: ProductivityResult) -> ProductivityView:
+    rnd = result.rounding
+    threshold = f"{(result.threshold * 100).normalize():f}%"
+    figures = [
+        Figure("付加価値額", _yen(result.value_added)),
+        Figure("労働生産性", format_productivity(rnd.productivity(result.labor_productivity))),
+    ]
+    if result.growth_rate is not None:
+        figures.append(
+            Figure(f"年率平均成長率（{result.inputs.year}年度目）", rnd.percent(result.growth_rate))
+        )
+    figures.append(Figure("公表の基準", f"年率平均{threshold}以上"))
+    if result.meets_threshold is True:
+        verdict, kind = f"基準（{threshold}）に達しています。", "ok"
+    elif result.meets_threshold is False:
+        verdict, kind = f"基準（{threshold}）に達していません。", "ng"
+    else:
+        verdict, kind = result.growth_unavailable_reason or "伸び率は計算していません。", "none"
+    return ProductivityView(
+        tuple(figures), verdict, kind, result.explanation, tuple(sources_text(kb, result.sources))
+    )
+
+
+@dataclass(frozen=True)
+class WithdrawalView:
+    summary: str
+    figures: tuple[Figure, ...]
+    explanation: tuple[str, ...]
+    sources: tuple[str, ...]
+    contact: ContactView | None
+    required: bool | None
+
+
+_REQUIRED = {
+    True: "必要です",
+    False: "出典上、必要とされていません",
+    None: "出典に定めがありません（窓口にご確認ください）",
+}
+
+
+def _day(value: date | None) -> str:
+    return format_date(value) if value else "なし（出典に定めなし）"
+
+
+def withdrawal_view(kb: KnowledgeBase, result: WithdrawalResult, now: datetime) -> WithdrawalView:
+    contact = kb.contacts.get(result.contact)
+    figures: tuple[Figure, ...] = (
+        Figure("辞退届", _REQUIRED[result.withdrawal_required]),
+        Figure("返還", REFUND_LABELS[result.refund]),
+        Figure("基準日（最も遅い納品日）", _day(result.base_date)),
+        Figure("1年未満として扱う期限", _day(result.one_year_date)),
+        Figure("期間の終わり", _day(result.period_end)),
+    )
+    if result.submit_via:
+        figures += (Figure("提出先", result.submit_via),)
+    return WithdrawalView(
+        summary=result.summary,
+        figures=figures,
+        explanation=result.explanation,
+        sources=tuple(sources_text(kb, result.sources)),
+        contact=contact_view(kb, contact, now) if contact else None,
+        required=result.withdrawal_required,
+    )
