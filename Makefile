@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= 申請マイページのIDがわからない
 
-.PHONY: setup run ask test lint bench browser lock clean
+.PHONY: setup run ask test lint bench bench-bot browser lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: lint
 
 bench: setup
 	$(BIN)/kounen bench
+
+# Telegram bot process: start-up to ready and resident memory, against the fake Bot API server.
+bench-bot: setup
+	$(BIN)/python tests/bench_bot.py
 
 # Re-resolve the pinned set (needs the package index); commit the result.
 lock:

@@ -1,4 +1,4 @@
-"""`kounen` command line: ask, kb check, eval, bench.
+"""`kounen` command line: ask, chat, kb check, eval, bench, calc, check, bot (Telegram polling), serve (webhook).
 
 Every user mistake (a missing file, a broken line, a bad option) ends in one
 line on stderr and a non-zero exit; tracebacks are for bugs only.
@@ -190,6 +190,56 @@ def bench(
     if repeat < 1:
         fail("--repeat must be at least 1")
     run_bench(size=size, repeat=repeat)
+
+
+@app.command("bot", cls=OneLineCommand)
+def bot_cmd(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="SQLAlchemy の URL（省略時は KOUNEN_DATABASE_URL、なければ既定の SQLite）"
+        ),
+    ] = None,
+    poll_timeout: Annotated[
+        int, typer.Option("--poll-timeout", min=0, max=50, help="ロングポーリングの待ち時間（秒）")
+    ] = 10,
+) -> None:
+    """Telegram ボットをロングポーリングで動かす（必要なのは KOUNEN_TELEGRAM_TOKEN だけ）。"""
+    from bot.telegram import BotStartError, run_polling
+
+    try:
+        run_polling(database_url, poll_timeout)
+    except BotStartError as exc:
+        fail(" ".join(str(exc).split()))
+
+
+@app.command("serve", cls=OneLineCommand)
+def serve_cmd(
+    host: Annotated[str | None, typer.Option("--host", help="待ち受けるアドレス（既定 127.0.0.1）")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="ポート（既定 8080）")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="ワーカープロセス数（既定 1）")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy の URL（複数ワーカーでは PostgreSQL）"),
+    ] = None,
+) -> None:
+    """Telegram の Webhook を受ける ASGI サーバー（uvicorn、複数ワーカー可）を起動する。"""
+    from bot.console import ConsoleSettingsError
+    from bot.settings import SettingsError, configure_logging, load_settings
+    from bot.telegram import BotStartError
+    from bot.web import console_settings, serve
+
+    try:
+        settings = load_settings(
+            listen_host=host, listen_port=port, workers=workers, database_url=database_url
+        )
+        configure_logging(settings)
+        console_settings(settings)  # checked once here, so a mistake is one line, not one per worker
+        serve(settings)
+    except (SettingsError, BotStartError, ConsoleSettingsError) as exc:
+        fail(" ".join(str(exc).split()))
 
 
 def main() -> None:

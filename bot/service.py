@@ -65,6 +65,9 @@ class ServiceTurn:
     dialog: str | None  # flow id of the dialog in progress after this turn
     step: str | None  # its current step id
     result: dict[str, Any] | None  # structured result when a flow has just finished
+    # What this turn answered, for feedback: a knowledge-base entry id, or flow:<flow id> for the
+    # summary of a calculation that has just finished; None otherwise.
+    entry_id: str | None = None
 
 
 @dataclass
@@ -164,9 +167,12 @@ class ConversationService:
         user_input = UserInput(clean_text(user_input.text), user_input.choice)
         user_input = self._as_choice(user_input)
         routed: _Routed | None = None
+        prior_flow: str | None = None
         for _attempt in range(2):
             record = self.store.load(channel, user_id)
-            routed = self._route(Conversation.from_json(record.state, record.program), user_input)
+            before = Conversation.from_json(record.state, record.program)
+            prior_flow = before.dialog.flow if before.dialog else None
+            routed = self._route(before, user_input)
             after = routed.conversation
             state, program = after.to_json(), after.program
             if record.version and (state, program) == (record.state, record.program):
@@ -185,7 +191,16 @@ class ConversationService:
         replies = routed.replies
         dialog = routed.conversation.dialog
         result = next((r.result for r in replies if r.result is not None), None)
-        return ServiceTurn(replies, dialog.flow if dialog else None, dialog.step if dialog else None, result)
+        answered = routed.entry_id if routed.status == "answered" else None
+        if answered is None and result is not None and prior_flow is not None and dialog is None:
+            answered = f"flow:{prior_flow}"  # a finished calculation: its summary gets feedback too
+        return ServiceTurn(
+            replies,
+            dialog.flow if dialog else None,
+            dialog.step if dialog else None,
+            result,
+            answered,
+        )
 
     def resume(self, channel: str, user_id: str) -> list[Reply]:
         """The question a stored dialog is waiting on (for a channel that (re)starts), or nothing."""

@@ -24,6 +24,7 @@ A new revision after a model change (reviewed before committing):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -31,13 +32,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Engine,
@@ -49,13 +51,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -70,6 +73,8 @@ MAX_TEXT = 2000  # characters of user text kept in the log
 MAX_CHANNEL = 32
 MAX_USER_ID = 128
 _PG_MIGRATION_LOCK = 0x6B6F756E656E  # "kounen": key of the advisory lock taken while migrating
+_PG_CONVERSATION_LOCKS = 0x6B6F  # first key of the per-conversation advisory locks (two-int key space)
+PROCESSED_UPDATES_KEPT_DAYS = 7  # how long an update id is remembered to drop its redeliveries
 
 
 class StoreError(Exception):
@@ -130,6 +135,17 @@ class Feedback(Base):
     helpful: Mapped[bool] = mapped_column(Boolean)
     comment: Mapped[str | None] = mapped_column(Text)
     query_id: Mapped[int | None] = mapped_column(ForeignKey("query_log.id", ondelete="SET NULL"))
+
+
+class ProcessedUpdate(Base):
+    """An update (Telegram update_id) already taken by a worker: a redelivery is dropped."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (Index("ix_processed_updates_time", "time"),)
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 # -- records returned to callers ------------------------------------------------------
@@ -485,3 +501,110 @@ class Store:
                 FeedbackRecord(r.id, _aware(r.time), r.channel, r.user_hash, r.entry_id, r.helpful, r.comment)
                 for r in rows
             ]
+
+    # -- updates taken and per-conversation locks (several workers on one database) ----
+
+    def claim_update(self, source: str, update_id: int) -> bool:
+        """Record that `update_id` of `source` (e.g. one Telegram bot) is being handled.
+
+        True the first time, False for a redelivery of the same update, by any process
+        sharing this database.  Ids older than PROCESSED_UPDATES_KEPT_DAYS are forgotten.
+        """
+        now = utcnow()
+        try:
+            with self._sessions() as session, session.begin():
+                session.execute(insert(ProcessedUpdate).values(source=source, update_id=update_id, time=now))
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database error while recording an update ({self.url}): {_one_line(exc)}"
+            ) from None
+        if update_id % 500 == 0:
+            cutoff = now - timedelta(days=PROCESSED_UPDATES_KEPT_DAYS)
+            with self._session("forgetting old update ids") as session:
+                session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.time < cutoff))
+        return True
+
+    def conversation_lock(self, channel: str, user_id: str) -> ConversationLock:
+        """A lock on one conversation shared by every process on this database (see ConversationLock)."""
+        self._check_key(channel, user_id)
+        digest = hashlib.blake2b(f"{channel}\x00{user_id}".encode(), digest_size=4).digest()
+        return ConversationLock(self, int.from_bytes(digest, "big", signed=True))
+
+
+class ConversationLock:
+    """Serialises the turns of one conversation across processes (PostgreSQL advisory lock).
+
+    Optimistic versions already keep every turn; the lock also keeps their order when two
+    workers receive messages of one chat at once.  On SQLite (one machine, one file) it is a
+    no-op.  `acquire` waits up to `timeout` seconds and then lets the turn go on unlocked
+    (returns False) rather than leave the user without an answer.
+    """
+
+    def __init__(self, store: Store, key: int) -> None:
+        self._store = store
+        self._key = key
+        self._connection: Connection | None = None
+
+    @property
+    def shared(self) -> bool:
+        """True when the lock is real (PostgreSQL); False when it is a no-op (SQLite)."""
+        return self._store.engine.dialect.name == "postgresql"
+
+    def acquire(self, timeout: float = 30.0) -> bool:
+        engine = self._store.engine
+        if not self.shared or self._connection is not None:
+            return True
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        try:
+            connection = engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database error while locking a conversation ({self._store.url}): {_one_line(exc)}"
+            ) from None
+        try:
+            while True:
+                got = connection.execute(
+                    text("SELECT pg_try_advisory_lock(:space, :key)"),
+                    {"space": _PG_CONVERSATION_LOCKS, "key": self._key},
+                ).scalar_one()
+                connection.commit()  # a session-level lock outlives the transaction
+                if got:
+                    self._connection = connection
+                    return True
+                if time.monotonic() >= deadline:
+                    log.warning("conversation lock busy for %.0f s: going on without it", timeout)
+                    connection.close()
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+        except SQLAlchemyError as exc:
+            connection.close()
+            raise StoreError(
+                f"database error while locking a conversation ({self._store.url}): {_one_line(exc)}"
+            ) from None
+
+    def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:space, :key)"),
+                {"space": _PG_CONVERSATION_LOCKS, "key": self._key},
+            )
+            connection.commit()
+            connection.close()
+        except SQLAlchemyError as exc:  # dropping the connection drops its locks too
+            log.warning("could not release a conversation lock: %s", _one_line(exc))
+            connection.invalidate()
+            connection.close()
+
+    def __enter__(self) -> ConversationLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()

@@ -1,0 +1,276 @@
+"""`kounen serve`: the ASGI app (Starlette) with the Telegram webhook.
+
+    POST /telegram/webhook   an Update from Telegram.  The header
+                             X-Telegram-Bot-Api-Secret-Token must equal KOUNEN_WEBHOOK_SECRET
+                             (constant-time compare), otherwise 403.  The response is sent once
+                             the update has been handled.  Its update_id is claimed in the store
+                             first, so a redelivery (after a timeout, or to another worker) is
+                             answered once; an update whose worker dies mid-turn is not retried.
+    GET  /healthz            200 {"status": "ok", ...} when the bot is up and the database
+                             answers, 503 otherwise.
+
+`create_app(settings, extra_routes=...)` builds the app; more routes (the call-center
+console under /console) are added through `extra_routes`, e.g.
+`Mount("/console", app=console_app)`; `kounen serve` takes them from `served_routes`.
+They are not behind the webhook secret, and the webhook is not behind theirs.  While the
+app runs, `app.state.service`, `app.state.store`, `app.state.kb` and `app.state.settings`
+are set.
+
+Several workers (uvicorn --workers, or several hosts) share one PostgreSQL database:
+conversation state, the claimed update ids and a per-chat advisory lock live there.
+`create_app_from_env` is the factory uvicorn imports in each worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+    from bot.console import ConsoleSettings
+    from bot.service import ConversationService
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+HEALTH_PATH = "/healthz"
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+MAX_BODY = 1 << 20  # an Update is a few kilobytes
+
+
+class _Bot:
+    """What the lifespan sets up for the routes."""
+
+    application: Application[Any, Any, Any, Any, Any, Any] | None = None
+    service: ConversationService | None = None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    service: ConversationService | None = None,
+    close_service: bool = False,
+    register_webhook: bool | None = None,
+) -> Starlette:
+    """The ASGI app.  Raises `SettingsError` when the token or the webhook secret is missing.
+
+    `service`: an already opened service, shared with the extra routes (its store is closed
+    at shutdown when `close_service`); without one, a service is opened from the settings at
+    start-up and closed at shutdown.  `register_webhook`: call setWebhook at start-up
+    (default: KOUNEN_SET_WEBHOOK_ON_START).
+    """
+    settings.require_token()
+    expected = settings.require_webhook_secret().encode("ascii")
+    register = settings.set_webhook_on_start if register_webhook is None else register_webhook
+    bot = _Bot()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from bot.telegram import build_application, close_adapter, register_webhook, start_application
+
+        own = service is None or close_service
+        svc = service if service is not None else await asyncio.to_thread(_open_service, settings)
+        try:
+            application = build_application(settings, svc, polling=False)
+            await start_application(application, settings)
+            try:
+                await application.start()
+                if register:
+                    await register_webhook(application, settings)
+                bot.application, bot.service = application, svc
+                app.state.settings, app.state.service = settings, svc
+                app.state.store, app.state.kb = svc.store, svc.kb
+                log.info("webhook worker ready as @%s", application.bot.username)
+                yield
+            finally:
+                bot.application = None
+                if application.running:
+                    await application.stop()
+                await application.shutdown()
+                close_adapter(application)
+        finally:
+            if own:
+                svc.store.close()
+
+    async def webhook(request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("latin-1")
+        if not hmac.compare_digest(given, expected):
+            return PlainTextResponse("forbidden", status_code=403)
+        application = bot.application
+        if application is None:
+            return PlainTextResponse("starting", status_code=503)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return PlainTextResponse("too large", status_code=413)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return PlainTextResponse("not JSON", status_code=400)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return PlainTextResponse("not an Update", status_code=400)
+        from telegram import Update
+
+        try:
+            update = Update.de_json(data, application.bot)
+        except (TypeError, ValueError, KeyError) as exc:
+            log.warning("unreadable update %s: %s", data.get("update_id"), exc)
+            return PlainTextResponse("not an Update", status_code=400)
+        # Through the per-chat processor, as a polled update would go; errors go to the
+        # application's error handler, so this returns when the update has been handled.
+        await application.update_processor.process_update(update, application.process_update(update))
+        return Response(status_code=200)
+
+    async def health(request: Request) -> Response:
+        application, svc = bot.application, bot.service
+        if application is None or svc is None or not application.running:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        try:
+            await asyncio.to_thread(_ping, svc)
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "database unavailable", "error": type(exc).__name__}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "bot": application.bot.username, "database": "ok"})
+
+    routes: list[BaseRoute] = [
+        Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+        Route(HEALTH_PATH, health, methods=["GET"]),
+        *extra_routes,
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _open_service(settings: Settings) -> ConversationService:
+    from bot.chat import ChatError, open_service
+    from bot.telegram import BotStartError
+
+    try:
+        return open_service(settings.database_url)
+    except ChatError as exc:
+        raise BotStartError(str(exc)) from None
+
+
+def _ping(service: ConversationService) -> None:
+    with service.store.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def served_routes(settings: Settings, service: ConversationService) -> list[BaseRoute]:
+    """Routes `kounen serve` adds beside the webhook, sharing the worker's knowledge base,
+    policy and store (`service.kb`, `service.policy`, `service.store`): the call-center
+    console, mounted under /console."""
+    from starlette.routing import Mount
+
+    from bot.console import create_console_app
+
+    return [
+        Mount(
+            "/console",
+            app=create_console_app(
+                kb=service.kb, policy=service.policy, store=service.store, settings=console_settings(settings)
+            ),
+        )
+    ]
+
+
+def console_settings(settings: Settings) -> ConsoleSettings:
+    """The console's settings, refused when a console credential is the webhook secret:
+    the webhook secret must never open the console."""
+    from bot.console import load_console_settings
+
+    console = load_console_settings()
+    if settings.webhook_secret is not None and console.reuses_secret(
+        settings.webhook_secret.get_secret_value()
+    ):
+        raise SettingsError(
+            "KOUNEN_WEBHOOK_SECRET is also a console password, token or key: use a different value"
+        )
+    return console
+
+
+def create_app_from_env() -> Starlette:
+    """uvicorn factory (`bot.web:create_app_from_env`), run in each worker: settings from the
+    environment, the service opened once and shared by the webhook and `served_routes`."""
+    from bot.settings import configure_logging, load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    service = _open_service(settings)
+    try:
+        routes = served_routes(settings, service)
+        return create_app(settings, extra_routes=routes, service=service, close_service=True)
+    except BaseException:
+        service.store.close()
+        raise
+
+
+def serve(settings: Settings) -> None:
+    """`kounen serve`: check everything once, then run uvicorn with `settings.workers` workers.
+
+    Raises `BotStartError` (one line) before any worker starts: token or secret missing,
+    database unusable, Bot API unreachable or refusing the token, setWebhook refused.
+    """
+    import os
+
+    import uvicorn
+
+    from bot.telegram import BotStartError, check_bot
+
+    try:
+        settings.require_token()
+        settings.require_webhook_secret()
+    except SettingsError as exc:
+        raise BotStartError(str(exc)) from None
+    if settings.set_webhook_on_start and not settings.webhook_url:
+        raise BotStartError("KOUNEN_SET_WEBHOOK_ON_START is true but KOUNEN_WEBHOOK_URL is not set")
+    from bot.store import Store, StoreError
+
+    try:
+        settings.prepare_data_dir()
+        Store.open(settings.database_url, salt=settings.hash_salt.get_secret_value()).close()  # migrate once
+    except (SettingsError, StoreError) as exc:
+        raise BotStartError(str(exc)) from None
+    if settings.workers > 1 and settings.database_url.startswith("sqlite"):
+        log.warning(
+            "%d workers on SQLite: use PostgreSQL (KOUNEN_DATABASE_URL) for several workers", settings.workers
+        )
+    username = asyncio.run(check_bot(settings, register_webhook=settings.set_webhook_on_start))
+    # The workers read their settings from the environment: pass on what the command line
+    # changed, and do not register the webhook again in every worker.
+    os.environ["KOUNEN_DATABASE_URL"] = settings.database_url
+    os.environ["KOUNEN_SET_WEBHOOK_ON_START"] = "false"
+    log.warning(
+        "serving @%s on http://%s:%d%s with %d worker(s)",
+        username,
+        settings.listen_host,
+        settings.listen_port,
+        WEBHOOK_PATH,
+        settings.workers,
+    )
+    uvicorn.run(
+        "bot.web:create_app_from_env",
+        factory=True,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        workers=settings.workers,
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
