@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from bot.console.passwords import HASHER
 from bot.console.settings import ConsoleSettings
 
 COOKIE_NAME = "kounen_console"
@@ -71,7 +71,7 @@ class Credentials:
     def __init__(self, settings: ConsoleSettings) -> None:
         self._users = dict(settings.users)
         self._tokens = {name: token.get_secret_value() for name, token in settings.tokens.items()}
-        self._hasher = PasswordHasher()
+        self._hasher = HASHER
         # Verified when the name is unknown, so a wrong name costs as long as a wrong password.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 

@@ -34,11 +34,13 @@ import hmac
 import re
 from typing import Any
 
-from argon2 import PasswordHasher, extract_parameters
+from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
+
+from bot.console.passwords import HASHER
 
 ENV_PREFIX = "KOUNEN_CONSOLE_"
 MIN_TOKEN = 32
@@ -141,7 +143,7 @@ class ConsoleSettings(BaseSettings):
             secrets.append(self.secret_key.get_secret_value())
         if any(hmac.compare_digest(digest, hashlib.sha256(s.encode()).digest()) for s in secrets):
             return True
-        hasher = PasswordHasher()
+        hasher = HASHER
         for hashed in self.users.values():
             try:
                 if hasher.verify(hashed, value):
