@@ -518,8 +518,8 @@ def _outside_era(day: date, era: _Era, label: str) -> date:
             f"{label}はありません（{era.kanji}は{first}からです。{format_date(day)}は{actual}）。{DATE_EXAMPLE}",
             format_date(day),
         )
-    assert era.until is not None  # the current era has no end, so a date can only be after a past one
-    last = era.until - timedelta(days=1)
+    # Only a past era has an end; a date after the current era's start is never outside it.
+    last = (era.until or day) - timedelta(days=1)
     raise ParseError(
         f"{label}はありません（{era.kanji}は{format_date(last, era=True)}までです。"
         f"{format_date(day)}は{format_date(day, era=True)}）。{DATE_EXAMPLE}",

@@ -199,10 +199,9 @@ def _growth_lines(g: _Growth, current: Decimal, rnd: Rounded, rules: RulesConfig
         f"今回の基準は{t}です。"
     )
     lines = [group_rule]
-    if g.rate is None:
+    if g.rate is None or g.baseline is None or g.year is None:
         lines.append(g.reason or "伸び率は計算していません。")
         return lines
-    assert g.baseline is not None and g.year is not None
     cur, base = rnd.productivity(current), rnd.productivity(g.baseline)
     if g.year == 1:
         formula = f"{label} {cur:,f} ÷ 申請時の実績値 {base:,f} − 1"

@@ -9,7 +9,9 @@ of passing on a developer machine and hanging in CI.  Loopback (127.0.0.0/8, ::1
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,3 +86,65 @@ def kb() -> KnowledgeBase:
 def policy(kb: KnowledgeBase) -> Policy:
     """One policy (and matcher index) over the shipped knowledge base."""
     return Policy(kb)
+
+
+# -- PostgreSQL on 127.0.0.1:5432, shared by the store and the multi-worker webhook tests --------
+
+PG_CANDIDATES = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+)
+
+
+def libpq(url: str) -> str:
+    """A SQLAlchemy URL as a libpq connection string (psycopg.connect), with a short timeout."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    parts: dict[str, object] = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "dbname": parsed.database or "test",
+        "user": parsed.username or "postgres",
+        "connect_timeout": 3,
+    }
+    if parsed.password:
+        parts["password"] = parsed.password
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """A PostgreSQL URL that answers (KOUNEN_TEST_POSTGRES_URL or the local server), or skip with the reason."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    override = os.environ.get("KOUNEN_TEST_POSTGRES_URL")
+    errors = []
+    for url in (override,) if override else PG_CANDIDATES:
+        try:
+            with psycopg.connect(libpq(url)):
+                return url
+        except psycopg.Error as exc:
+            errors.append(
+                f"{make_url(url).render_as_string(hide_password=True)}: {' '.join(str(exc).split())}"
+            )
+    reason = "PostgreSQL unreachable, test skipped: " + " | ".join(errors)
+    print(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A URL on a fresh schema of that server, dropped afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"kounen_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq(pg_server), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield f"{pg_server}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(libpq(pg_server), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

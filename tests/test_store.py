@@ -8,70 +8,19 @@ the reason.  KOUNEN_TEST_POSTGRES_URL overrides the server
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.script import ScriptDirectory
-from psycopg import sql
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 
 from bot.masking import PHONE_MASK
 from bot.store import ConcurrentUpdate, Store, StoreError, alembic_config
 
-PG_CANDIDATES = (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "postgresql+psycopg://root@127.0.0.1:5432/test",
-)
 SALT = "test-salt-0123456789"
-
-
-def _libpq(url: str) -> str:
-    parsed = make_url(url)
-    parts = {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "dbname": parsed.database or "test",
-        "user": parsed.username or "postgres",
-        "connect_timeout": 3,
-    }
-    if parsed.password:
-        parts["password"] = parsed.password
-    return " ".join(f"{k}={v}" for k, v in parts.items())
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """A PostgreSQL URL that answers, or skip with the reason."""
-    override = os.environ.get("KOUNEN_TEST_POSTGRES_URL")
-    errors = []
-    for url in (override,) if override else PG_CANDIDATES:
-        try:
-            with psycopg.connect(_libpq(url)):
-                return url
-        except psycopg.Error as exc:
-            errors.append(
-                f"{make_url(url).render_as_string(hide_password=True)}: {' '.join(str(exc).split())}"
-            )
-    pytest.skip("PostgreSQL unreachable, tests skipped: " + " | ".join(errors))
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    schema = f"kounen_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(pg_server), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{pg_server}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(_libpq(pg_server), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture

@@ -15,20 +15,16 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 from fake_telegram import FakeTelegram
-from psycopg import sql
 from pydantic import SecretStr
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -45,10 +41,6 @@ from faq import KnowledgeBase, Policy
 
 SECRET = "webhook-secret_0123456789"
 GBIZ_PHONE = "06-6225-7877"
-PG_CANDIDATES = (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "postgresql+psycopg://root@127.0.0.1:5432/test",
-)
 KOUNEN = Path(sys.executable).parent / "kounen"
 
 
@@ -191,43 +183,6 @@ def test_the_app_refuses_to_start_without_a_secret(fake: FakeTelegram, db_url: s
 
 
 # -- several workers on PostgreSQL ------------------------------------------------------------
-
-
-def _libpq(url: str) -> str:
-    parsed = make_url(url)
-    return (
-        f"host={parsed.host or '127.0.0.1'} port={parsed.port or 5432} dbname={parsed.database or 'test'} "
-        f"user={parsed.username or 'postgres'} connect_timeout=3"
-    )
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> str:
-    override = os.environ.get("KOUNEN_TEST_POSTGRES_URL")
-    errors = []
-    for url in (override,) if override else PG_CANDIDATES:
-        try:
-            with psycopg.connect(_libpq(url)):
-                return url
-        except psycopg.Error as exc:
-            errors.append(
-                f"{make_url(url).render_as_string(hide_password=True)}: {' '.join(str(exc).split())}"
-            )
-    reason = "PostgreSQL unreachable, multi-worker webhook test skipped: " + " | ".join(errors)
-    print(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    schema = f"kounen_tg_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(pg_server), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{pg_server}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(_libpq(pg_server), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _free_port() -> int:
