@@ -57,27 +57,23 @@ def _usage(exc: UsageError) -> NoReturn:
     _fail(f"{exc.format_message()}（使い方は --help で表示します）")
 
 
-class OneLineCommand(TyperCommand):
+class _OneLineUsage:
     """Click's usage errors (unknown option, missing value) as one line instead of a box."""
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
         except NoArgsIsHelpError:
             raise
         except UsageError as exc:
             _usage(exc)
 
 
-class OneLineGroup(TyperGroup):
-    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
-            _usage(exc)
+class OneLineCommand(_OneLineUsage, TyperCommand):
+    pass
 
+
+class OneLineGroup(_OneLineUsage, TyperGroup):
     def resolve_command(self, ctx: ClickContext, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)

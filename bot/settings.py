@@ -32,7 +32,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -200,14 +200,19 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else "?"
-        source = f"--{name.replace('_', '-')}" if name in given else f"{ENV_PREFIX}{name.upper()}"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SettingsError(f"invalid setting {source}: {message}{more}") from None
+        raise SettingsError(validation_message(exc, ENV_PREFIX, given)) from None
     except OSError as exc:  # an unreadable .env file
         raise SettingsError(f"cannot read settings: {exc}") from None
+
+
+def validation_message(exc: ValidationError, prefix: str, given: Mapping[str, Any]) -> str:
+    """One line naming the setting (the option when it came from the command line) and the problem."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    source = f"--{name.replace('_', '-')}" if name in given else f"{prefix}{name.upper()}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {source}: {message}{more}"
 
 
 def configure_logging(settings: Settings) -> None:

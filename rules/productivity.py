@@ -254,6 +254,25 @@ def _json_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _growth_json(
+    result: ProductivityResult | GroupProductivityResult, year: ReportYear | None, baseline: Decimal | None
+) -> dict[str, Any]:
+    """What a single business's and a group's results share in JSON: productivity, growth, verdict."""
+    rnd = result.rounding
+    return {
+        "labor_productivity": float(rnd.productivity(result.labor_productivity)),
+        "growth_rate": None if result.growth_rate is None else float(rnd.fraction(result.growth_rate)),
+        "threshold": float(result.threshold),
+        "meets_threshold": result.meets_threshold,
+        "growth_unavailable_reason": result.growth_unavailable_reason,
+        "year": year,
+        "baseline": None if baseline is None else _json_number(baseline),
+        "rounding": rnd.text,
+        "explanation": list(result.explanation),
+        "sources": [{"document": s.document, "ref": s.ref} for s in result.sources],
+    }
+
+
 @dataclass(frozen=True)
 class ProductivityResult:
     inputs: ProductivityInputs
@@ -270,21 +289,11 @@ class ProductivityResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready; productivity and growth rounded as stated in `rounding`, verdict from exact values."""
-        rnd = self.rounding
         return {
             "value_added": _json_number(self.value_added),
-            "labor_productivity": float(rnd.productivity(self.labor_productivity)),
-            "growth_rate": None if self.growth_rate is None else float(rnd.fraction(self.growth_rate)),
-            "threshold": float(self.threshold),
-            "meets_threshold": self.meets_threshold,
-            "growth_unavailable_reason": self.growth_unavailable_reason,
-            "year": self.inputs.year,
-            "baseline": None if self.inputs.baseline is None else _json_number(self.inputs.baseline),
+            **_growth_json(self, self.inputs.year, self.inputs.baseline),
             "inputs": self.inputs.as_dict(),
             "formula": self.formula,
-            "rounding": rnd.text,
-            "explanation": list(self.explanation),
-            "sources": [{"document": s.document, "ref": s.ref} for s in self.sources],
         }
 
 
@@ -401,24 +410,14 @@ class GroupProductivityResult:
     rounding: Rounded = field(repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        rnd = self.rounding
         return {
-            "labor_productivity": float(rnd.productivity(self.labor_productivity)),
-            "growth_rate": None if self.growth_rate is None else float(rnd.fraction(self.growth_rate)),
-            "threshold": float(self.threshold),
-            "meets_threshold": self.meets_threshold,
-            "growth_unavailable_reason": self.growth_unavailable_reason,
-            "year": self.year,
-            "baseline": None if self.baseline is None else _json_number(self.baseline),
+            **_growth_json(self, self.year, self.baseline),
             "method": self.method,
             "method_text": self.method_text,
             "members": [
                 {"name": m.name, "labor_productivity": _json_number(m.labor_productivity)}
                 for m in self.members
             ],
-            "rounding": rnd.text,
-            "explanation": list(self.explanation),
-            "sources": [{"document": s.document, "ref": s.ref} for s in self.sources],
         }
 
 

@@ -305,6 +305,17 @@ class _Console:
             request, name, {**base, **context}, status_code=status_code, headers=headers
         )
 
+    def _log_unavailable(self, request: Request, ctx: _Context) -> Response:
+        """The query log could not be read: a page that says so, not a server error."""
+        return self.error(
+            request,
+            503,
+            "データベースを読めません",
+            "質問ログを読み込めませんでした。しばらくしてから再度お試しください。",
+            staff=ctx.staff,
+            session=ctx.session,
+        )
+
     def error(
         self,
         request: Request,
@@ -606,14 +617,7 @@ class _Console:
             }
         except StoreError as exc:
             log.error("console insights: %s", exc)
-            return self.error(
-                request,
-                503,
-                "データベースを読めません",
-                "質問ログを読み込めませんでした。しばらくしてから再度お試しください。",
-                staff=ctx.staff,
-                session=ctx.session,
-            )
+            return self._log_unavailable(request, ctx)
         presets = [
             ("今日", today, today),
             ("過去7日", today - timedelta(days=6), today),
@@ -687,14 +691,7 @@ class _Console:
                 ]
         except StoreError as exc:
             log.error("console CSV export: %s", exc)
-            return self.error(
-                request,
-                503,
-                "データベースを読めません",
-                "質問ログを読み込めませんでした。しばらくしてから再度お試しください。",
-                staff=ctx.staff,
-                session=ctx.session,
-            )
+            return self._log_unavailable(request, ctx)
         buffer = io.StringIO()
         buffer.write("\ufeff")  # so that Excel reads UTF-8
         writer = csv.writer(buffer, lineterminator="\r\n")

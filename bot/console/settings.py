@@ -41,6 +41,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
 from bot.console.passwords import HASHER
+from bot.settings import validation_message
 
 ENV_PREFIX = "KOUNEN_CONSOLE_"
 MIN_TOKEN = 32
@@ -159,11 +160,7 @@ def load_console_settings(**overrides: Any) -> ConsoleSettings:
     try:
         return ConsoleSettings(**given)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else "?"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConsoleSettingsError(f"invalid setting {ENV_PREFIX}{name.upper()}: {message}{more}") from None
+        raise ConsoleSettingsError(validation_message(exc, ENV_PREFIX, {})) from None
     except _SourceError as exc:  # a value that is not JSON where JSON is expected
         cause = exc.__cause__
         detail = f": {cause}" if cause is not None else ""
