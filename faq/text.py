@@ -13,6 +13,7 @@ Applicants write the same word many ways (解約 / かいやく / ｶｲﾔｸ, 
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -89,13 +90,20 @@ def _dictionary() -> Dictionary:
 
 
 class Analyzer:
-    """Turns text into terms and reading bigrams.  One instance per knowledge base."""
+    """Turns text into terms and reading bigrams.  One instance per knowledge base.
+
+    One instance is shared by every thread of a process (the bot's workers, the
+    console's request threads), but a SudachiPy tokenizer refuses concurrent use.
+    Each thread therefore gets its own tokenizer, made on its first call; the
+    dictionary behind them is loaded once and shared read-only.
+    """
 
     def __init__(self, synonyms: Sequence[SynonymGroup] = (), ignore: Sequence[str] = ()) -> None:
         dictionary = _dictionary()
         phrases = sorted({normalize(p) for p in ignore if normalize(p)}, key=len, reverse=True)
         self._ignore = re.compile("|".join(map(re.escape, phrases))) if phrases else None
-        self._tok_c = dictionary.tokenizer(SplitMode.C)
+        self._dictionary = dictionary
+        self._local = threading.local()
         self._synonyms: dict[tuple[str, ...], str] = {}
         for group in synonyms:
             canonical = self._canonical_term(group.canonical)
@@ -106,6 +114,14 @@ class Analyzer:
                 if key:
                     self._synonyms.setdefault(key, canonical)
         self._max_syn = max((len(k) for k in self._synonyms), default=0)
+
+    @property
+    def _tok_c(self) -> Any:
+        """This thread's tokenizer (split mode C)."""
+        tokenizer = getattr(self._local, "tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._local.tokenizer = self._dictionary.tokenizer(SplitMode.C)
+        return tokenizer
 
     def _canonical_term(self, word: str) -> str:
         norms = [t.norm for t in self._tokens(normalize(word), self._tok_c)]
