@@ -56,7 +56,7 @@ def check_kb(kb: KnowledgeBase) -> CheckReport:
         if len(set(owners)) > 1:
             report.problems.append(f"the same wording {text!r} is in entries {sorted(set(owners))}")
     base = Matcher(kb)
-    ignore = [c for p in kb.programs.values() for c in p.cues] + list(kb.ignore_phrases)
+    ignore = [c for p in kb.programs.values() for c in (*p.cues, *p.year_cues, *p.reply_cues)] + list(kb.ignore_phrases)
     analyzer = _CachedAnalyzer(kb.synonyms, ignore=ignore)
     config = Policy(kb, base).config
     for index, entry in enumerate(kb.entries):

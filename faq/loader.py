@@ -23,7 +23,9 @@ from faq.models import (
     Entry,
     ExternalEntry,
     Intents,
+    OtherProgram,
     Program,
+    ProgramReplies,
     SourceRef,
     SynonymGroup,
 )
@@ -70,6 +72,8 @@ class KnowledgeBase:
     synonyms: tuple[SynonymGroup, ...] = ()
     intents: Intents | None = None
     foreign_cues: tuple[str, ...] = ()
+    other_programs: tuple[OtherProgram, ...] = ()
+    program_replies: ProgramReplies = field(default_factory=ProgramReplies)
     ignore_phrases: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
     by_id: dict[str, Entry] = field(init=False)
@@ -126,6 +130,8 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     documents = _models(Document, catalog.get("document"), catalog_path, "document", problems)
     categories = _models(Category, catalog.get("category"), catalog_path, "category", problems)
     foreign = tuple(str(c) for c in catalog.get("foreign", {}).get("cues", []))
+    others = _models(OtherProgram, catalog.get("other_program"), catalog_path, "other_program", problems)
+    replies = _models(ProgramReplies, [catalog.get("program_replies", {})], catalog_path, "program_replies", problems)
     ignore = tuple(str(c) for c in catalog.get("matching", {}).get("ignore", []))
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
@@ -229,6 +235,8 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
         synonyms=tuple(synonyms),
         intents=intents,
         foreign_cues=foreign,
+        other_programs=tuple(others),
+        program_replies=replies[0] if replies else ProgramReplies(),
         ignore_phrases=ignore,
         warnings=tuple(warnings),
     )

@@ -96,7 +96,7 @@ class Matcher:
         self.kb = kb
         # Program names say which entries apply, not what the question is about:
         # the policy filters on them, so they are left out of the scores.
-        ignore = [c for p in kb.programs.values() for c in p.cues] + list(kb.ignore_phrases)
+        ignore = [c for p in kb.programs.values() for c in (*p.cues, *p.year_cues, *p.reply_cues)] + list(kb.ignore_phrases)
         self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignore)
         self.entries: tuple[Entry, ...] = kb.entries
         variant_entry: list[int] = []

@@ -60,7 +60,27 @@ class Program(_Frozen):
     name: str
     short: str
     cues: tuple[str, ...]
+    year_cues: tuple[str, ...] = ()
+    reply_cues: tuple[str, ...] = ()
     general_contacts: tuple[str, ...]
+
+
+class OtherProgram(_Frozen):
+    """A program or frame of the subsidy that this knowledge base does not cover."""
+
+    id: str = Field(pattern=_ID)
+    name: str
+    cues: tuple[str, ...]
+    guide: str
+    source: SourceRef
+
+
+class ProgramReplies(_Frozen):
+    """Replies to "which program?" that name no program."""
+
+    both: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()
 
 
 class Document(_Frozen):

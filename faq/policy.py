@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
 from faq.matcher import Candidate, Matcher
 from faq.models import Entry, FlowId
+from faq.programs import programs_in_question
 from faq.text import normalize
 
 Status = Literal["answered", "clarify", "no_match", "smalltalk", "dialog"]
@@ -94,10 +95,9 @@ class Policy:
         self.kb = kb
         self.matcher = matcher or Matcher(kb)
         self.config = config or PolicyConfig.load()
-        self._program_cues = {
-            pid: tuple(normalize(c) for c in prog.cues) for pid, prog in kb.programs.items() if prog.cues
-        }
-        self._foreign = tuple(normalize(c) for c in kb.foreign_cues)
+        # Programs and frames this knowledge base does not cover are out of scope like other subsidies.
+        other_cues = [c for other in kb.other_programs for c in other.cues]
+        self._foreign = tuple(normalize(c) for c in (*kb.foreign_cues, *other_cues))
         self._entry_text = {
             e.id: normalize(" ".join((e.question, *e.paraphrases, e.answer))) for e in kb.entries
         }
@@ -113,8 +113,7 @@ class Policy:
 
     # -- recognisers -------------------------------------------------------
     def detect_program(self, norm: str) -> str | None:
-        hits = [pid for pid, cues in self._program_cues.items() if any(c in norm for c in cues)]
-        return hits[0] if len(hits) == 1 else None
+        return programs_in_question(self.kb, norm).program
 
     def detect_smalltalk(self, norm: str) -> str | None:
         bare = "".join(ch for ch in norm if ch.isalnum() or ch == " ").strip()

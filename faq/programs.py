@@ -1,0 +1,136 @@
+"""Which program a text names: in a question, or as the reply to "which program?".
+
+The two programs this bot covers have different rules and different phone lines, so a
+program is only taken from words that name it unambiguously (the cues in
+`data/catalog.toml`).  The same words mean different things in the two situations:
+
+* In a question, 「2023年4月に解約した」 is a date, not a program; 「2023」 alone is not
+  複数社連携, since most 2023 recipients are in other frames; 「令和元年度補正」 alone could
+  be IT導入補助金2020 or 2021.  Only what leaves no doubt counts.
+* As the reply to a choice the bot has just offered, 「2023」 or 「2020です」 picks the offered
+  program, 「両方」 picks both, 「わからない」 asks how to tell, and the name of a frame the bot
+  does not cover (「通常枠」) says the user is elsewhere.
+
+Pure functions over the loaded knowledge base; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from faq.loader import KnowledgeBase
+from faq.models import OtherProgram
+from faq.text import normalize
+
+# A bare year followed by 年 (but not 年度), or by a date separator and a digit, is a date.
+_DATE_TAIL = re.compile(r"\s*(?:年(?!度)|[/.\-]\s*\d)")
+# Words a short reply may carry around the program name: 「2020です」, 「たぶん2023の方かな」.
+_FILLER = re.compile(
+    r"(?:でした|だと思います|だと思う|と思います|思います|かな|かも|たぶん|多分|おそらく|"
+    r"の方|のほう|ほう|方|です|だ|よ|ね|の|で|は|が|を|it導入補助金|it補助金|補助金|年度|年|"
+    r"うち|私|わたし|弊社|当社|うちの会社|会社|制度|事業|類型|枠|ITツール|[\s、。,.!?！？・ー~])"
+)
+# A reply is short: what is left after the program words and the filler is at most this long.
+_REPLY_REST_MAX = 4
+
+
+@dataclass(frozen=True)
+class ProgramMention:
+    """The programs a question names."""
+
+    programs: tuple[str, ...] = ()  # covered programs named unambiguously
+    others: tuple[OtherProgram, ...] = ()  # programs or frames this knowledge base does not cover
+
+    @property
+    def program(self) -> str | None:
+        """The one covered program the question is about, when it names exactly one and nothing else."""
+        return self.programs[0] if len(self.programs) == 1 and not self.others else None
+
+
+ReplyKind = Literal["program", "both", "other", "unknown"]
+
+
+@dataclass(frozen=True)
+class ProgramReply:
+    """What a reply to "which program?" says."""
+
+    kind: ReplyKind
+    program: str | None = None  # with kind "program"
+    other: OtherProgram | None = None  # with kind "other", when the user named it
+
+
+def _year_hits(norm: str, years: Sequence[str]) -> bool:
+    for year in years:
+        for m in re.finditer(rf"(?<!\d){re.escape(normalize(year))}(?!\d)", norm):
+            if not _DATE_TAIL.match(norm, m.end()):
+                return True
+    return False
+
+
+def _cue_hits(norm: str, cues: Sequence[str]) -> list[str]:
+    return [c for c in (normalize(c) for c in cues) if c and c in norm]
+
+
+def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
+    """The programs a question names without doubt, and any uncovered program or frame it names."""
+    norm = normalize(text)
+    programs = tuple(
+        pid
+        for pid, prog in kb.programs.items()
+        if _cue_hits(norm, prog.cues) or _year_hits(norm, prog.year_cues)
+    )
+    others = tuple(o for o in kb.other_programs if _cue_hits(norm, o.cues))
+    return ProgramMention(programs, others)
+
+
+def _rest(norm: str, words: Sequence[str]) -> str:
+    for word in sorted((normalize(w) for w in words), key=len, reverse=True):
+        if word:
+            norm = norm.replace(word, " ")
+    return _FILLER.sub("", norm)
+
+
+def read_program_reply(kb: KnowledgeBase, text: str, offered: Sequence[str]) -> ProgramReply | None:
+    """Read a short reply to "which program?" offering `offered` (program ids).
+
+    Returns None when the text is not such a reply (most often a new question), so that
+    the caller treats it as one.
+    """
+    norm = normalize(text)
+    if not norm:
+        return None
+    replies = kb.program_replies
+    named: dict[str, list[str]] = {}
+    for pid in offered:
+        prog = kb.programs.get(pid)
+        if prog is None:
+            continue
+        hits = _cue_hits(norm, (*prog.cues, *prog.reply_cues, prog.short, prog.name))
+        if hits:
+            named[pid] = hits
+    others = [(o, _cue_hits(norm, o.cues)) for o in kb.other_programs]
+    other_named = [(o, hits) for o, hits in others if hits]
+    words = [w for hits in named.values() for w in hits] + [w for _, hits in other_named for w in hits]
+    kinds: tuple[tuple[ReplyKind, tuple[str, ...]], ...] = (
+        ("both", replies.both),
+        ("unknown", replies.unknown),
+        ("other", replies.other),
+    )
+    for kind, cues in kinds:
+        found = _cue_hits(norm, cues)
+        if found and len(_rest(norm, [*words, *found])) <= _REPLY_REST_MAX:
+            if kind == "other" and len(named) == 1 and not other_named:
+                continue  # 「2020の方で、ほかはない」: the named program wins
+            return ProgramReply(kind)
+    if len(_rest(norm, words)) > _REPLY_REST_MAX:
+        return None
+    if other_named and not named:
+        return ProgramReply("other", other=other_named[0][0])
+    if len(named) == 1 and not other_named:
+        return ProgramReply("program", program=next(iter(named)))
+    if len(named) > 1:
+        return ProgramReply("both")
+    return None

@@ -1,0 +1,101 @@
+"""Which program a question names, and how a reply to "which program?" is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from faq import KnowledgeBase
+from faq.programs import programs_in_question, read_program_reply
+
+BOTH = ("it2020", "it2023-multi")
+
+
+@pytest.mark.parametrize(
+    ("question", "program"),
+    [
+        ("IT導入補助金2020の申請マイページにログインできない", "it2020"),
+        ("2020の申請マイページにログインでいないんですが", "it2020"),
+        ("2020年度の交付決定を受けました。解約したい", "it2020"),
+        ("令和2年度補正で導入したツールを解約", "it2020"),
+        ("後年窓口の電話番号", "it2020"),
+        ("複数社連携の効果報告はいつ", "it2023-multi"),
+        ("2023の複数社連携で辞退したい", "it2023-multi"),
+        # A bare year in a date is not a program.
+        ("2023年4月に解約した", None),
+        ("2020年10月に導入して2021/3/1に解約", None),
+        ("2023/04/01に導入しました", None),
+        # 「2023」 alone is not 複数社連携: most 2023 recipients are in other frames.
+        ("IT導入補助金2023の効果報告", None),
+        ("2023の辞退届", None),
+        # 令和元年度補正 is both IT導入補助金2020 and 2021.
+        ("令和元年度補正の解約手続き", None),
+        ("解約したらどうなる", None),
+    ],
+)
+def test_program_in_question(kb: KnowledgeBase, question: str, program: str | None) -> None:
+    assert programs_in_question(kb, question).program == program
+
+
+@pytest.mark.parametrize(
+    ("question", "other"),
+    [
+        ("通常枠の効果報告はいつ", "it2023-other"),
+        ("IT導入補助金2021のマイページ", "it-other-year"),
+        ("令和2年度三次補正の解約", "it-other-year"),
+        ("インボイス枠で導入したツール", "it2023-other"),
+    ],
+)
+def test_uncovered_programs_are_named_not_taken(kb: KnowledgeBase, question: str, other: str) -> None:
+    mention = programs_in_question(kb, question)
+    assert mention.program is None
+    assert [o.id for o in mention.others] == [other]
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "program"),
+    [
+        ("2020です", "program", "it2020"),
+        ("2020", "program", "it2020"),
+        ("IT導入補助金2020", "program", "it2020"),
+        ("令和2年度補正", "program", "it2020"),
+        ("令和元年度補正です", "program", "it2020"),
+        ("2023の複数社連携", "program", "it2023-multi"),
+        ("2023", "program", "it2023-multi"),
+        ("たぶん2023のほうかな", "program", "it2023-multi"),
+        ("複数社連携です", "program", "it2023-multi"),
+        ("両方", "both", None),
+        ("どちらもです", "both", None),
+        ("わからない", "unknown", None),
+        ("分かりません", "unknown", None),
+        ("それ以外", "other", None),
+        ("通常枠", "other", None),
+        ("通常枠です", "other", None),
+    ],
+)
+def test_reply_to_which_program(kb: KnowledgeBase, reply: str, kind: str, program: str | None) -> None:
+    got = read_program_reply(kb, reply, BOTH)
+    assert got is not None, reply
+    assert (got.kind, got.program) == (kind, program)
+
+
+def test_an_uncovered_frame_is_named_in_the_reply(kb: KnowledgeBase) -> None:
+    got = read_program_reply(kb, "通常枠です", BOTH)
+    assert got is not None and got.other is not None
+    assert "共通" in got.other.guide
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ツールを半年で解約したらどうなる？",
+        "申請マイページのIDがわからないのですが、2020で導入しました",
+        "効果報告の期限はいつですか",
+        "",
+    ],
+)
+def test_a_new_question_is_not_a_reply(kb: KnowledgeBase, text: str) -> None:
+    assert read_program_reply(kb, text, BOTH) is None
+
+
+def test_a_program_not_offered_is_not_picked(kb: KnowledgeBase) -> None:
+    assert read_program_reply(kb, "2020です", ("it2023-multi",)) is None
