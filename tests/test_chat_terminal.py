@@ -144,9 +144,7 @@ class Tmux:
         self.run("new-session", "-d", "-x", str(columns), "-y", str(rows), "env", *exports, *command)
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30
-        )
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -176,9 +174,7 @@ class Tmux:
         pytest.fail(f"no prompt within {timeout} s; the screen:\n{self.screen()}")
 
     def alive(self) -> bool:
-        return (
-            subprocess.run(["tmux", "-L", self.socket, "has-session"], capture_output=True).returncode == 0
-        )
+        return subprocess.run(["tmux", "-L", self.socket, "has-session"], capture_output=True).returncode == 0
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
