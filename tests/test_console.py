@@ -78,11 +78,16 @@ def seed(store: Store, now: datetime) -> None:
     query("ゲームのログインボーナスは？", "no_match", hours=30)
     query("090-1234-5678 に折り返してほしい", "no_match", hours=3)
     query('=HYPERLINK("http://example.invalid","x")', "no_match", hours=4)
-    query("ログイン", "clarify", "it2020-login-failed", 0.94, hours=5)
+    query("ログイン", "clarify", "it2020-login-failed", 0.94, hours=5)  # close entries, all above the bar
+    query("ツールの手続き", "clarify", None, 0.38, hours=5)  # nothing reached the answering bar
     query("IDがわからない", "answered", "it2020-portal-id-forgotten", 0.5, hours=6)
     asked = query("申請マイページのIDがわからない", "answered", "it2020-mypage-id-forgotten", 0.83, hours=7)
     query("申請マイページのIDがわからない", "answered", "it2020-mypage-id-forgotten", 0.83, hours=8)
     query("[choice] 1", "clarify", hours=9)
+    query("労働生産性を計算したい", "dialog", None, 0.71, hours=10)  # a request: a question
+    query("3000万", "dialog", hours=10)  # figures typed in the calculation: not questions
+    query("10人", "dialog", hours=10)
+    query("/program it2020", "command", hours=10)
     query("三週間前の質問", "no_match", hours=21 * 24)
     bad = store.add_feedback(
         "telegram", "u9", "it2020-mypage-id-forgotten", False, "電話番号が載っていない", asked
@@ -652,14 +657,45 @@ def test_insights_of_the_default_week(staff: TestClient) -> None:
     assert "[電話番号] に折り返してほしい" in unanswered and "090-1234" not in page  # masked when logged
     assert "三週間前の質問" not in page
     low = page.split('id="low-title"')[1].split('id="entries-title"')[0]
-    assert "ログイン" in low and "IDがわからない" in low
-    assert "申請マイページのIDがわからない" not in low  # answered with a good score
+    assert "ツールの手続き" in low
+    assert "ログイン" not in low  # asked back between entries that all cleared the bar
+    assert "IDがわからない" not in low  # answered: the policy's bar was met
     assert "[choice]" not in page
     entries = page.split('id="entries-title"')[1].split('id="feedback-title"')[0]
     assert "/console/entries/it2020-mypage-id-forgotten" in entries
     feedback = page.split('id="feedback-title"')[1]
     assert "電話番号が載っていない" in feedback and "申請マイページのIDがわからない" in feedback
     assert 'data-copy-text="ゲームのログインボーナスは？"' in page
+
+
+def test_insights_count_questions_not_figures_typed_in_a_flow(staff: TestClient) -> None:
+    totals = text_of(staff.get("/console/insights").text.split('aria-label="件数"')[1].split("</section>")[0])
+    # 4 not found, 2 asked back, 3 answered, 1 calculation request; not the 2 figures, the
+    # command or the choice.
+    assert re.search(r"質問\s*10\b", totals), totals
+    assert re.search(r"計算の依頼\s*1\b", totals)
+    assert "（4 件）は数えていません" in totals
+
+
+def test_insights_count_the_questions_of_a_real_conversation(
+    kb: KnowledgeBase, policy: Policy, tmp_path: Path
+) -> None:
+    """Through the conversation service: a calculation's figures are logged, but are not questions."""
+    from bot.console.insights import Insights, Period
+    from bot.service import ConversationService
+    from dialogs.types import UserInput
+
+    with Store.open(f"sqlite:///{tmp_path / 'real.db'}") as store:
+        service = ConversationService(kb, policy, store)
+        for text in ("申請マイページのIDがわからない", "労働生産性を計算したい", "3000万", "2000万", "500万"):
+            service.handle("cli", "u1", UserInput(text=text))
+        now = datetime.now(UTC)
+        totals = Insights(store, policy.config.answer_min).totals(
+            Period(now - timedelta(hours=1), now + timedelta(hours=1))
+        )
+    assert totals.total == 2, totals
+    assert totals.by_status == {"answered": 1, "dialog": 1}
+    assert totals.other_turns == 3
 
 
 def test_insights_period_and_its_errors(staff: TestClient) -> None:
@@ -695,7 +731,7 @@ def test_csv_export(staff: TestClient) -> None:
     )
     assert entries[1][0] == "it2020-mypage-id-forgotten" and entries[1][2:] == ["2", "1", "1"]
     low = staff.get("/console/insights.csv?kind=low").text
-    assert "IDがわからない" in low
+    assert "ツールの手続き" in low and "ログイン" not in low
     assert staff.get("/console/insights.csv?kind=everything").status_code == 400
 
 

@@ -90,7 +90,7 @@ class Console:
             key = settings.secret_key.get_secret_value()
         self.codec = SessionCodec(key, settings.session_seconds)
         self.throttle = LoginThrottle(settings.login_attempts, settings.login_window_seconds, clock)
-        self.insights = Insights(store, settings.low_score)
+        self.insights = Insights(store, policy.config.answer_min)
         self.browse = views.browse(kb)
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),
