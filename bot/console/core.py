@@ -164,6 +164,7 @@ class Console:
             "csrf_field": CSRF_FIELD,
             "page": name.removesuffix(".html"),
             "programs": {pid: p for pid, p in self.kb.programs.items() if pid != "common"},
+            "lines": views.contact_panel(self.kb, self.now_tokyo()) if staff else (),
         }
         return self.templates.TemplateResponse(
             request, name, {**base, **context}, status_code=status_code, headers=headers
