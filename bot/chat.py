@@ -31,6 +31,7 @@ import shutil
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 
@@ -225,7 +226,8 @@ def chat(
     if own and terminal:
         _write(out, LOADING)
     try:
-        service = service if service is not None else open_service(database_url, kb, policy)
+        with _no_echo(terminal):
+            service = service if service is not None else open_service(database_url, kb, policy)
     finally:
         if own and terminal:
             _write(out, CLEAR_LINE)
@@ -237,6 +239,29 @@ def chat(
     finally:
         if own:
             service.store.close()
+
+
+@contextmanager
+def _no_echo(active: bool) -> Iterator[None]:
+    """While loading, keys typed ahead are not echoed over 「読み込み中…」: the prompt shows them."""
+    if not active:
+        yield
+        return
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (ImportError, OSError, ValueError):  # not a POSIX terminal: echo stays on
+        yield
+        return
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 def _prompted_lines() -> Iterator[str]:
