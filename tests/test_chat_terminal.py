@@ -135,6 +135,23 @@ class _NotTty:
 # ---------------------------------------------------------------- a real terminal
 
 
+def test_piped_chat_is_plain_and_line_by_line(tmp_path: Path) -> None:
+    kounen = Path(sys.executable).parent / "kounen"
+    env = {**os.environ, "KOUNEN_DATABASE_URL": f"sqlite:///{tmp_path / 'pipe.db'}", "TERM": "xterm-256color"}
+    done = subprocess.run(
+        [str(kounen), "chat"],
+        input="申請マイページのIDがわからない\n".encode(),
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert "\x1b" not in out and "読み込み中" not in out and "kounen チャット" not in out
+    assert out.startswith("【IT導入補助金2020") and "06-6225-7877" in out
+    assert out.endswith("\n\n")
+
+
 class Tmux:
     """One tmux server of our own (its own socket), one pane running a command."""
 
@@ -213,6 +230,8 @@ def test_line_editing_in_a_real_terminal(tmp_path: Path) -> None:
         screen = tmux.wait_for_prompt()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / "tmux-chat.txt").write_text(screen, encoding="utf-8")
+        styled = tmux.run("capture-pane", "-p", "-e", "-t", "0")
+        assert "\x1b[1m【IT導入補助金2020" in styled  # the answer's first line is bold on a terminal
         lines = screen.rstrip("\n").split("\n")
         assert "> 申請マイページのIDがわからない" in lines
         assert not any(ch in screen for ch in "\ufffd\x1b")

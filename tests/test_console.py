@@ -512,6 +512,54 @@ def test_search_fragment_for_results_as_you_type(staff: TestClient) -> None:
     assert "<html" not in fragment.text and 'class="result' in fragment.text
 
 
+@pytest.mark.parametrize(
+    ("query", "expected", "line"),
+    [
+        ("GビズID", "it2020-mypage-id-forgotten", "06-6225-7877"),
+        ("ジービズ", "it2020-mypage-id-forgotten", "06-6225-7877"),
+        ("gbiz", "it2020-mypage-id-forgotten", "06-6225-7877"),
+        ("かいやく", "it2020-cancel-within-year", "0570-002-551"),
+        ("住所変更", "it2020-vendor-info-change", "0570-002-551"),
+        ("口座 変更", "it2020-vendor-info-change", "0570-002-551"),
+    ],
+)
+def test_staff_spellings_are_found(staff: TestClient, query: str, expected: str, line: str) -> None:
+    page = staff.get("/console/", params={"q": query}).text
+    results = page.split('class="result-list"', 1)[1]
+    first = re.search(r'href="/console/entries/([a-z0-9-]+)"', results)
+    assert first and first.group(1) == expected, query
+    header = results.split('class="result-line"', 1)[1].split("</p>", 1)[0]
+    assert f'href="tel:{line}"' in header  # the line that applies, in the result's header
+    assert "該当なしのときの案内先" not in page  # no "not found" box over the right answer
+
+
+def test_only_plausible_results_by_the_policys_bars(staff: TestClient, policy: Policy) -> None:
+    for query in ("申請マイページのIDがわからない", "ログイン", "解約したい", "効果報告の期限"):
+        page = staff.get("/console/", params={"q": query}).text
+        scores = [float(s) for s in re.findall(r"一致度 (\d\.\d\d)</span>", page)]
+        assert 1 <= len(scores) <= 5, (query, scores)
+        assert min(scores) >= policy.config.clarify_min, (query, scores)
+        assert max(scores) - min(scores) <= policy.config.program_window + 0.01, (query, scores)
+    refused = staff.get("/console/", params={"q": "ものづくり補助金の返還について"}).text
+    assert 'class="result-list"' not in refused and "対象外" in refused
+    assert "該当する回答はありません" in refused
+
+
+def test_ask_back_says_why(staff: TestClient) -> None:
+    by_program = text_of(staff.get("/console/", params={"q": "解約したい"}).text)
+    assert "制度によって回答が異なります" in by_program
+    assert "IT導入補助金2020 の場合" in by_program and "IT導入補助金2023 複数社連携 の場合" in by_program
+    close = text_of(staff.get("/console/", params={"q": "ログイン"}).text)
+    assert "近い候補が複数あり" in close
+
+
+def test_every_staff_page_shows_both_lines(staff: TestClient) -> None:
+    for path in ("/console/", "/console/entries", "/console/calc/withdrawal", "/console/insights"):
+        panel = staff.get(path).text.split('class="lines"', 1)[1].split("</aside>", 1)[0]
+        assert 'href="tel:0570-002-551"' in panel and 'href="tel:0570-666-376"' in panel, path
+        assert text_of(panel).count("受付中（17:30まで）") == 2  # Monday 10:00
+
+
 def test_search_not_found_gives_the_general_contacts(staff: TestClient) -> None:
     page = staff.get("/console/", params={"q": "ふるさと納税の返礼品", "program": "it2023-multi"})
     assert "見つかりません" in page.text
