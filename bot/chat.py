@@ -337,3 +337,6 @@ def chat_command(
     except ChatError as exc:
         typer.echo(f"kounen: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C while loading or reading a line: end quietly, no traceback
+        typer.echo("", err=True)
+        raise typer.Exit(130) from None
