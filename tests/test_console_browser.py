@@ -455,10 +455,12 @@ def test_contact_panel_stays_in_view_and_copies(page: Any, capsys: pytest.Captur
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     box = panel.bounding_box()
     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900  # sticky
-    panel.get_by_role(
+    copy = panel.get_by_role(
         "button", name=f"IT導入補助金2023 複数社連携の電話番号（{IT2023_PHONE}）をコピー"
-    ).click()
-    page.wait_for_function("window.kounenConsole.lastCopied !== null")
+    )
+    copy.click()
+    # Waiting on the page's own text: the CSP forbids the string evaluation wait_for_function polls with.
+    playwright_api.expect(copy).to_have_text("コピーしました")
     assert page.evaluate("navigator.clipboard.readText()") == IT2023_PHONE
     shot(page, "33-contact-panel-scrolled", capsys, full_page=False)
 
@@ -577,8 +579,9 @@ def test_insights_copy_and_csv(page: Any, capsys: pytest.CaptureFixture[str]) ->
     playwright_api.expect(page.locator("#feedback")).to_contain_text("問い合わせ先が分からない")
     row = table.locator("tr", has_text=UNANSWERED)
     playwright_api.expect(row.locator('td[data-label="件数"]')).to_have_text("2")
-    row.get_by_role("button").click()
-    page.wait_for_function("window.kounenConsole.lastCopied !== null")
+    copy = row.get_by_role("button")
+    copy.click()
+    playwright_api.expect(copy).to_have_text("コピーしました")
     assert page.evaluate("window.kounenConsole.lastCopied") == UNANSWERED
     assert page.evaluate("navigator.clipboard.readText()") == UNANSWERED
     with page.expect_download() as download:
@@ -644,7 +647,7 @@ def test_usable_at_phone_width(
             page.get_by_role("button", name="判定する").click()
         if name in ("productivity", "withdrawal"):
             page.wait_for_selector("#result")
-            page.wait_for_function("document.activeElement && document.activeElement.id === 'result'")
+            playwright_api.expect(page.locator("#result")).to_be_focused()
             verdict = page.evaluate(VERDICT_BOX)
             assert verdict["top"] >= 0 and verdict["bottom"] <= verdict["visible"], (name, verdict)
             shot(page, f"{number}-phone-{name}-first-screen", capsys, full_page=False)
