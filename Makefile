@@ -27,12 +27,15 @@ lint: setup
 	$(BIN)/ruff check bot faq rules dialogs tests
 	$(BIN)/mypy
 
-# Debian's chromium for the console's browser tests (apt-get; needs root, as in CI).
+# Debian's chromium for the console's browser tests, tmux for the terminal chat's
+# (apt-get; needs root, as in CI).
 browser:
 	bash scripts/install-browser.sh
+	bash scripts/install-tmux.sh
 
 test: lint
 	bash scripts/install-browser.sh || echo "no browser: the console's browser tests will be skipped"
+	bash scripts/install-tmux.sh || echo "no tmux: the terminal chat's tmux test will be skipped"
 	$(BIN)/pytest
 
 bench: setup

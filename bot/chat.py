@@ -1,9 +1,16 @@
 """`kounen chat`: a terminal conversation over the conversation service.
 
   * On a TTY it is interactive: a prompt, numbered choices (type the number
-    to pick one), the dialog in progress resumed on start.  /quit or Ctrl-D ends.
+    to pick one), the dialog in progress resumed on start.  /quit, Ctrl-D or
+    Ctrl-C ends.  When both ends are a terminal, the line is read with
+    prompt_toolkit: ← → Home End, Backspace over wide characters, ↑↓ through the
+    questions asked in this session, and Japanese input methods all behave as in
+    a shell; replies are wrapped to the terminal's width by display columns with
+    Japanese line-break rules (bot/linebreak.py), the first line of each reply is
+    bold, and 「読み込み中…」 shows while the dictionary and the answers load.
+    NO_COLOR or TERM=dumb turn the bold off.
   * Otherwise it reads one user message per line from stdin and prints the
-    replies to each, followed by a blank line.
+    replies to each, followed by a blank line: plain text, unwrapped.
   * With --json it prints exactly one JSON line per message, flushed at once:
         {"input", "replies": [{"text", "choices": [{"label", "value"}]}],
          "dialog": flow id | null, "step": step id | null, "result": {...} | null}
@@ -19,13 +26,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import sys
 import unicodedata
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 
 import typer
 
+from bot.linebreak import wrap
 from dialogs.types import Reply, ReplyChoice, UserInput
 
 if TYPE_CHECKING:  # the service, the store and the knowledge base load only when a chat starts
@@ -38,6 +50,10 @@ CHANNEL = "cli"
 DEFAULT_USER = "local"
 PROMPT = "> "
 QUIT = frozenset({"/quit", "/exit"})
+LOADING = "読み込み中…"
+GREETING = "kounen チャット（/help で使い方、/quit で終了）"
+BOLD, DIM, RESET = "\x1b[1m", "\x1b[2m", "\x1b[0m"
+CLEAR_LINE = "\r\x1b[K"
 
 
 class ChatError(Exception):
@@ -62,20 +78,62 @@ def _numbered(replies: Sequence[Reply]) -> list[ReplyChoice]:
     return [c for c in _offered(replies) if not c.value.startswith("cmd:")]
 
 
-def render_text(replies: Sequence[Reply]) -> str:
-    """Replies for a terminal: texts, numbered choices, and the commands as one hint line."""
+@dataclass(frozen=True)
+class Terminal:
+    """How replies are shown: wrapped to `columns` (None: not at all), with or without bold.
+
+    A terminal found by `detect` is measured again for every reply (`live`), so the
+    wrapping follows a window that was resized since the chat started.
+    """
+
+    columns: int | None = None
+    styled: bool = False
+    live: bool = False
+
+    @classmethod
+    def detect(cls, stream: TextIO) -> Terminal:
+        """The terminal behind `stream`; plain (no wrapping, no escapes) when it is not one."""
+        if not stream.isatty():
+            return cls()
+        styled = not os.environ.get("NO_COLOR") and os.environ.get("TERM", "") != "dumb"
+        return cls(shutil.get_terminal_size().columns, styled, live=True)
+
+    def width(self) -> int | None:
+        return shutil.get_terminal_size().columns if self.live else self.columns
+
+    def show(self, text: str, style: str = "") -> str:
+        columns = self.width()
+        if columns is not None:
+            text = wrap(text, columns)
+        if not (self.styled and style and text):
+            return text
+        return "\n".join(f"{style}{line}{RESET}" for line in text.split("\n"))
+
+
+PLAIN = Terminal()
+
+
+def render_text(replies: Sequence[Reply], terminal: Terminal = PLAIN) -> str:
+    """Replies for a terminal: texts, numbered choices, and the commands as one hint line.
+
+    On a styled terminal the first line of each reply (the answer's heading, the
+    question asked, the verdict) is bold and the hint line dim.
+    """
     lines: list[str] = []
     number = 0
     for reply in replies:
         if reply.text:
-            lines.append(reply.text)
+            head, newline, rest = reply.text.partition("\n")
+            lines.append(terminal.show(head, BOLD))
+            if newline:
+                lines.append(terminal.show(rest))
         commands = [c.label for c in reply.choices if c.value.startswith("cmd:")]
         for choice in reply.choices:
             if not choice.value.startswith("cmd:"):
                 number += 1
-                lines.append(f"  {number}. {choice.label}")
+                lines.append(terminal.show(f"  {number}. {choice.label}"))
         if commands:
-            lines.append("  （" + "・".join(commands) + " と入力できます）")
+            lines.append(terminal.show("  （" + "・".join(commands) + " と入力できます）", DIM))
     return "\n".join(lines)
 
 
@@ -161,15 +219,63 @@ def chat(
     out = stdout if stdout is not None else sys.stdout
     if interactive is None:
         interactive = not as_json and sys.stdin.isatty() and stdin is None
+    # A real terminal at both ends: prompt_toolkit reads the line, replies fit the screen.
+    terminal = interactive and stdin is None and stdout is None and sys.stdin.isatty() and out.isatty()
+    screen = Terminal.detect(out) if terminal else PLAIN
     own = service is None
-    service = service if service is not None else open_service(database_url, kb, policy)
+    if own and terminal:
+        _write(out, LOADING)
     try:
-        _loop(service, user, source, out, as_json, interactive)
+        with _no_echo(terminal):
+            service = service if service is not None else open_service(database_url, kb, policy)
+    finally:
+        if own and terminal:
+            _write(out, CLEAR_LINE)
+    lines = _prompted_lines() if terminal else _lines(source)
+    try:
+        _loop(service, user, lines, out, as_json, interactive, screen, prompts=not terminal)
     except StoreError as exc:
         raise ChatError(str(exc)) from None
     finally:
         if own:
             service.store.close()
+
+
+@contextmanager
+def _no_echo(active: bool) -> Iterator[None]:
+    """While loading, keys typed ahead are not echoed over 「読み込み中…」: the prompt shows them."""
+    if not active:
+        yield
+        return
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        quiet = termios.tcgetattr(fd)
+        quiet[3] &= ~termios.ECHO
+        termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    except (ImportError, OSError, ValueError):  # not a POSIX terminal: echo stays on
+        yield
+        return
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+def _prompted_lines() -> Iterator[str]:
+    """Lines typed at the terminal, edited with prompt_toolkit; Ctrl-D or Ctrl-C ends."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import InMemoryHistory
+
+    # In memory only: questions may hold personal details and are not written to a file.
+    session: PromptSession[str] = PromptSession(history=InMemoryHistory())
+    while True:
+        try:
+            yield session.prompt(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            return
 
 
 def _write(out: TextIO, text: str) -> None:
@@ -180,21 +286,26 @@ def _write(out: TextIO, text: str) -> None:
 def _loop(
     service: ConversationService,
     user: str,
-    source: BinaryIO | IO[bytes],
+    lines: Iterator[str],
     out: TextIO,
     as_json: bool,
     interactive: bool,
+    screen: Terminal = PLAIN,
+    *,
+    prompts: bool = True,
 ) -> None:
+    """The conversation.  `prompts`: write the prompt here (False when the line reader shows it)."""
+    prompt = PROMPT if prompts else ""
     last: list[Reply] = []
     if interactive:
         last = service.resume(CHANNEL, user)
-        greeting = "kounen チャット（/help で使い方、/quit で終了）"
-        _write(out, greeting + "\n" + (render_text(last) + "\n" if last else "") + PROMPT)
-    for text in _lines(source):
+        resumed = render_text(last, screen) + "\n" if last else ""
+        _write(out, screen.show(GREETING) + "\n" + resumed + prompt)
+    for text in lines:
         if interactive and text.strip().lower() in QUIT:
             return
         if interactive and not text.strip():
-            _write(out, PROMPT)
+            _write(out, prompt)
             continue
         user_input = to_input(text, last, numbers=not as_json)
         turn = service.handle(CHANNEL, user, user_input)
@@ -202,10 +313,10 @@ def _loop(
         if as_json:
             _write(out, json.dumps(turn_json(text, turn), ensure_ascii=False) + "\n")
         elif interactive:
-            _write(out, render_text(turn.replies) + "\n\n" + PROMPT)
+            _write(out, render_text(turn.replies, screen) + "\n\n" + prompt)
         else:
             _write(out, render_text(turn.replies) + "\n\n")
-    if interactive:
+    if interactive and prompts:
         _write(out, "\n")
 
 
@@ -226,3 +337,6 @@ def chat_command(
     except ChatError as exc:
         typer.echo(f"kounen: {exc}", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:  # Ctrl-C while loading or reading a line: end quietly, no traceback
+        typer.echo("", err=True)
+        raise typer.Exit(130) from None

@@ -18,7 +18,7 @@ process (VmHWM from /proc/<pid>/status, which also covers the start-up peak), an
 to a clean exit.  Finally `kounen serve --workers 2` (webhook mode) on SQLite: start-up to
 /healthz answering and the resident memory of the supervisor and each worker.
 
-Targets (issue 4): ready < 2 s (median), peak RSS of a bot process < 300 MB.  The report is
+Targets: ready < 2 s (median), peak RSS of a bot process < 300 MB.  The report is
 printed as Markdown and written to bench-results/bot-latest.md.
 """
 

@@ -54,6 +54,9 @@ SHOTS = Path(
     or Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
 )
 UNANSWERED = "ゲームのログインボーナスは？"
+GBIZ_PHONE = "06-6225-7877"
+KOUNEN_PHONE = "0570-002-551"
+IT2023_PHONE = "0570-666-376"
 
 # Every input has a label (or an aria name), every button and link a name, ids are unique.
 A11Y_CHECK = """
@@ -233,10 +236,11 @@ def page(browser: Any, server: str, staff_state: dict[str, Any]) -> Iterator[Any
     assert not errors, f"errors in the browser console: {errors}"
 
 
-def shot(page: Any, name: str, capsys: pytest.CaptureFixture[str]) -> Path:
+def shot(page: Any, name: str, capsys: pytest.CaptureFixture[str], *, full_page: bool = True) -> Path:
+    """A screenshot (the whole page, or only the first screen as the user sees it) for a person to look at."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     with capsys.disabled():
         print(f"\nscreenshot: {path}")
     return path
@@ -304,21 +308,169 @@ def test_copy_button_copies_the_official_answer(
 
 def test_keyboard_only(page: Any) -> None:
     page.goto("/console/")
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.className") == "skip-link"
-    presses = 1
-    while page.evaluate("document.activeElement.id") != "q":
-        page.keyboard.press("Tab")
-        presses += 1
-        assert presses <= 12, "the search field is not reachable with Tab"
+    assert page.evaluate("document.activeElement.id") == "q"  # typing can start at once
     page.keyboard.type("ログイン")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/?q=%E3%83%AD%E3%82%B0%E3%82%A4%E3%83%B3*")
+    page.wait_for_load_state()
+    playwright_api.expect(page.locator(".result").first).to_be_visible()
+    assert page.evaluate("document.activeElement.id") == "q"
+    titles = page.locator(".result-title a")
+    page.keyboard.press("ArrowDown")
+    playwright_api.expect(titles.nth(0)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    playwright_api.expect(titles.nth(1)).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    playwright_api.expect(titles.nth(0)).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.press("ArrowDown")
+    href = titles.nth(0).get_attribute("href")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert "q=%E3%83%AD%E3%82%B0%E3%82%A4%E3%83%B3" in page.url
-    playwright_api.expect(page.locator(".result").first).to_be_visible()
+    assert page.url.endswith(str(href))
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.goto("/console/entries")
+    page.locator("h1").click()
+    page.goto("/console/?q=ログイン")
     page.locator("h1").click()
     page.keyboard.press("/")  # the shortcut back to the search field
     assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_search_box_has_focus_after_login(browser: Any, server: str) -> None:
+    context = _context(browser, server)
+    page = context.new_page()
+    page.goto("/console/login")
+    _log_in(page)
+    assert page.url == f"{server}/console/"
+    assert page.evaluate("document.activeElement.id") == "q"
+    context.close()
+
+
+# Twelve searches as staff type them; the entry that should come first and the line it gives.
+SEARCHES = [
+    ("申請マイページのIDがわからない", "it2020-mypage-id-forgotten", GBIZ_PHONE),
+    ("gbiz", "it2020-mypage-id-forgotten", GBIZ_PHONE),
+    ("GビズID", "it2020-mypage-id-forgotten", GBIZ_PHONE),
+    ("ジービズ", "it2020-mypage-id-forgotten", GBIZ_PHONE),
+    ("かいやく", "it2020-cancel-within-year", KOUNEN_PHONE),
+    ("口座 変更", "it2020-vendor-info-change", KOUNEN_PHONE),
+    ("住所変更", "it2020-vendor-info-change", KOUNEN_PHONE),
+    ("辞退届はどこから出す？", None, None),
+    ("効果報告の労働生産性の計算方法", None, None),
+    ("ツールを半年で解約したらどうなる？", None, None),
+    ("解約したい", "it2020-cancel-after-year", KOUNEN_PHONE),  # differs by program: side by side
+    ("ログイン", None, None),  # close candidates: asked back
+]
+# Where a calculation's verdict is, and how much of the screen the phone's contact bar leaves.
+VERDICT_BOX = """
+() => {
+  const r = document.querySelector('#result .verdict').getBoundingClientRect();
+  const bar = document.querySelector('.lines').getBoundingClientRect();
+  return {top: r.top, bottom: r.bottom, visible: bar.bottom >= innerHeight - 1 ? bar.top : innerHeight};
+}
+"""
+# Where the first result must be: its title, its phone number and the start of its answer.
+FIRST_SCREEN = """
+() => {
+  const first = document.querySelector('.result');
+  const bar = document.querySelector('.lines');
+  const r = bar && bar.getBoundingClientRect();
+  // On a phone the lines are a bar stuck to the bottom of the screen: what is under it is not seen.
+  const barTop = r && r.bottom >= innerHeight - 1 && r.width > innerWidth * 0.9 ? r.top : innerHeight;
+  const box = (el) => el ? el.getBoundingClientRect() : null;
+  const tel = first && first.querySelector('.result-line .tel');
+  const answer = first && first.querySelector('.answer');
+  return {
+    visible: barTop, title: box(first && first.querySelector('.result-title')), tel: box(tel),
+    telText: tel ? tel.textContent : null, answer: box(answer), entry: first ? first.querySelector('.result-title a').getAttribute('href') : null,
+    count: document.querySelectorAll('.result-list .result').length,
+  };
+}
+"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 812)])
+def test_first_answer_and_its_phone_are_on_the_first_screen(
+    browser: Any,
+    server: str,
+    staff_state: dict[str, Any],
+    policy: Policy,
+    width: int,
+    height: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    context = _context(
+        browser, server, storage_state=staff_state, viewport={"width": width, "height": height}
+    )
+    page = context.new_page()
+    for number, (query, entry_id, phone) in enumerate(SEARCHES, start=1):
+        page.goto("/console/?q=" + query)
+        found = page.evaluate(FIRST_SCREEN)
+        assert found["title"] is not None, query
+        assert found["title"]["bottom"] <= found["visible"], (query, found)
+        assert found["tel"] is not None and found["tel"]["bottom"] <= found["visible"], (query, found)
+        assert found["answer"]["top"] < found["visible"] - 40, (query, found)  # the answer starts on screen
+        assert found["count"] <= 5, query
+        if entry_id:
+            assert found["entry"].endswith(f"/entries/{entry_id}"), (query, found["entry"])
+            assert found["telText"] == phone, (query, found["telText"])
+        scores = [float(t.split()[-1]) for t in page.locator(".result-list .score").all_inner_texts()]
+        assert all(score >= policy.config.clarify_min for score in scores), (query, scores)
+        if number in (1, 2, 5, 10):
+            shot(page, f"30-first-screen-{width}-{number}", capsys, full_page=False)
+    context.close()
+
+
+def test_nothing_fits_says_so(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    page.goto("/console/?q=ものづくり補助金の返還について")
+    playwright_api.expect(page.locator(".outcome")).to_contain_text("対象外")
+    assert page.locator(".result-list .result").count() == 0
+    fallback = page.locator(".fallback")
+    playwright_api.expect(fallback).to_contain_text("該当する回答はありません")
+    assert fallback.locator('a[href^="tel:"]').count() >= 2  # both programs' lines, tappable
+    shot(page, "31-nothing-fits", capsys)
+
+
+def test_ask_back_by_program_side_by_side(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    page.goto("/console/?q=解約したい")
+    playwright_api.expect(page.locator(".outcome .reason")).to_contain_text("制度によって回答が異なります")
+    columns = page.locator(".by-program-col")
+    assert columns.count() == 2
+    left, right = columns.nth(0).bounding_box(), columns.nth(1).bounding_box()
+    assert abs(left["y"] - right["y"]) < 2 and left["x"] + left["width"] <= right["x"]  # side by side
+    playwright_api.expect(columns.nth(0)).to_contain_text(KOUNEN_PHONE)
+    playwright_api.expect(columns.nth(1)).to_contain_text(IT2023_PHONE)
+    shot(page, "32-ask-back-by-program", capsys, full_page=False)
+
+
+def test_contact_panel_stays_in_view_and_copies(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    page.goto("/console/?q=ツールを半年で解約したらどうなる？")
+    panel = page.locator(".lines")
+    playwright_api.expect(panel).to_contain_text("受付中（17:30まで）")
+    for phone in (KOUNEN_PHONE, IT2023_PHONE):
+        assert panel.locator(f'a[href="tel:{phone}"]').count() == 1
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    box = panel.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900  # sticky
+    copy = panel.get_by_role(
+        "button", name=f"IT導入補助金2023 複数社連携の電話番号（{IT2023_PHONE}）をコピー"
+    )
+    copy.click()
+    # Waiting on the page's own text: the CSP forbids the string evaluation wait_for_function polls with.
+    playwright_api.expect(copy).to_have_text("コピーしました")
+    assert page.evaluate("navigator.clipboard.readText()") == IT2023_PHONE
+    shot(page, "33-contact-panel-scrolled", capsys, full_page=False)
+
+
+def test_empty_search_page_lists_the_most_asked(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    page.goto("/console/")
+    popular = page.locator(".popular")
+    playwright_api.expect(popular).to_contain_text("よく聞かれている回答")
+    assert popular.locator('a[href$="/entries/it2020-mypage-id-forgotten"]').count() == 1
+    shot(page, "34-empty-search", capsys, full_page=False)
 
 
 def test_productivity_calculator(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -427,8 +579,9 @@ def test_insights_copy_and_csv(page: Any, capsys: pytest.CaptureFixture[str]) ->
     playwright_api.expect(page.locator("#feedback")).to_contain_text("問い合わせ先が分からない")
     row = table.locator("tr", has_text=UNANSWERED)
     playwright_api.expect(row.locator('td[data-label="件数"]')).to_have_text("2")
-    row.get_by_role("button").click()
-    page.wait_for_function("window.kounenConsole.lastCopied !== null")
+    copy = row.get_by_role("button")
+    copy.click()
+    playwright_api.expect(copy).to_have_text("コピーしました")
     assert page.evaluate("window.kounenConsole.lastCopied") == UNANSWERED
     assert page.evaluate("navigator.clipboard.readText()") == UNANSWERED
     with page.expect_download() as download:
@@ -485,7 +638,19 @@ def test_usable_at_phone_width(
             page.get_by_label("従業員数").fill("3")
             page.get_by_label("年間平均労働時間").fill("1800")
             page.get_by_role("button", name="計算する").click()
+        if name == "withdrawal":
+            page.get_by_label("制度").select_option("it2023-multi")
+            page.get_by_label("事由").select_option("cancel-part")
+            page.get_by_label("ITツールの納品日").fill("2024/4/1")
+            page.get_by_label("解約・利用停止（予定）日").fill("2024/10/1")
+            page.get_by_label("補助事業の完了日").fill("2024/6/30")
+            page.get_by_role("button", name="判定する").click()
+        if name in ("productivity", "withdrawal"):
             page.wait_for_selector("#result")
+            playwright_api.expect(page.locator("#result")).to_be_focused()
+            verdict = page.evaluate(VERDICT_BOX)
+            assert verdict["top"] >= 0 and verdict["bottom"] <= verdict["visible"], (name, verdict)
+            shot(page, f"{number}-phone-{name}-first-screen", capsys, full_page=False)
         measured = page.evaluate(OVERFLOW_CHECK)
         assert measured["scroll"] <= measured["width"], (name, measured)
         assert measured["width"] == 375

@@ -1,4 +1,4 @@
-"""The call-center console (issue 5): search, browse, calculators and insights for staff.
+"""The call-center console: search, browse, calculators and insights for staff.
 
     from bot.console import create_console_app, load_console_settings
     app = create_console_app(kb=kb, policy=policy, store=store, settings=load_console_settings())

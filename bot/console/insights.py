@@ -2,8 +2,18 @@
 
 The text was masked when it was logged (bot.masking), so what is shown and exported here
 is what the store holds.  Periods are half-open [start, end) in UTC; the page turns the
-chosen Tokyo dates into such bounds.  Choices picked from a list are logged as
-"[choice] …" and are not questions, so they are left out.
+chosen Tokyo dates into such bounds.
+
+Every turn of every conversation is logged, but only some are questions.  A question is a
+turn the answer policy decided on: answered, asked back, not found, or a request to start
+a calculation (logged as "dialog" with the policy's top score).  Not questions: the
+figures and dates typed inside a calculation (logged as "dialog" without a score),
+commands, greetings, and choices picked from a list (logged as "[choice] …").
+
+A low-confidence question is one the policy asked back about because no entry reached
+its answering bar (`answer_min` in faq/data/policy.toml): the best score was below it.
+Asking back between close entries that all clear the bar, or asking only which program,
+is not low confidence, and an answered question cleared the bar by definition.
 """
 
 from __future__ import annotations
@@ -55,9 +65,10 @@ class FeedbackRow:
 
 @dataclass(frozen=True)
 class Totals:
-    total: int
-    by_status: dict[str, int]
+    total: int  # questions
+    by_status: dict[str, int]  # questions by outcome: answered, clarify, no_match, dialog
     not_helpful: int
+    other_turns: int  # figures typed in a calculation, commands, greetings, choices
 
 
 def _aware(value: datetime) -> datetime:
@@ -68,16 +79,27 @@ def _in(column: InstrumentedAttribute[datetime], period: Period) -> ColumnElemen
     return and_(column >= period.start.astimezone(UTC), column < period.end.astimezone(UTC))
 
 
+QUESTION_STATUSES = ("answered", "clarify", "no_match")
+
+
 def _questions() -> ColumnElement[bool]:
-    return ~QueryLog.text.startswith(CHOICE_PREFIX)
+    """Turns that were questions (see the module docstring)."""
+    return and_(
+        ~QueryLog.text.startswith(CHOICE_PREFIX),
+        or_(
+            QueryLog.status.in_(QUESTION_STATUSES),
+            and_(QueryLog.status == "dialog", QueryLog.score.is_not(None)),
+        ),
+    )
 
 
 class Insights:
     """The insight queries over one store."""
 
-    def __init__(self, store: Store, low_score: float) -> None:
+    def __init__(self, store: Store, answer_min: float) -> None:
+        """`answer_min`: the policy's answering bar (PolicyConfig.answer_min)."""
         self.store = store
-        self.low_score = low_score
+        self.answer_min = answer_min
 
     def _session(self) -> Session:
         return Session(self.store.engine)
@@ -96,6 +118,9 @@ class Insights:
                     .where(_in(QueryLog.time, period), _questions())
                     .group_by(QueryLog.status)
                 ).all()
+                turns = session.scalar(
+                    select(func.count()).select_from(QueryLog).where(_in(QueryLog.time, period))
+                )
                 not_helpful = session.scalar(
                     select(func.count())
                     .select_from(Feedback)
@@ -104,7 +129,8 @@ class Insights:
         except SQLAlchemyError as exc:
             raise self._fail("the query log", exc) from None
         by_status = {str(status): int(count) for status, count in rows}
-        return Totals(sum(by_status.values()), by_status, int(not_helpful or 0))
+        total = sum(by_status.values())
+        return Totals(total, by_status, int(not_helpful or 0), int(turns or 0) - total)
 
     def _grouped(self, condition: ColumnElement[bool], period: Period, limit: int) -> list[QuestionRow]:
         last = func.max(QueryLog.time)
@@ -139,11 +165,8 @@ class Insights:
         return self._grouped(QueryLog.status == "no_match", period, limit)
 
     def low_confidence(self, period: Period, limit: int = 100) -> list[QuestionRow]:
-        """Questions the bot had to ask back about, or answered with a score below `low_score`."""
-        condition = or_(
-            QueryLog.status == "clarify",
-            and_(QueryLog.status == "answered", QueryLog.score < self.low_score),
-        )
+        """Questions asked back about because the best entry scored below the answering bar."""
+        condition = and_(QueryLog.status == "clarify", QueryLog.score < self.answer_min)
         return self._grouped(condition, period, limit)
 
     def top_entries(self, period: Period, limit: int = 20) -> list[EntryRow]:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from markupsafe import Markup
 
 from bot.console.highlight import highlight, highlight_terms
-from faq import Contact, Entry, KnowledgeBase, Outcome, answer_text
+from faq import Contact, Entry, KnowledgeBase, Outcome, PolicyConfig, answer_text
 from faq.models import SourceRef
 from faq.render import general_contacts, source_line
 from rules import (
@@ -34,6 +34,15 @@ STATUS_TEXT = {
     "smalltalk": "あいさつ等として短く返答します（回答の検索はしません）",
     "dialog": "ボットは計算の案内を始めます",
 }
+# Why the bot does what it does, by the policy's reason (faq/policy.py), in the staff's words.
+REASON_TEXT = {
+    "answer differs by program": "制度によって回答が異なります。制度が分からないため、ボットは「どちらの制度ですか」と聞き返します。",
+    "close candidates": "近い候補が複数あり、どれについての質問か決められないため、ボットは聞き返します。",
+    "low confidence": "回答の基準に届く候補がないため、ボットは確認のために聞き返します。",
+    "unknown words": "知識ベースにない語を含むため、ボットは答えません。下は、一致する語がある候補です。",
+    "low score": "該当する回答はありません。",
+    "empty": "質問の文字がありません。",
+}
 FLOW_ROUTES = {"productivity": "productivity", "withdrawal": "withdrawal"}
 
 
@@ -43,6 +52,11 @@ class ContactView:
     program_short: str | None
     status_text: str | None  # None: the line has no hours (a form, a web page)
     open_now: bool | None
+
+    @property
+    def status_word(self) -> str | None:
+        """受付中 / 受付時間外 without the hours, for a narrow screen."""
+        return self.status_text.split("（", 1)[0] if self.status_text else None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,20 @@ class EntryView:
     score: float | None = None
     matched: tuple[str, ...] = ()
 
+    @property
+    def line(self) -> ContactView | None:
+        """The line to give the caller: the first one with a phone (the answer's own first)."""
+        return next((c for c in self.contacts if c.contact.phones), None)
+
+
+@dataclass(frozen=True)
+class ProgramColumn:
+    """One program's side of an answer that differs by program."""
+
+    program: str
+    short: str
+    item: EntryView
+
 
 @dataclass(frozen=True)
 class SearchView:
@@ -68,10 +96,18 @@ class SearchView:
     status: str
     status_text: str
     reason: str
-    results: tuple[EntryView, ...]
-    fallback_contacts: tuple[ContactView, ...]  # when nothing is found
+    reason_text: str  # why, in the staff's words ("" when the status says it all)
+    results: tuple[EntryView, ...]  # plausible entries only, the bot's own choice first
+    fallback_contacts: tuple[ContactView, ...]  # when nothing plausible is found
     flow: str | None  # calculator route when the question asks for one
     chosen: frozenset[str]  # entries the bot would answer with or offer
+    by_program: tuple[ProgramColumn, ...] = ()  # side by side when the answer differs by program
+
+
+def _reason_text(outcome: Outcome) -> str:
+    if outcome.reason.startswith("out of scope: "):
+        return f"「{outcome.reason.removeprefix('out of scope: ')}」は対象外のため、ボットは答えません。"
+    return REASON_TEXT.get(outcome.reason, "")
 
 
 def contact_view(kb: KnowledgeBase, contact: Contact, now: datetime) -> ContactView:
@@ -124,14 +160,42 @@ def entry_view(
     )
 
 
-def search_view(kb: KnowledgeBase, outcome: Outcome, now: datetime, limit: int = 10) -> SearchView:
-    results = tuple(
-        entry_view(kb, c.entry, now, score=c.score, matched=c.matched) for c in outcome.candidates[:limit]
-    )
-    chosen = {outcome.entry.id} if outcome.entry else set()
-    chosen |= {c.entry_id for c in outcome.choices if c.entry_id}
+def search_view(
+    kb: KnowledgeBase, outcome: Outcome, now: datetime, config: PolicyConfig, limit: int = 5
+) -> SearchView:
+    """What the console shows for the policy's decision on a search.
+
+    Plausible results only, by the policy's own measures (faq/data/policy.toml), so the
+    console and the bot agree on what is worth showing: the entries the bot would answer
+    with or offer, then the others that score at least `clarify_min` (below it the bot
+    says "not found") and are within `program_window` of the best (how close the policy
+    lets a rival entry come before it asks back).  A question the bot refuses as out of
+    scope or empty shows none.  When nothing is plausible, the program's lines (both
+    when the program is unknown).
+    """
+    chosen_ids = [outcome.entry.id] if outcome.entry else []
+    chosen_ids += [c.entry_id for c in outcome.choices if c.entry_id and c.entry_id not in chosen_ids]
+    refused = outcome.reason == "empty" or outcome.reason.startswith("out of scope")
+    by_id = {c.entry.id: c for c in outcome.candidates}
+    picked = [by_id[i] for i in chosen_ids if i in by_id]
+    if not refused and outcome.candidates:
+        bar = max(config.clarify_min, outcome.candidates[0].score - config.program_window)
+        picked += [c for c in outcome.candidates if c.score >= bar and c.entry.id not in chosen_ids]
+    if outcome.status in ("smalltalk", "dialog"):
+        picked = []
+    results = tuple(entry_view(kb, c.entry, now, score=c.score, matched=c.matched) for c in picked[:limit])
+    if outcome.status == "answered" and outcome.entry and not results:  # chosen without a ranking
+        results = (entry_view(kb, outcome.entry, now),)
+    columns: tuple[ProgramColumn, ...] = ()
+    if outcome.reason == "answer differs by program":
+        views_by_id = {v.entry.id: v for v in results}
+        columns = tuple(
+            ProgramColumn(c.program, c.label, views_by_id[c.entry_id])
+            for c in outcome.choices
+            if c.program and c.entry_id in views_by_id
+        )
     fallback: tuple[ContactView, ...] = ()
-    if outcome.status == "no_match":
+    if outcome.status == "no_match" and not results:
         fallback = tuple(contact_view(kb, c, now) for c in general_contacts(kb, outcome.program))
     return SearchView(
         query=outcome.query,
@@ -139,11 +203,55 @@ def search_view(kb: KnowledgeBase, outcome: Outcome, now: datetime, limit: int =
         status=outcome.status,
         status_text=STATUS_TEXT.get(outcome.status, outcome.status),
         reason=outcome.reason,
+        reason_text=_reason_text(outcome),
         results=results,
         fallback_contacts=fallback,
         flow=FLOW_ROUTES.get(outcome.dialog) if outcome.dialog else None,
-        chosen=frozenset(chosen),
+        chosen=frozenset(chosen_ids),
+        by_program=columns,
     )
+
+
+@dataclass(frozen=True)
+class LineView:
+    """A general line for the always-visible contact panel."""
+
+    program_short: str
+    view: ContactView
+
+    @property
+    def tag(self) -> str:
+        """The program in a few characters (2020, 2023 複数社連携), for a narrow screen."""
+        return self.program_short.removeprefix("IT導入補助金").strip() or self.program_short
+
+
+def contact_panel(kb: KnowledgeBase, now: datetime) -> tuple[LineView, ...]:
+    """Every program's own line (2020 後年窓口, 2023 コールセンター), open or closed right now."""
+    lines = []
+    for contact in general_contacts(kb, None):
+        if not contact.phones:
+            continue
+        program = kb.programs.get(contact.program)
+        lines.append(LineView(program.short if program else contact.program, contact_view(kb, contact, now)))
+    return tuple(lines)
+
+
+@dataclass(frozen=True)
+class PopularEntry:
+    entry: Entry
+    program_short: str
+    count: int
+
+
+def popular(kb: KnowledgeBase, counts: list[tuple[str, int]]) -> tuple[PopularEntry, ...]:
+    """The most-asked entries (from the query log) that still exist."""
+    out = []
+    for entry_id, count in counts:
+        entry = kb.by_id.get(entry_id)
+        if entry is not None:
+            program = kb.programs.get(entry.program)
+            out.append(PopularEntry(entry, program.short if program else entry.program, count))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

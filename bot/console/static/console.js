@@ -1,7 +1,8 @@
 // Call-center console: small progressive enhancements.  Every page works without this file.
 //  * search results as you type (debounced; waits for Japanese IME composition to finish)
 //  * copy buttons (answer, explanation, a logged question)
-//  * "/" moves to the search field; an error summary takes the focus after a failed submit
+//  * "/" moves to the search field; ↓ ↑ move from it through the results, Enter opens one
+//  * an error summary takes the focus after a failed submit, a result is scrolled to its top
 (function () {
   "use strict";
   var root = document.documentElement;
@@ -120,6 +121,27 @@
     lastKey = new URLSearchParams(new FormData(form)).toString();
   }
 
+  // ↓ ↑ from the search field through the result titles (links: Enter opens one), ↑ from the
+  // first back to the field.  Not while an input method is composing: its candidates use the arrows.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    if (event.isComposing || event.altKey || event.ctrlKey || event.metaKey) return;
+    var field = document.getElementById("q");
+    var box = document.getElementById("results");
+    if (!field || !box) return;
+    var links = Array.prototype.slice.call(box.querySelectorAll(".result-title a, .popular-list a"));
+    var at = links.indexOf(document.activeElement);
+    if (document.activeElement !== field && at < 0) return;  // arrows elsewhere keep their meaning
+    var next = document.activeElement === field ? (event.key === "ArrowDown" ? 0 : -2) : at + (event.key === "ArrowDown" ? 1 : -1);
+    if (next === -2 || next >= links.length || !links.length) return;
+    event.preventDefault();
+    links.forEach(function (link) { link.classList.remove("active"); });
+    if (next < 0) { field.focus(); return; }
+    links[next].classList.add("active");
+    links[next].focus();
+    links[next].scrollIntoView({ block: "nearest" });
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
     var tag = (event.target && event.target.tagName) || "";
@@ -132,5 +154,9 @@
   var summary = document.getElementById("error-summary");
   var result = document.getElementById("result");
   if (summary) summary.focus();
-  else if (result) result.focus();
+  else if (result) {
+    // The verdict first: the result's top at the top of the screen, not its middle.
+    result.scrollIntoView({ block: "start" });
+    result.focus({ preventScroll: true });
+  }
 })();
