@@ -356,6 +356,8 @@ class TelegramAdapter:
         self._order = ChatOrder()
         self._senders = asyncio.Semaphore(SENDERS)
         self._sweeper: asyncio.Task[None] | None = None
+        # Messages sent whose marking failed (database down): never sent again by this process.
+        self._unrecorded: dict[tuple[str, int], tuple[int, bool]] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -417,14 +419,17 @@ class TelegramAdapter:
 
     async def _flush(self, bot: Any, chat: str) -> None:
         """Send the chat's unsent messages in order and mark them sent (call under its order)."""
-        batch = self.service.store.outbox(self.source(bot), chat)
+        source = self.source(bot)
+        batch = self.service.store.outbox(source, chat)
         async with self._senders:
             pending = await self._blocking(batch.take)
             progress: dict[int, tuple[int, bool]] = {}
             try:
                 for unsent in pending:
-                    done = unsent.sent
-                    for item in unsent.messages[unsent.sent :]:
+                    done = max(unsent.sent, self._unrecorded.get((source, unsent.update_id), (0, False))[0])
+                    if done:
+                        progress[unsent.update_id] = (done, False)
+                    for item in unsent.messages[done:]:
                         await self._deliver(bot, int(chat), item)
                         done += 1
                         progress[unsent.update_id] = (done, False)
@@ -432,7 +437,13 @@ class TelegramAdapter:
             except (NetworkError, RetryAfter) as exc:  # after the limiter's retries: swept later
                 log.warning("sending to chat %s failed (%s): will retry", chat, exc)
             finally:
-                await self._blocking(batch.finish, progress)
+                try:
+                    await self._blocking(batch.finish, progress)
+                except StoreError:
+                    self._unrecorded.update({(source, uid): p for uid, p in progress.items()})
+                    raise
+                for update_id in progress:
+                    self._unrecorded.pop((source, update_id), None)
 
     async def _deliver(self, bot: Any, chat_id: int, item: dict[str, Any]) -> None:
         method = item.get("method")

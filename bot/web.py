@@ -255,6 +255,7 @@ def create_app_from_env() -> Starlette:
 
     settings = load_settings()
     configure_logging(settings)
+    follow_supervisor()
     service = _open_service(settings)
     try:
         routes = served_routes(settings, service)
@@ -262,6 +263,38 @@ def create_app_from_env() -> Starlette:
     except BaseException:
         service.store.close()
         raise
+
+
+SUPERVISOR_ENV = "KOUNEN_SUPERVISOR_PID"  # set by `kounen serve` for its workers
+ORPHAN_CHECK = 1.0  # seconds between a worker's looks at its parent
+ORPHAN_GRACE = 10.0  # seconds an orphaned worker has to finish its requests
+
+
+def follow_supervisor() -> None:
+    """In a worker of `kounen serve --workers N`: exit when the supervising process is gone.
+
+    A worker whose master was killed would otherwise keep the port and serve on unsupervised
+    (nobody restarts it, nobody stops it).  It is told to stop (SIGTERM: uvicorn finishes the
+    requests in flight) and, should that hang, ends after ORPHAN_GRACE seconds.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    expected = os.environ.get(SUPERVISOR_ENV, "")
+    if not expected.isdigit() or os.getppid() != int(expected):
+        return  # not a worker of a supervising `kounen serve`
+
+    def watch() -> None:
+        while os.getppid() == int(expected):
+            time.sleep(ORPHAN_CHECK)
+        log.error("the supervising process %s is gone: this worker stops", expected)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kounen-follow-supervisor", daemon=True).start()
 
 
 def serve(settings: Settings) -> None:
@@ -299,6 +332,8 @@ def serve(settings: Settings) -> None:
     # changed, and do not register the webhook again in every worker.
     os.environ["KOUNEN_DATABASE_URL"] = settings.database_url
     os.environ["KOUNEN_SET_WEBHOOK_ON_START"] = "false"
+    if settings.workers > 1:
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers exit when this process dies
     log.warning(
         "serving @%s on http://%s:%d%s with %d worker(s)",
         username,

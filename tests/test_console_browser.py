@@ -169,7 +169,9 @@ def server(kb: KnowledgeBase, policy: Policy, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        skip_unless_ci(f"{CHROMIUM} not found: run `bash scripts/install-browser.sh` to install Debian's chromium")
+        skip_unless_ci(
+            f"{CHROMIUM} not found: run `bash scripts/install-browser.sh` to install Debian's chromium"
+        )
     with playwright_api.sync_playwright() as pw:
         launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
         installed = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout
