@@ -449,6 +449,19 @@ def test_429_and_server_errors_are_retried(fake: FakeTelegram, bot: BotThread) -
     assert len(fake.method_calls("sendMessage")) == 3  # 429, 500, then delivered once
 
 
+def test_a_send_the_bot_api_accepted_and_then_failed_is_shown_twice_and_nothing_else_doubles(
+    fake: FakeTelegram, bot: BotThread, store: Store
+) -> None:
+    """The at-least-once that remains (README, "Delivery"): the retry of an accepted send."""
+    fake.accept_then_fail("sendMessage", 502)
+    fake.message(CHAT, "申請マイページのIDがわからない")
+    first, second = fake.wait_messages(CHAT, 2)
+    assert first.text == second.text and GBIZ_PHONE in first.text
+    Chat(fake).sync()
+    assert len([m for m in fake.chat_messages(CHAT) if GBIZ_PHONE in m.text]) == 2
+    assert len(store.recent_queries()) == 2  # the question and the /help of sync: logged once each
+
+
 def test_an_error_is_logged_without_the_token_and_the_user_is_told(
     fake: FakeTelegram, db_url: str, kb: KnowledgeBase, policy: Policy
 ) -> None:
