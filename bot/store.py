@@ -814,7 +814,8 @@ class OutboxBatch:
                     connection.execute(
                         update(ProcessedUpdate)
                         .where(ProcessedUpdate.source == self._source, ProcessedUpdate.update_id == update_id)
-                        .values(sent=sent, pending=not done)
+                        # A sent outbox is dropped: replies may quote what the user typed.
+                        .values(sent=sent, pending=not done, **({"outbox": None} if done else {}))
                     )
                 connection.commit()
         except SQLAlchemyError as exc:
