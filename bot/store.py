@@ -55,6 +55,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     delete,
     event,
@@ -174,6 +175,26 @@ class ProcessedUpdate(Base):
     outbox: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     sent: Mapped[int] = mapped_column(Integer, server_default="0")
     pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class SharedSecret(Base):
+    """A secret every process on this database must agree on (e.g. the console's cookie key)."""
+
+    __tablename__ = "shared_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """Failed console logins per throttle key (a digest: no name or address in clear)."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
 # -- records returned to callers ------------------------------------------------------
@@ -629,6 +650,56 @@ class Store:
     def outbox(self, source: str, chat: str) -> OutboxBatch:
         """The unsent messages of one chat, to send in order (see OutboxBatch)."""
         return OutboxBatch(self, source, chat)
+
+    # -- what several processes share: secrets, the login throttle --------------------------
+
+    def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret called `name`, made with `make` by whichever process asks first."""
+        values = {"name": name, "value": make(), "created": utcnow()}
+        with self._session("reading a shared secret") as session:
+            if self.engine.dialect.name == "postgresql":
+                statement: Any = pg_insert(SharedSecret).values(values).on_conflict_do_nothing()
+            else:
+                statement = sqlite_insert(SharedSecret).values(values).on_conflict_do_nothing()
+            session.execute(statement)
+            return str(
+                session.execute(select(SharedSecret.value).where(SharedSecret.name == name)).scalar_one()
+            )
+
+    def login_failures(self, keys: list[str]) -> dict[str, tuple[int, float]]:
+        """key -> (failures, time of the last one) for the keys that have any."""
+        with self._session("reading login failures") as session:
+            rows = session.execute(
+                select(LoginFailure.key, LoginFailure.failures, LoginFailure.last_at).where(
+                    LoginFailure.key.in_(keys)
+                )
+            ).all()
+        return {row.key: (int(row.failures), float(row.last_at)) for row in rows}
+
+    def record_login_failure(self, keys: list[str], now: float, forget_before: float) -> None:
+        """One more failure for each key (a count older than `forget_before` starts again)."""
+        with self._session("recording a login failure") as session:
+            for key in keys:
+                if self.engine.dialect.name == "postgresql":
+                    base: Any = pg_insert(LoginFailure)
+                else:
+                    base = sqlite_insert(LoginFailure)
+                statement = base.values(key=key, failures=1, last_at=now)
+                fresh = LoginFailure.last_at < forget_before
+                session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[LoginFailure.key],
+                        set_={
+                            "failures": case((fresh, 1), else_=LoginFailure.failures + 1),
+                            "last_at": now,
+                        },
+                    )
+                )
+            session.execute(delete(LoginFailure).where(LoginFailure.last_at < forget_before))
+
+    def clear_login_failures(self, keys: list[str]) -> None:
+        with self._session("clearing login failures") as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
 
     def chats_with_unsent(self, source: str, older_than: float = 0.0) -> list[str]:
         """Chats whose committed messages are not all sent (a send failed, or its worker died)."""

@@ -350,6 +350,8 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         lifespan="on",
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # The client address is read by the console from KOUNEN_CONSOLE_TRUSTED_PROXIES only:
+        # uvicorn would otherwise believe X-Forwarded-For from any local process.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )

@@ -48,7 +48,6 @@ from bot.console.auth import (
     COOKIE_NAME,
     CSRF_FIELD,
     Credentials,
-    LoginThrottle,
     Session,
     SessionCodec,
     Staff,
@@ -56,6 +55,7 @@ from bot.console.auth import (
 )
 from bot.console.insights import MAX_ROWS, Insights, Period
 from bot.console.settings import ConsoleSettings
+from bot.console.shared import DeviceCookies, SharedLoginThrottle, client_address, session_key
 from bot.store import Store, StoreError
 from faq import KnowledgeBase, Policy
 from rules import TOKYO
@@ -129,10 +129,6 @@ Handler = Callable[[Request, _Context], Response]
 class _Forbidden(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def _read_form(request: Request) -> dict[str, str]:
@@ -215,13 +211,17 @@ class _Console:
         self.settings = settings
         self.now = now
         self.credentials = Credentials(settings)
-        if settings.secret_key is None:
-            log.warning("KOUNEN_CONSOLE_SECRET_KEY is not set: console sessions end when the server restarts")
-            key = secrets.token_urlsafe(48)
-        else:
-            key = settings.secret_key.get_secret_value()
+        # Shared by every worker through the store (bot.console.shared).
+        key = session_key(store) if settings.secret_key is None else settings.secret_key.get_secret_value()
         self.codec = SessionCodec(key, settings.session_seconds)
-        self.throttle = LoginThrottle(settings.login_attempts, settings.login_window_seconds, clock)
+        self.devices = DeviceCookies(key, settings.cookie_secure)
+        self.throttle = SharedLoginThrottle(
+            store,
+            free=settings.login_attempts,
+            max_delay=settings.login_max_delay_seconds,
+            forget_after=settings.login_window_seconds,
+            clock=clock,
+        )
         self.insights = Insights(store, settings.low_score)
         self.browse = views.browse(kb)
         env = Environment(
@@ -408,19 +408,21 @@ class _Console:
             if session is None:
                 self.set_session(request, response, current)
             return response
-        client = _client(request)
-        wait = self.throttle.retry_after(client)
+        client = client_address(request, self.settings.trusted_networks)
         mode = "token" if form.get("mode") == "token" else "password"
         username = form.get("username", "").strip()[:64]
+        account = username if mode == "password" else "[token]"
+        device = self.devices.device(request, account)
+        wait = await run_in_threadpool(self.throttle.retry_after, account, client, device)
         if wait:
-            minutes = (wait + 59) // 60
+            after = f"{wait}秒" if wait < 60 else f"{(wait + 59) // 60}分"
             return self.login_page(
                 request,
                 session,
                 next_url=form.get("next", ""),
                 username=username,
                 mode=mode,
-                error=f"ログインの失敗が続いたため、しばらく受け付けません。{minutes}分ほど待ってから、もう一度お試しください。",
+                error=f"ログインの失敗が続いたため、しばらく受け付けません。{after}ほど待ってから、もう一度お試しください。",
                 status_code=429,
                 headers={"retry-after": str(wait)},
             )
@@ -434,7 +436,7 @@ class _Console:
             if username and 0 < len(password) <= MAX_SECRET:
                 staff = await run_in_threadpool(self.credentials.check_password, username, password)
         if staff is None:
-            self.throttle.failed(client)
+            await run_in_threadpool(self.throttle.failed, account, client, device)
             log.info("console: failed %s login from %s", mode, client)
             message = (
                 "トークンが正しくありません。"
@@ -450,13 +452,14 @@ class _Console:
                 error=message,
                 status_code=401,
             )
-        self.throttle.succeeded(client)
+        await run_in_threadpool(self.throttle.succeeded, account, client, device)
         log.info("console: %s logged in (%s) from %s", staff.name, staff.kind, client)
         fingerprint = self.credentials.fingerprint(staff)
         fresh = Session(secrets.token_urlsafe(32), staff.name, staff.kind, fingerprint)
         target = _safe_next(request, form.get("next")) or self.url(request, "search")
         response = RedirectResponse(target, status_code=303)
         self.set_session(request, response, fresh)
+        self.devices.remember(response, self.cookie_path(request), account)
         return response
 
     def login_page(
@@ -748,12 +751,12 @@ def create_console_app(
     store: Store,
     settings: ConsoleSettings,
     now: Callable[[], datetime] | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console as an ASGI app, to mount under `/console` (any prefix works).
 
     `now` gives the current time for the contact lines' hours (default: the clock in
-    Asia/Tokyo); `clock` is the monotonic clock of the login throttle.  Both are there
+    Asia/Tokyo); `clock` is the wall clock of the login throttle (shared by every worker).  Both are there
     for tests.
     """
     console = _Console(kb, policy, store, settings, now or (lambda: datetime.now(TOKYO)), clock)
