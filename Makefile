@@ -38,9 +38,11 @@ test: lint
 bench: setup
 	$(BIN)/kounen bench
 
-# Telegram bot process: start-up to ready and resident memory, against the fake Bot API server.
+# Telegram bot process: start-up to ready and resident memory, against the fake Bot API server;
+# then webhook throughput side by side with a PTB echo bot (needs the local PostgreSQL).
 bench-bot: setup
 	$(BIN)/python tests/bench_bot.py
+	$(BIN)/python tests/bench_throughput.py
 
 # Re-resolve the pinned set (needs the package index); commit the result.
 lock:

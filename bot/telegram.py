@@ -288,8 +288,16 @@ class RetryingRateLimiter(AIORateLimiter):
     exponential backoff on network errors and server errors (5xx), for every Bot API call
     except getUpdates (the updater retries that one itself)."""
 
-    def __init__(self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5) -> None:
-        super().__init__(max_retries=max_retries)
+    def __init__(
+        self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5, rate: float = 30.0
+    ) -> None:
+        # rate 0: no flood limiter (each send still retried after a 429's retry_after).
+        super().__init__(
+            max_retries=max_retries,
+            overall_max_rate=rate,
+            overall_time_period=1,
+            group_max_rate=20 if rate else 0,
+        )
         self.network_retries = network_retries
         self.backoff = backoff
 
@@ -767,7 +775,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(file_base_url(settings.telegram_api_base_url))
         .request(HTTPXRequest(connection_pool_size=32, connect_timeout=5.0, read_timeout=15.0))
-        .rate_limiter(RetryingRateLimiter(max_retries=3))
+        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=settings.telegram_send_rate))
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )

@@ -15,10 +15,8 @@ full-size load; these are sized for CI and bounded in time.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +28,7 @@ import httpx
 import pytest
 from fake_telegram import FakeTelegram
 from sqlalchemy.engine import make_url
+from tcp_proxy import TcpProxy
 from test_telegram_web import GBIZ_PHONE, KOUNEN, SECRET, Worker, _clean_env
 
 from bot.store import Store
@@ -220,70 +219,6 @@ def test_workers_exit_when_their_master_is_killed(fake: FakeTelegram, pg_url: st
 
 
 # -- the database unreachable for a few seconds -------------------------------------------------
-
-
-class TcpProxy:
-    """127.0.0.1:<port> → the PostgreSQL server; `cut()` drops every connection and refuses new
-    ones (accepted and closed at once) until `restore()`."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.up = True
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                self._close(sock)
-
-    def _close(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-
-    def cut(self) -> None:
-        self.up = False
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._close(sock)
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
 
 
 def test_a_database_outage_mid_load_loses_and_doubles_nothing(
