@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -53,8 +53,10 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -344,6 +346,62 @@ def migrate(engine: Engine) -> None:
         connection.commit()
 
 
+# -- the statements of the update path, built once ------------------------------------------
+# (Built per call they cost more CPU than the database: SQLAlchemy coerces every clause again.
+# Executed as Core statements with parameters, they hit the compiled cache.)
+
+_CONV = cast(Table, Conversation.__table__)
+_LOG = cast(Table, QueryLog.__table__)
+_FEEDBACK = cast(Table, Feedback.__table__)
+_UPDATES = cast(Table, ProcessedUpdate.__table__)
+_LOAD_FOR_UPDATE = (
+    select(_CONV.c.state, _CONV.c.program, _CONV.c.version, _CONV.c.updated_at)
+    .where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.user_id == bindparam("k_user"))
+    .with_for_update()
+)
+_INSERT_CONV = insert(_CONV)
+_UPDATE_CONV = (
+    update(_CONV)
+    .where(
+        _CONV.c.channel == bindparam("k_channel"),
+        _CONV.c.user_id == bindparam("k_user"),
+        _CONV.c.version == bindparam("k_version"),
+    )
+    .values(
+        state=bindparam("v_state"),
+        program=bindparam("v_program"),
+        version=bindparam("v_version"),
+        updated_at=bindparam("v_updated_at"),
+    )
+)
+_INSERT_LOG = insert(_LOG)
+_INSERT_FEEDBACK = insert(_FEEDBACK)
+_CLAIM = {
+    "postgresql": pg_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
+    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
+}
+_UNSENT = (
+    select(_UPDATES.c.update_id, _UPDATES.c.outbox, _UPDATES.c.sent)
+    .where(
+        _UPDATES.c.source == bindparam("k_source"),
+        _UPDATES.c.chat == bindparam("k_chat"),
+        _UPDATES.c.pending.is_(True),
+    )
+    .order_by(_UPDATES.c.update_id)
+)
+_UNSENT_LOCKED = _UNSENT.with_for_update()
+_MARK_SENT = (
+    update(_UPDATES)
+    .where(_UPDATES.c.source == bindparam("k_source"), _UPDATES.c.update_id == bindparam("k_update"))
+    .values(sent=bindparam("v_sent"), pending=bindparam("v_pending"))
+)
+_MARK_DONE = (
+    update(_UPDATES)
+    .where(_UPDATES.c.source == bindparam("k_source"), _UPDATES.c.update_id == bindparam("k_update"))
+    .values(sent=bindparam("v_sent"), pending=False, outbox=None)
+)
+
+
 # -- the store ------------------------------------------------------------------------
 
 
@@ -620,11 +678,8 @@ class Store:
             "sent": 0,
             "pending": bool(unit.outbox),
         }
-        if self.engine.dialect.name == "postgresql":
-            statement: Any = pg_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
-        else:
-            statement = sqlite_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
-        return session.execute(statement.returning(ProcessedUpdate.update_id)).first() is not None
+        statement = _CLAIM["postgresql" if self.engine.dialect.name == "postgresql" else "sqlite"]
+        return session.connection().execute(statement, values).first() is not None
 
     def _forget_old_updates(self) -> None:
         cutoff = utcnow() - timedelta(days=PROCESSED_UPDATES_KEPT_DAYS)
@@ -742,16 +797,13 @@ class UpdateUnit:
         self.channel, self.user_id = channel, user_id
         self.outbox: list[dict[str, Any]] = []
         self._record: ConversationRecord | None = None
+        self._connection = session.connection()
 
     def conversation(self) -> ConversationRecord:
         """The stored conversation, locked until commit on PostgreSQL (read once per unit)."""
         if self._record is None:
-            row = self.session.execute(
-                select(
-                    Conversation.state, Conversation.program, Conversation.version, Conversation.updated_at
-                )
-                .where(Conversation.channel == self.channel, Conversation.user_id == self.user_id)
-                .with_for_update()
+            row = self._connection.execute(
+                _LOAD_FOR_UPDATE, {"k_channel": self.channel, "k_user": self.user_id}
             ).one_or_none()
             self._record = (
                 ConversationRecord(None, None, 0)
@@ -764,26 +816,29 @@ class UpdateUnit:
         record = self.conversation()
         now, new_version = utcnow(), record.version + 1
         if record.version == 0:
-            self.session.execute(
-                insert(Conversation).values(
-                    channel=self.channel,
-                    user_id=self.user_id,
-                    state=state,
-                    program=program,
-                    version=new_version,
-                    updated_at=now,
-                )
+            self._connection.execute(
+                _INSERT_CONV,
+                {
+                    "channel": self.channel,
+                    "user_id": self.user_id,
+                    "state": state,
+                    "program": program,
+                    "version": new_version,
+                    "updated_at": now,
+                },
             )
         else:
-            result = self.session.execute(
-                update(Conversation)
-                .where(
-                    Conversation.channel == self.channel,
-                    Conversation.user_id == self.user_id,
-                    Conversation.version == record.version,
-                )
-                .values(state=state, program=program, version=new_version, updated_at=now)
-                .execution_options(synchronize_session=False)
+            result = self._connection.execute(
+                _UPDATE_CONV,
+                {
+                    "k_channel": self.channel,
+                    "k_user": self.user_id,
+                    "k_version": record.version,
+                    "v_state": state,
+                    "v_program": program,
+                    "v_version": new_version,
+                    "v_updated_at": now,
+                },
             )
             if getattr(result, "rowcount", 0) != 1:
                 raise ConcurrentUpdate(f"conversation changed since version {record.version}")
@@ -793,28 +848,31 @@ class UpdateUnit:
         self, text: str, status: str, entry_id: str | None = None, score: float | None = None
     ) -> None:
         """One turn in the query log: the text masked, the user id hashed."""
-        self.session.execute(
-            insert(QueryLog).values(
-                time=utcnow(),
-                channel=self.channel,
-                user_hash=self.store.user_hash(self.channel, self.user_id),
-                status=status,
-                entry_id=entry_id,
-                score=score,
-                text=_clip(mask(clean_text(text))),
-            )
+        self._connection.execute(
+            _INSERT_LOG,
+            {
+                "time": utcnow(),
+                "channel": self.channel,
+                "user_hash": self.store.user_hash(self.channel, self.user_id),
+                "status": status,
+                "entry_id": entry_id,
+                "score": score,
+                "text": _clip(mask(clean_text(text))),
+            },
         )
 
     def add_feedback(self, entry_id: str, helpful: bool, comment: str | None = None) -> None:
-        self.session.execute(
-            insert(Feedback).values(
-                time=utcnow(),
-                channel=self.channel,
-                user_hash=self.store.user_hash(self.channel, self.user_id),
-                entry_id=entry_id,
-                helpful=helpful,
-                comment=_clip(mask(clean_text(comment))) if comment else None,
-            )
+        self._connection.execute(
+            _INSERT_FEEDBACK,
+            {
+                "time": utcnow(),
+                "channel": self.channel,
+                "user_hash": self.store.user_hash(self.channel, self.user_id),
+                "entry_id": entry_id,
+                "helpful": helpful,
+                "comment": _clip(mask(clean_text(comment))) if comment else None,
+                "query_id": None,
+            },
         )
 
     def send(self, *messages: dict[str, Any]) -> None:
@@ -842,16 +900,8 @@ class OutboxBatch:
         self._store, self._source, self._chat = store, source, chat
         self._connection: Connection | None = None
 
-    def _query(self) -> Any:
-        return (
-            select(ProcessedUpdate.update_id, ProcessedUpdate.outbox, ProcessedUpdate.sent)
-            .where(
-                ProcessedUpdate.source == self._source,
-                ProcessedUpdate.chat == self._chat,
-                ProcessedUpdate.pending.is_(True),
-            )
-            .order_by(ProcessedUpdate.update_id)
-        )
+    def _params(self) -> dict[str, Any]:
+        return {"k_source": self._source, "k_chat": self._chat}
 
     def take(self) -> list[Unsent]:
         store = self._store
@@ -859,14 +909,14 @@ class OutboxBatch:
             if store.engine.dialect.name == "postgresql":
                 connection = store.engine.connect()
                 try:
-                    rows = connection.execute(self._query().with_for_update()).all()
+                    rows = connection.execute(_UNSENT_LOCKED, self._params()).all()
                 except BaseException:
                     connection.close()
                     raise
                 self._connection = connection
             else:
                 with store.engine.connect() as connection:
-                    rows = connection.execute(self._query()).all()
+                    rows = connection.execute(_UNSENT, self._params()).all()
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"database error while reading the outbox ({store.url}): {_one_line(exc)}"
@@ -882,11 +932,11 @@ class OutboxBatch:
                 connection = store.engine.connect()
             with connection:
                 for update_id, (sent, done) in progress.items():
+                    # A sent outbox is dropped: replies may quote what the user typed.
                     connection.execute(
-                        update(ProcessedUpdate)
-                        .where(ProcessedUpdate.source == self._source, ProcessedUpdate.update_id == update_id)
-                        # A sent outbox is dropped: replies may quote what the user typed.
-                        .values(sent=sent, pending=not done, **({"outbox": None} if done else {}))
+                        _MARK_DONE if done else _MARK_SENT,
+                        {"k_source": self._source, "k_update": update_id, "v_sent": sent}
+                        | ({} if done else {"v_pending": True}),
                     )
                 connection.commit()
         except SQLAlchemyError as exc:
