@@ -34,16 +34,18 @@ browser:
 	bash scripts/install-tmux.sh
 
 test: lint
-	bash scripts/install-browser.sh || echo "no browser: the console's browser tests will be skipped"
-	bash scripts/install-tmux.sh || echo "no tmux: the terminal chat's tmux test will be skipped"
+	bash scripts/install-browser.sh || { [ "$${CI:-}" != true ] || exit 1; echo "no browser: the console's browser tests will be skipped"; }
+	bash scripts/install-tmux.sh || { [ "$${CI:-}" != true ] || exit 1; echo "no tmux: the terminal chat's tmux test will be skipped"; }
 	$(BIN)/pytest
 
 bench: setup
 	$(BIN)/kounen bench
 
-# Telegram bot process: start-up to ready and resident memory, against the fake Bot API server.
+# Telegram bot process: start-up to ready and resident memory, against the fake Bot API server;
+# then webhook throughput side by side with a PTB echo bot (needs the local PostgreSQL).
 bench-bot: setup
 	$(BIN)/python tests/bench_bot.py
+	$(BIN)/python tests/bench_throughput.py
 
 # Re-resolve the pinned set (needs the package index); commit the result.
 lock:

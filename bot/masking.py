@@ -1,10 +1,12 @@
 """Keep personal data out of stored text.
 
 What users type is logged to improve the answers, so before it is stored:
-  * e-mail addresses become 「[メール]」;
+  * e-mail addresses become 「[メール]」, internationalised domains (taro@例え.jp) too;
   * Japanese phone numbers (0X-XXXX-XXXX, 090 1234 5678, (03)1234-5678,
-    +81-3-…, full-width digits and dashes, 「ー」 typed for a hyphen) become 「[電話番号]」;
-  * any run of 12 or more digits (法人番号 has 13, マイナンバー 12) becomes 「[番号]」.
+    +81-3-…, full-width digits and dashes, 「ー」 typed for a hyphen, kanji numerals
+    such as 〇三ー一二三四ー五六七八) become 「[電話番号]」;
+  * any run of 12 or more digits (法人番号 has 13, マイナンバー 12) becomes 「[番号]」, and so
+    does such a number written in groups of four (1-2345-6789-0123, 1234 5678 9012).
 User ids are never stored as such: `hash_user` gives a salted HMAC-SHA-256.
 
 Detection runs on a folded copy of the text of exactly the same length
@@ -28,16 +30,24 @@ NUMBER_MASK = "[番号]"
 
 _DASHES = frozenset("-‐‑‒–—―−－ーｰ─━﹣⁃")
 
-# Local part: the characters RFC 5322 allows unquoted; domain: ASCII labels.
-_EMAIL = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*)(?:\.[A-Za-z0-9\-]+)*",
+# Local part: the characters RFC 5322 allows unquoted.  Domain: labels of one script each
+# (Latin, kana and kanji, Greek/Cyrillic/Hangul: internationalised domains such as 例え.jp), so
+# that the Japanese text right after an address (…@example.co.jpです) is not taken for it.
+_LABEL = (
+    r"(?:[0-9A-Za-z\u00C0-\u024F\-]+|[\u3040-\u30FF\u3400-\u9FFF\uF900-\uFAFF\-]+"
+    r"|[\u0370-\u03FF\u0400-\u04FF\uAC00-\uD7AF\-]+)"
 )
+_EMAIL = re.compile(rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~.\-]+@(?!-){_LABEL}(?:\.{_LABEL})*")
 # A phone number: 0 (or +81) then digits in groups split by at most two of - . ( ) and spaces.
 # The digit count is checked afterwards.
 _PHONE = re.compile(
     r"(?:\+\s?81[\s\-]?(?:\(0\)[\s\-]?)?\(?|\(?0)\d(?:[\s\-.()]{0,2}\d)+",
 )
 _LONG_NUMBER = re.compile(r"\d{12,}")
+# 12 or 13 digits in groups of four, optionally with one digit before or after (法人番号 1-4-4-4).
+_GROUPED_NUMBER = re.compile(r"(?<!\d)(?:\d[\s\-.]?)?\d{4}(?:[\s\-.]?\d{4}){2}(?:[\s\-.]?\d)?(?!\d)")
+# Kanji numerals read as digits when looking for numbers (〇三ー一二三四… is a phone number).
+_KANJI_DIGITS = {ch: str(value) for value, ch in enumerate("〇一二三四五六七八九")} | {"零": "0"}
 
 
 @lru_cache(maxsize=4096)
@@ -45,6 +55,8 @@ def _fold_char(ch: str) -> str:
     """One character in, one character out: the ASCII form used for detection."""
     if ch in _DASHES:
         return "-"
+    if ch in _KANJI_DIGITS:
+        return _KANJI_DIGITS[ch]
     if ch.isspace():
         return " "
     if ch.isdecimal():
@@ -81,6 +93,7 @@ def mask(text: str) -> str:
     found: list[tuple[int, int, str]] = [(*m.span(), EMAIL_MASK) for m in _EMAIL.finditer(folded)]
     found += [(*span, PHONE_MASK) for span in _phone_spans(folded)]
     found += [(*m.span(), NUMBER_MASK) for m in _LONG_NUMBER.finditer(folded)]
+    found += [(*m.span(), NUMBER_MASK) for m in _GROUPED_NUMBER.finditer(folded)]
     if not found:
         return text
     # Overlapping finds are merged; the one starting first names the merged span.

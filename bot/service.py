@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store import ConcurrentUpdate, Store, StoreError, clean_text
+from bot.masking import mask
+from bot.store import ConcurrentUpdate, Store, StoreError, UpdateUnit, clean_text
 from dialogs import engine
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
@@ -84,7 +85,8 @@ class Conversation:
         return {
             "format": STATE_FORMAT,
             "dialog": self.dialog.to_json() if self.dialog else None,
-            "pending_query": self.pending_query,
+            # Stored masked (bot.masking): personal data never rests in the state either.
+            "pending_query": mask(self.pending_query) if self.pending_query is not None else None,
         }
 
     @classmethod
@@ -96,7 +98,7 @@ class Conversation:
             pending = data.get("pending_query")
             return cls(dialog, str(pending) if pending is not None else None, program)
         except (KeyError, TypeError, ValueError, AttributeError):
-            log.warning("dropping an unreadable conversation state: %r", data)
+            log.warning("dropping an unreadable conversation state (keys %s)", sorted(map(str, data))[:8])
             return cls(program=program)
 
 
@@ -163,31 +165,34 @@ class ConversationService:
     # -- the public entry points ------------------------------------------------------
 
     def handle(self, channel: str, user_id: str, user_input: UserInput) -> ServiceTurn:
-        """One user message: route it, save the new state, log it, and return the replies."""
+        """One user message in one transaction: route it, save the new state, log it; the replies."""
+        try:
+            handled = self.store.run_update(
+                channel, user_id, lambda unit: self.handle_in(unit, channel, user_id, user_input)
+            )
+        except ConcurrentUpdate:
+            return ServiceTurn([Reply(CONFLICT)], None, None, None)
+        if handled.result is None:  # pragma: no cover - no update id, so never a redelivery
+            raise StoreError("a turn without an update id was taken for a redelivery")
+        return handled.result
+
+    def handle_in(self, unit: UpdateUnit, channel: str, user_id: str, user_input: UserInput) -> ServiceTurn:
+        """One user message inside `unit`'s transaction (`Store.run_update`): the conversation is
+        read and locked there, routed, and its new state and log row written there, so a turn is
+        committed whole with whatever else the channel adds (the update claim, the outbox)."""
         user_input = UserInput(clean_text(user_input.text), user_input.choice)
         user_input = self._as_choice(user_input)
-        routed: _Routed | None = None
-        prior_flow: str | None = None
-        for _attempt in range(2):
-            record = self.store.load(channel, user_id)
-            before = Conversation.from_json(record.state, record.program)
-            prior_flow = before.dialog.flow if before.dialog else None
-            routed = self._route(before, user_input)
-            after = routed.conversation
-            state, program = after.to_json(), after.program
-            if record.version and (state, program) == (record.state, record.program):
-                break  # nothing changed: no write, no conflict
-            if record.version == 0 and state is None and program is None:
-                break
-            try:
-                self.store.save(channel, user_id, state, program, record.version)
-                break
-            except ConcurrentUpdate:
-                log.info("conversation %s/%s changed concurrently; routing again", channel, user_id)
-                routed = None
-        if routed is None:
-            return ServiceTurn([Reply(CONFLICT)], None, None, None)
-        self._log(channel, user_id, user_input, routed)
+        record = unit.conversation()
+        before = Conversation.from_json(record.state, record.program)
+        prior_flow = before.dialog.flow if before.dialog else None
+        routed = self._route(before, user_input)
+        after = routed.conversation
+        state, program = after.to_json(), after.program
+        unchanged = (state, program) == (record.state, record.program)
+        if not unchanged and not (record.version == 0 and state is None and program is None):
+            unit.save(state, program)
+        text = user_input.text if user_input.choice is None else f"[choice] {user_input.choice}"
+        unit.log_query(text, routed.status, routed.entry_id, routed.score)
         replies = routed.replies
         dialog = routed.conversation.dialog
         result = next((r.result for r in replies if r.result is not None), None)
@@ -411,8 +416,9 @@ class ConversationService:
 
     def _answered(self, conv: Conversation, outcome: Outcome) -> _Routed:
         """The answer; outside a dialog it offers the entry's flow, inside one the dialog asks again."""
-        assert outcome.entry is not None
         entry = outcome.entry
+        if entry is None:
+            raise ValueError("an answered outcome without its entry")
         if conv.dialog is not None:  # a side question: the dialog resumes at the same step
             replies = [Reply(answer_text(self.kb, entry)), *self._reprompt(conv)]
             return _Routed(replies, conv, "answered", entry.id, _score(outcome))
@@ -422,12 +428,3 @@ class ConversationService:
             choices = (ReplyChoice(label, _check_value(f"flow:{entry.dialog}")),)
         reply = Reply(outcome_text(self.kb, outcome), choices)
         return _Routed([reply], conv, "answered", entry.id, _score(outcome))
-
-    # -- log --------------------------------------------------------------------------
-
-    def _log(self, channel: str, user_id: str, user_input: UserInput, routed: _Routed) -> None:
-        text = user_input.text if user_input.choice is None else f"[choice] {user_input.choice}"
-        try:
-            self.store.log_query(channel, user_id, text, routed.status, routed.entry_id, routed.score)
-        except StoreError as exc:  # the answer matters more than its log line
-            log.warning("could not log a turn: %s", exc)

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # Messages per second each process may send (Telegram's overall limit is about 30 per bot);
+    # 0: no limiter (429s are still retried after their retry_after).
+    telegram_send_rate: float = Field(default=30.0, ge=0, le=1000)
 
     @field_validator("database_url")
     @classmethod

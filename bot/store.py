@@ -11,6 +11,11 @@ writes only if the row still has that version (or, for a new conversation,
 if no row exists yet) and raises `ConcurrentUpdate` otherwise, so two
 processes sharing a database never overwrite each other's turn unnoticed.
 
+An update from a channel is one transaction (`run_update`): the conversation is read and
+locked (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the turn runs again if another writer
+overtook its read), saved, the turn logged, and the update id claimed together with the
+messages to send (the outbox); `outbox` then hands them out in order to be marked sent.
+
 Text written to the log is masked (bot.masking) and user ids are stored only
 as salted hashes.  Every failure of the database surfaces as `StoreError`
 with a one-line message.
@@ -24,16 +29,16 @@ A new revision after a model change (reviewed before committing):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -48,18 +53,24 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    case,
     create_engine,
     delete,
     event,
+    false,
     insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -67,13 +78,15 @@ from bot.masking import hash_user, mask
 from bot.settings import DEFAULT_HASH_SALT
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = "bot:migrations"
 MAX_TEXT = 2000  # characters of user text kept in the log
 MAX_CHANNEL = 32
 MAX_USER_ID = 128
 _PG_MIGRATION_LOCK = 0x6B6F756E656E  # "kounen": key of the advisory lock taken while migrating
-_PG_CONVERSATION_LOCKS = 0x6B6F  # first key of the per-conversation advisory locks (two-int key space)
+POOL_SIZE = 12  # PostgreSQL connections kept per process (see create_store_engine)
+POOL_OVERFLOW = 4
 PROCESSED_UPDATES_KEPT_DAYS = 7  # how long an update id is remembered to drop its redeliveries
 
 
@@ -138,14 +151,52 @@ class Feedback(Base):
 
 
 class ProcessedUpdate(Base):
-    """An update (Telegram update_id) already taken by a worker: a redelivery is dropped."""
+    """An update (Telegram update_id) whose effects are committed, and its outbox.
+
+    The row is written in the transaction that saves the conversation and logs the turn, so
+    "handled" and "its effects" are one fact.  `outbox` holds the messages to send to `chat`
+    (JSON, in order); `sent` counts those delivered, and `pending` is true while some are left.
+    """
 
     __tablename__ = "processed_updates"
-    __table_args__ = (Index("ix_processed_updates_time", "time"),)
+    __table_args__ = (
+        Index("ix_processed_updates_time", "time"),
+        Index(
+            "ix_processed_updates_pending",
+            "source",
+            "chat",
+            postgresql_where=text("pending"),
+            sqlite_where=text("pending"),
+        ),
+    )
 
     source: Mapped[str] = mapped_column(String(64), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    chat: Mapped[str | None] = mapped_column(String(64))
+    outbox: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class SharedSecret(Base):
+    """A secret every process on this database must agree on (e.g. the console's cookie key)."""
+
+    __tablename__ = "shared_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """Failed console logins per throttle key (a digest: no name or address in clear)."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch
 
 
 # -- records returned to callers ------------------------------------------------------
@@ -233,14 +284,19 @@ def create_store_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     kwargs: dict[str, Any] = {
         "json_serializer": lambda obj: json.dumps(obj, ensure_ascii=False),
-        "pool_pre_ping": backend != "sqlite",
+        # No ping on every checkout (a round trip per transaction): a connection the server
+        # dropped fails its statement, SQLAlchemy discards the pool, and the update is retried.
+        "pool_pre_ping": False,
     }
     if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         if _is_memory_sqlite(url):
             kwargs["poolclass"] = StaticPool
-    elif backend == "postgresql" and "connect_timeout" not in url.query:
-        kwargs["connect_args"] = {"connect_timeout": 10}
+    elif backend == "postgresql":
+        # Sized for a worker's service threads plus the outbox senders that hold a lock each.
+        kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_recycle=1800)
+        if "connect_timeout" not in url.query:
+            kwargs["connect_args"] = {"connect_timeout": 10}
     engine = create_engine(url, **kwargs)
     if backend == "sqlite" and not _is_memory_sqlite(url):
 
@@ -288,6 +344,62 @@ def migrate(engine: Engine) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
         connection.commit()
+
+
+# -- the statements of the update path, built once ------------------------------------------
+# (Built per call they cost more CPU than the database: SQLAlchemy coerces every clause again.
+# Executed as Core statements with parameters, they hit the compiled cache.)
+
+_CONV = cast(Table, Conversation.__table__)
+_LOG = cast(Table, QueryLog.__table__)
+_FEEDBACK = cast(Table, Feedback.__table__)
+_UPDATES = cast(Table, ProcessedUpdate.__table__)
+_LOAD_FOR_UPDATE = (
+    select(_CONV.c.state, _CONV.c.program, _CONV.c.version, _CONV.c.updated_at)
+    .where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.user_id == bindparam("k_user"))
+    .with_for_update()
+)
+_INSERT_CONV = insert(_CONV)
+_UPDATE_CONV = (
+    update(_CONV)
+    .where(
+        _CONV.c.channel == bindparam("k_channel"),
+        _CONV.c.user_id == bindparam("k_user"),
+        _CONV.c.version == bindparam("k_version"),
+    )
+    .values(
+        state=bindparam("v_state"),
+        program=bindparam("v_program"),
+        version=bindparam("v_version"),
+        updated_at=bindparam("v_updated_at"),
+    )
+)
+_INSERT_LOG = insert(_LOG)
+_INSERT_FEEDBACK = insert(_FEEDBACK)
+_CLAIM = {
+    "postgresql": pg_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
+    "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
+}
+_UNSENT = (
+    select(_UPDATES.c.update_id, _UPDATES.c.outbox, _UPDATES.c.sent)
+    .where(
+        _UPDATES.c.source == bindparam("k_source"),
+        _UPDATES.c.chat == bindparam("k_chat"),
+        _UPDATES.c.pending.is_(True),
+    )
+    .order_by(_UPDATES.c.update_id)
+)
+_UNSENT_LOCKED = _UNSENT.with_for_update()
+_MARK_SENT = (
+    update(_UPDATES)
+    .where(_UPDATES.c.source == bindparam("k_source"), _UPDATES.c.update_id == bindparam("k_update"))
+    .values(sent=bindparam("v_sent"), pending=bindparam("v_pending"))
+)
+_MARK_DONE = (
+    update(_UPDATES)
+    .where(_UPDATES.c.source == bindparam("k_source"), _UPDATES.c.update_id == bindparam("k_update"))
+    .values(sent=bindparam("v_sent"), pending=False, outbox=None)
+)
 
 
 # -- the store ------------------------------------------------------------------------
@@ -502,109 +614,332 @@ class Store:
                 for r in rows
             ]
 
-    # -- updates taken and per-conversation locks (several workers on one database) ----
+    # -- one update, one transaction; the outbox ----------------------------------------
 
-    def claim_update(self, source: str, update_id: int) -> bool:
-        """Record that `update_id` of `source` (e.g. one Telegram bot) is being handled.
+    def run_update(
+        self,
+        channel: str,
+        user_id: str,
+        work: Callable[[UpdateUnit], T],
+        *,
+        source: str | None = None,
+        update_id: int | None = None,
+        attempts: int = 10,
+    ) -> Handled[T]:
+        """Run `work` in one transaction and commit what it did as one fact.
 
-        True the first time, False for a redelivery of the same update, by any process
-        sharing this database.  Ids older than PROCESSED_UPDATES_KEPT_DAYS are forgotten.
+        `work` reads the conversation through the unit (the row stays locked until commit on
+        PostgreSQL, so one chat's turns never interleave across workers), saves it, logs the
+        turn, stores feedback and queues messages.  With `source` and `update_id` the update is
+        claimed in the same transaction: when it was already committed (a redelivery), nothing
+        of this run is kept and `Handled.fresh` is False.  A conflicting writer makes `work` run
+        again on the fresh state, up to `attempts` times; then `ConcurrentUpdate`.
+        Any database failure is a `StoreError` and nothing is kept.
         """
-        now = utcnow()
-        try:
-            with self._sessions() as session, session.begin():
-                session.execute(insert(ProcessedUpdate).values(source=source, update_id=update_id, time=now))
-        except IntegrityError:
-            return False
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"database error while recording an update ({self.url}): {_one_line(exc)}"
-            ) from None
-        if update_id % 500 == 0:
-            cutoff = now - timedelta(days=PROCESSED_UPDATES_KEPT_DAYS)
-            with self._session("forgetting old update ids") as session:
-                session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.time < cutoff))
-        return True
-
-    def conversation_lock(self, channel: str, user_id: str) -> ConversationLock:
-        """A lock on one conversation shared by every process on this database (see ConversationLock)."""
         self._check_key(channel, user_id)
-        digest = hashlib.blake2b(f"{channel}\x00{user_id}".encode(), digest_size=4).digest()
-        return ConversationLock(self, int.from_bytes(digest, "big", signed=True))
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._sessions() as session, session.begin():
+                    unit = UpdateUnit(self, session, channel, user_id)
+                    result = work(unit)
+                    if source is not None and update_id is not None:
+                        if not self._claim(session, source, update_id, unit):
+                            raise _Redelivered
+                    elif unit.outbox:
+                        raise StoreError("messages queued without an update to send them from")
+                if update_id is not None and update_id % 500 == 0:
+                    self._forget_old_updates()
+                return Handled(True, result)
+            except _Redelivered:
+                return Handled(False, None)
+            except (ConcurrentUpdate, IntegrityError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not _stale_sqlite_read(exc):
+                    raise StoreError(
+                        f"database error while handling an update ({self.url}): {_one_line(exc)}"
+                    ) from None
+                if attempt == attempts:
+                    raise ConcurrentUpdate(f"conversation {channel}/{user_id} kept changing: {exc}") from None
+                log.info("conversation %s/%s changed concurrently; running the turn again", channel, user_id)
+                time.sleep(random.uniform(0, 0.01 * attempt))  # racing writers fall out of step
+            except SQLAlchemyError as exc:
+                raise StoreError(
+                    f"database error while handling an update ({self.url}): {_one_line(exc)}"
+                ) from None
+        raise ConcurrentUpdate(f"conversation {channel}/{user_id} kept changing")  # pragma: no cover
+
+    def _claim(self, session: Session, source: str, update_id: int, unit: UpdateUnit) -> bool:
+        """Insert the update's row (with its outbox); False when it is already there."""
+        values = {
+            "source": source,
+            "update_id": update_id,
+            "time": utcnow(),
+            "chat": unit.user_id,
+            "outbox": unit.outbox or None,
+            "sent": 0,
+            "pending": bool(unit.outbox),
+        }
+        statement = _CLAIM["postgresql" if self.engine.dialect.name == "postgresql" else "sqlite"]
+        return session.connection().execute(statement, values).first() is not None
+
+    def _forget_old_updates(self) -> None:
+        cutoff = utcnow() - timedelta(days=PROCESSED_UPDATES_KEPT_DAYS)
+        try:
+            with self._session("forgetting old update ids") as session:
+                session.execute(
+                    delete(ProcessedUpdate).where(
+                        ProcessedUpdate.time < cutoff, ProcessedUpdate.pending.is_(False)
+                    )
+                )
+        except StoreError as exc:  # only housekeeping: the next round tries again
+            log.warning("%s", exc)
+
+    def is_handled(self, source: str, update_id: int) -> bool:
+        with self._session("reading an update") as session:
+            row = session.execute(
+                select(ProcessedUpdate.update_id).where(
+                    ProcessedUpdate.source == source, ProcessedUpdate.update_id == update_id
+                )
+            ).one_or_none()
+        return row is not None
+
+    def outbox(self, source: str, chat: str) -> OutboxBatch:
+        """The unsent messages of one chat, to send in order (see OutboxBatch)."""
+        return OutboxBatch(self, source, chat)
+
+    # -- what several processes share: secrets, the login throttle --------------------------
+
+    def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """The secret called `name`, made with `make` by whichever process asks first."""
+        values = {"name": name, "value": make(), "created": utcnow()}
+        with self._session("reading a shared secret") as session:
+            if self.engine.dialect.name == "postgresql":
+                statement: Any = pg_insert(SharedSecret).values(values).on_conflict_do_nothing()
+            else:
+                statement = sqlite_insert(SharedSecret).values(values).on_conflict_do_nothing()
+            session.execute(statement)
+            return str(
+                session.execute(select(SharedSecret.value).where(SharedSecret.name == name)).scalar_one()
+            )
+
+    def login_failures(self, keys: list[str]) -> dict[str, tuple[int, float]]:
+        """key -> (failures, time of the last one) for the keys that have any."""
+        with self._session("reading login failures") as session:
+            rows = session.execute(
+                select(LoginFailure.key, LoginFailure.failures, LoginFailure.last_at).where(
+                    LoginFailure.key.in_(keys)
+                )
+            ).all()
+        return {row.key: (int(row.failures), float(row.last_at)) for row in rows}
+
+    def record_login_failure(self, keys: list[str], now: float, forget_before: float) -> None:
+        """One more failure for each key (a count older than `forget_before` starts again)."""
+        with self._session("recording a login failure") as session:
+            for key in keys:
+                if self.engine.dialect.name == "postgresql":
+                    base: Any = pg_insert(LoginFailure)
+                else:
+                    base = sqlite_insert(LoginFailure)
+                statement = base.values(key=key, failures=1, last_at=now)
+                fresh = LoginFailure.last_at < forget_before
+                session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[LoginFailure.key],
+                        set_={
+                            "failures": case((fresh, 1), else_=LoginFailure.failures + 1),
+                            "last_at": now,
+                        },
+                    )
+                )
+            session.execute(delete(LoginFailure).where(LoginFailure.last_at < forget_before))
+
+    def clear_login_failures(self, keys: list[str]) -> None:
+        with self._session("clearing login failures") as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
+
+    def chats_with_unsent(self, source: str, older_than: float = 0.0) -> list[str]:
+        """Chats whose committed messages are not all sent (a send failed, or its worker died)."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        with self._session("reading the outbox") as session:
+            rows = session.execute(
+                select(ProcessedUpdate.chat)
+                .where(
+                    ProcessedUpdate.source == source,
+                    ProcessedUpdate.pending.is_(True),
+                    ProcessedUpdate.time <= cutoff,
+                )
+                .distinct()
+            ).all()
+        return [str(row.chat) for row in rows if row.chat is not None]
 
 
-class ConversationLock:
-    """Serialises the turns of one conversation across processes (PostgreSQL advisory lock).
+def _stale_sqlite_read(exc: OperationalError) -> bool:
+    """SQLite refuses the write of a transaction whose reads another writer has overtaken
+    (SQLITE_BUSY_SNAPSHOT, "database is locked"): the turn is run again on the fresh state.
+    (PostgreSQL needs no such retry: the conversation row is locked from the read on.)"""
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
-    Optimistic versions already keep every turn; the lock also keeps their order when two
-    workers receive messages of one chat at once.  On SQLite (one machine, one file) it is a
-    no-op.  `acquire` waits up to `timeout` seconds and then lets the turn go on unlocked
-    (returns False) rather than leave the user without an answer.
+
+class _Redelivered(Exception):
+    """Raised inside `run_update` to roll back a run whose update was already committed."""
+
+
+@dataclass(frozen=True)
+class Handled(Generic[T]):
+    fresh: bool  # False: the update had been committed before; this run changed nothing
+    result: T | None
+
+
+class UpdateUnit:
+    """What one update changes, written through one open transaction (`Store.run_update`)."""
+
+    def __init__(self, store: Store, session: Session, channel: str, user_id: str) -> None:
+        self.store, self.session = store, session
+        self.channel, self.user_id = channel, user_id
+        self.outbox: list[dict[str, Any]] = []
+        self._record: ConversationRecord | None = None
+        self._connection = session.connection()
+
+    def conversation(self) -> ConversationRecord:
+        """The stored conversation, locked until commit on PostgreSQL (read once per unit)."""
+        if self._record is None:
+            row = self._connection.execute(
+                _LOAD_FOR_UPDATE, {"k_channel": self.channel, "k_user": self.user_id}
+            ).one_or_none()
+            self._record = (
+                ConversationRecord(None, None, 0)
+                if row is None
+                else ConversationRecord(row.state, row.program, row.version, _aware(row.updated_at))
+            )
+        return self._record
+
+    def save(self, state: dict[str, Any] | None, program: str | None) -> None:
+        record = self.conversation()
+        now, new_version = utcnow(), record.version + 1
+        if record.version == 0:
+            self._connection.execute(
+                _INSERT_CONV,
+                {
+                    "channel": self.channel,
+                    "user_id": self.user_id,
+                    "state": state,
+                    "program": program,
+                    "version": new_version,
+                    "updated_at": now,
+                },
+            )
+        else:
+            result = self._connection.execute(
+                _UPDATE_CONV,
+                {
+                    "k_channel": self.channel,
+                    "k_user": self.user_id,
+                    "k_version": record.version,
+                    "v_state": state,
+                    "v_program": program,
+                    "v_version": new_version,
+                    "v_updated_at": now,
+                },
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                raise ConcurrentUpdate(f"conversation changed since version {record.version}")
+        self._record = ConversationRecord(state, program, new_version, now)
+
+    def log_query(
+        self, text: str, status: str, entry_id: str | None = None, score: float | None = None
+    ) -> None:
+        """One turn in the query log: the text masked, the user id hashed."""
+        self._connection.execute(
+            _INSERT_LOG,
+            {
+                "time": utcnow(),
+                "channel": self.channel,
+                "user_hash": self.store.user_hash(self.channel, self.user_id),
+                "status": status,
+                "entry_id": entry_id,
+                "score": score,
+                "text": _clip(mask(clean_text(text))),
+            },
+        )
+
+    def add_feedback(self, entry_id: str, helpful: bool, comment: str | None = None) -> None:
+        self._connection.execute(
+            _INSERT_FEEDBACK,
+            {
+                "time": utcnow(),
+                "channel": self.channel,
+                "user_hash": self.store.user_hash(self.channel, self.user_id),
+                "entry_id": entry_id,
+                "helpful": helpful,
+                "comment": _clip(mask(clean_text(comment))) if comment else None,
+                "query_id": None,
+            },
+        )
+
+    def send(self, *messages: dict[str, Any]) -> None:
+        """Queue messages (JSON objects the channel understands) for this update's chat."""
+        self.outbox.extend(messages)
+
+
+@dataclass(frozen=True)
+class Unsent:
+    update_id: int
+    messages: list[dict[str, Any]]
+    sent: int  # how many of `messages` were already delivered
+
+
+class OutboxBatch:
+    """The unsent messages of one chat, taken in update order and marked as they are delivered.
+
+    On PostgreSQL `take` locks the rows until `finish`, so two workers never send one chat's
+    messages at the same time or out of order: the second waits, then finds only what is still
+    unsent.  (SQLite serves one process, whose own per-chat order suffices: no lock held.)
+    `take` and `finish` block; call them off the event loop.
     """
 
-    def __init__(self, store: Store, key: int) -> None:
-        self._store = store
-        self._key = key
+    def __init__(self, store: Store, source: str, chat: str) -> None:
+        self._store, self._source, self._chat = store, source, chat
         self._connection: Connection | None = None
 
-    @property
-    def shared(self) -> bool:
-        """True when the lock is real (PostgreSQL); False when it is a no-op (SQLite)."""
-        return self._store.engine.dialect.name == "postgresql"
+    def _params(self) -> dict[str, Any]:
+        return {"k_source": self._source, "k_chat": self._chat}
 
-    def acquire(self, timeout: float = 30.0) -> bool:
-        engine = self._store.engine
-        if not self.shared or self._connection is not None:
-            return True
-        deadline = time.monotonic() + timeout
-        pause = 0.01
+    def take(self) -> list[Unsent]:
+        store = self._store
         try:
-            connection = engine.connect()
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"database error while locking a conversation ({self._store.url}): {_one_line(exc)}"
-            ) from None
-        try:
-            while True:
-                got = connection.execute(
-                    text("SELECT pg_try_advisory_lock(:space, :key)"),
-                    {"space": _PG_CONVERSATION_LOCKS, "key": self._key},
-                ).scalar_one()
-                connection.commit()  # a session-level lock outlives the transaction
-                if got:
-                    self._connection = connection
-                    return True
-                if time.monotonic() >= deadline:
-                    log.warning("conversation lock busy for %.0f s: going on without it", timeout)
+            if store.engine.dialect.name == "postgresql":
+                connection = store.engine.connect()
+                try:
+                    rows = connection.execute(_UNSENT_LOCKED, self._params()).all()
+                except BaseException:
                     connection.close()
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, 0.2)
+                    raise
+                self._connection = connection
+            else:
+                with store.engine.connect() as connection:
+                    rows = connection.execute(_UNSENT, self._params()).all()
         except SQLAlchemyError as exc:
-            connection.close()
             raise StoreError(
-                f"database error while locking a conversation ({self._store.url}): {_one_line(exc)}"
+                f"database error while reading the outbox ({store.url}): {_one_line(exc)}"
             ) from None
+        return [Unsent(int(r.update_id), list(r.outbox or []), int(r.sent)) for r in rows]
 
-    def release(self) -> None:
+    def finish(self, progress: dict[int, tuple[int, bool]]) -> None:
+        """Record `progress`: update id -> (messages sent so far, all done); release the rows."""
+        store = self._store
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
         try:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(:space, :key)"),
-                {"space": _PG_CONVERSATION_LOCKS, "key": self._key},
-            )
-            connection.commit()
-            connection.close()
-        except SQLAlchemyError as exc:  # dropping the connection drops its locks too
-            log.warning("could not release a conversation lock: %s", _one_line(exc))
-            connection.invalidate()
-            connection.close()
-
-    def __enter__(self) -> ConversationLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
+            if connection is None:
+                connection = store.engine.connect()
+            with connection:
+                for update_id, (sent, done) in progress.items():
+                    # A sent outbox is dropped: replies may quote what the user typed.
+                    connection.execute(
+                        _MARK_DONE if done else _MARK_SENT,
+                        {"k_source": self._source, "k_update": update_id, "v_sent": sent}
+                        | ({} if done else {"v_pending": True}),
+                    )
+                connection.commit()
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"database error while marking messages sent ({store.url}): {_one_line(exc)}"
+            ) from None

@@ -15,16 +15,18 @@ Callback data sent here:
     fb:1:<id> / fb:0:<id>                         👍 / 👎 on an answer (entry id or flow:<id>)
     cat:<category id> / cat:                      /faq browsing (the message is edited in place)
 
-Order and duplicates: `ChatOrderedProcessor` handles the updates of one chat one
-after the other while different chats run concurrently; each service turn runs under
-the store's conversation lock (PostgreSQL advisory lock, shared by every worker); every
-update id is claimed in the store first, so an update delivered twice — to one process
-or to two — is answered once (at most once: a turn that fails is not retried; the user
-is told to send again).
+Exactly-once effects over at-least-once delivery: `TelegramAdapter.process` runs each
+update as one store transaction (`Store.run_update`) that claims the update id, reads and
+locks the conversation, routes it through the service, saves it, logs the turn, stores
+feedback and queues the messages in the outbox; the messages are sent after the commit, in
+order, and marked sent.  A redelivered update that committed only sends what is left of its
+messages; one that did not is handled afresh.  A database failure raises `StoreError`: the
+webhook answers 503 and polling does not move its offset, so Telegram delivers it again.
+What stays at-least-once is the send itself (see README, "Delivery").
+One chat's updates are handled one at a time (`ChatOrder` in a process; the locked
+conversation row and outbox rows across processes); different chats run concurrently.
 Bot API calls go through `RetryingRateLimiter`: AIORateLimiter (flood limits and
 retries on 429) plus retries with exponential backoff on network errors and 5xx.
-An error while handling an update is logged (secrets redacted by
-bot.settings.configure_logging) and the user is told something went wrong.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ import html
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from telegram import (
     BotCommand,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -50,23 +53,12 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationHandlerStop,
-    BaseUpdateProcessor,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    Defaults,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, Defaults
 from telegram.request import HTTPXRequest
 
 from bot.settings import Settings
+from bot.store import Handled, StoreError, UpdateUnit
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq.render import contact_block, general_contacts
 from rules.contact_hours import TOKYO, line_status
@@ -82,8 +74,10 @@ MAX_MESSAGE = 4096  # Telegram's limit on a message's text, in UTF-16 code units
 MAX_CALLBACK_BYTES = 64
 MAX_LABEL = 60  # characters of a button label (longer ones are cut with …)
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
-LOCK_TIMEOUT = 30.0  # seconds a worker waits for another worker's turn in the same chat
-SERVICE_THREADS = 6  # threads running service turns and store calls (see TelegramAdapter)
+SERVICE_THREADS = 4  # threads running service turns and store calls (see TelegramAdapter)
+SENDERS = 8  # chats whose outbox is being sent at once (each holds a database connection)
+SWEEP_INTERVAL = 5.0  # seconds between looks for messages left unsent
+POLL_BACKOFF, POLL_BACKOFF_MAX = 0.5, 10.0  # seconds before fetching again after a failure
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "はじめに（できること・制度の選択）"),
@@ -95,6 +89,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("contact", "問い合わせ先と、いま受付中か"),
     ("cancel", "案内を中止する"),
 )
+COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)
 FLOW_COMMANDS = {"calc": "flow:productivity", "jitai": "flow:withdrawal"}
 
 UNSUPPORTED = (
@@ -259,38 +254,33 @@ def _chat_key(update: object) -> str | None:
 # -- ordering and retries ----------------------------------------------------------------
 
 
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Updates of one chat one at a time, in arrival order; different chats concurrently.
+class ChatOrder:
+    """One chat's updates one at a time, in arrival order; different chats concurrently.
 
-    (Across processes the conversation lock taken around each service turn keeps one chat's
-    turns apart; see `TelegramAdapter.handle_sync`.)
+    Within a process.  Across processes the conversation row, locked from the turn's read to
+    its commit, and the outbox rows, locked while they are sent, keep one chat's turns and
+    messages apart and in order (see `Store.run_update` and `OutboxBatch`).
     """
 
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
+    def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        key = _chat_key(update)
-        if key is None:
-            await coroutine
-            return
+    @contextlib.asynccontextmanager
+    async def __call__(self, key: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
-                await coroutine
+                yield
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key]:
                 del self._waiting[key], self._locks[key]
 
-    async def initialize(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
+    @property
+    def idle(self) -> bool:
+        return not self._locks
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -298,8 +288,16 @@ class RetryingRateLimiter(AIORateLimiter):
     exponential backoff on network errors and server errors (5xx), for every Bot API call
     except getUpdates (the updater retries that one itself)."""
 
-    def __init__(self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5) -> None:
-        super().__init__(max_retries=max_retries)
+    def __init__(
+        self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5, rate: float = 30.0
+    ) -> None:
+        # rate 0: no flood limiter (each send still retried after a 429's retry_after).
+        super().__init__(
+            max_retries=max_retries,
+            overall_max_rate=rate,
+            overall_time_period=1,
+            group_max_rate=20 if rate else 0,
+        )
         self.network_retries = network_retries
         self.backoff = backoff
 
@@ -330,20 +328,44 @@ class RetryingRateLimiter(AIORateLimiter):
 # -- the adapter ------------------------------------------------------------------------
 
 
-Context = ContextTypes.DEFAULT_TYPE
+Work = Callable[[UpdateUnit], "str | None"]  # runs inside the update's transaction; the callback answer
+
+
+def _message(html_text: str, markup: InlineKeyboardMarkup | None = None) -> dict[str, Any]:
+    """An outbox entry: a new message to the update's chat."""
+    item: dict[str, Any] = {"method": "sendMessage", "text": html_text}
+    if markup is not None:
+        item["reply_markup"] = markup.to_dict()
+    return item
+
+
+def _outbox(messages: Iterable[Outgoing]) -> list[dict[str, Any]]:
+    return [_message(m.html, m.markup) for m in messages]
 
 
 class TelegramAdapter:
-    """Handlers that turn updates into service turns and turns into messages."""
+    """Turns each update into one committed unit of effects, then sends its messages.
+
+    `process(update)`: in one store transaction (`Store.run_update`) the update is claimed,
+    the conversation read, locked, routed by the service and saved, the turn logged, feedback
+    stored and the messages to send queued in the outbox; only then are they sent, in order,
+    and marked sent.  A redelivered update whose transaction committed changes nothing: only
+    its unsent messages go out.  A database failure raises `StoreError`: the webhook answers
+    5xx and polling does not confirm the update, so Telegram delivers it again.
+    """
 
     def __init__(self, service: ConversationService, clock: Callable[[], datetime] | None = None) -> None:
         self.service = service
         self.kb = service.kb
         self._clock = clock or (lambda: datetime.now(TOKYO))
-        # The store's blocking calls run here, off the event loop.  A bounded pool: each thread
-        # holds at most two database connections (a conversation lock and a session), so the
-        # store's connection pool (5 + 10 overflow) can never run dry and wait on itself.
+        # The store's blocking calls run here, off the event loop: few threads (the work is
+        # short and the matcher holds the GIL), each with its own Sudachi tokenizer.
         self._executor = ThreadPoolExecutor(SERVICE_THREADS, thread_name_prefix="kounen-service")
+        self._order = ChatOrder()
+        self._senders = asyncio.Semaphore(SENDERS)
+        self._sweeper: asyncio.Task[None] | None = None
+        # Messages sent whose marking failed (database down): never sent again by this process.
+        self._unrecorded: dict[tuple[str, int], tuple[int, bool]] = {}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -351,196 +373,305 @@ class TelegramAdapter:
     async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def handle_sync(self, chat: str, user_input: UserInput) -> ServiceTurn:
-        """One service turn under the conversation lock (PostgreSQL: shared by every worker, so
-        two workers never interleave one chat's turns; SQLite: no lock needed)."""
-        lock = self.service.store.conversation_lock(CHANNEL, chat)
-        lock.acquire(LOCK_TIMEOUT)
-        try:
-            return self.service.handle(CHANNEL, chat, user_input)
-        finally:
-            lock.release()
-
-    # -- set-up ---------------------------------------------------------------------
-
-    def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        application.add_handler(TypeHandler(Update, self.on_any_update), group=-1)
-        for name, _description in COMMANDS:
-            application.add_handler(CommandHandler(name, self.on_command))
-        application.add_handler(CallbackQueryHandler(self.on_callback))
-        application.add_handler(MessageHandler(filters.UpdateType.EDITED, self.on_edited))
-        application.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self.on_text))
-        application.add_handler(
-            MessageHandler(filters.UpdateType.MESSAGE & filters.ATTACHMENT, self.on_attachment)
-        )
-        application.add_error_handler(self.on_error)
+    @staticmethod
+    def source(bot: Any) -> str:
+        return f"{CHANNEL}:{bot.id}"
 
     @staticmethod
     def bot_commands() -> list[BotCommand]:
         return [BotCommand(name, description) for name, description in COMMANDS]
 
-    # -- the service, off the event loop --------------------------------------------
+    # -- one update ---------------------------------------------------------------------
 
-    async def _turn(self, chat: str, user_input: UserInput) -> ServiceTurn:
-        return await self._blocking(self.handle_sync, chat, user_input)
+    async def process(self, update: Update, bot: Any) -> bool:
+        """Handle `update` with exactly-once effects.  False for a redelivery of a committed one.
 
-    async def _send(self, context: Context, chat_id: int, messages: Iterable[Outgoing]) -> list[Message]:
-        sent = []
-        for message in messages:
-            sent.append(await context.bot.send_message(chat_id, message.html, reply_markup=message.markup))
-        return sent
-
-    async def _converse(self, update: Update, context: Context, user_input: UserInput) -> ServiceTurn | None:
-        chat = update.effective_chat
+        Raises `StoreError` when its effects could not be made durable (nothing was kept).
+        A bug while routing is logged and answered with a notice, committed like any answer:
+        delivering the update again would only fail again.
+        """
+        chat = _chat_key(update)
         if chat is None:
+            return True
+        async with self._order(chat):
+            work = self.plan(update, bot)
+            if work is None:
+                return True
+            source = self.source(bot)
+            try:
+                handled = await self._blocking(self._commit, source, update.update_id, chat, work)
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "error while handling update %s: %s: %s",
+                    update.update_id,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
+                handled = await self._blocking(
+                    self._commit, source, update.update_id, chat, _notice(ERROR_TEXT)
+                )
+            if not handled.fresh:
+                log.info("update %d handled before: sending what is left of its replies", update.update_id)
+            elif update.callback_query is not None:
+                await self._answer_query(update.callback_query, handled.result)
+            await self._flush(bot, chat)
+            return handled.fresh
+
+    def _commit(self, source: str, update_id: int, chat: str, work: Work) -> Handled[str | None]:
+        return self.service.store.run_update(CHANNEL, chat, work, source=source, update_id=update_id)
+
+    # -- the outbox -----------------------------------------------------------------------
+
+    async def _flush(self, bot: Any, chat: str) -> None:
+        """Send the chat's unsent messages in order and mark them sent (call under its order)."""
+        source = self.source(bot)
+        batch = self.service.store.outbox(source, chat)
+        async with self._senders:
+            pending = await self._blocking(batch.take)
+            progress: dict[int, tuple[int, bool]] = {}
+            try:
+                for unsent in pending:
+                    done = max(unsent.sent, self._unrecorded.get((source, unsent.update_id), (0, False))[0])
+                    if done:
+                        progress[unsent.update_id] = (done, False)
+                    for item in unsent.messages[done:]:
+                        await self._deliver(bot, int(chat), item)
+                        done += 1
+                        progress[unsent.update_id] = (done, False)
+                    progress[unsent.update_id] = (done, True)
+            except (NetworkError, RetryAfter) as exc:  # after the limiter's retries: swept later
+                log.warning("sending to chat %s failed (%s): will retry", chat, exc)
+            finally:
+                try:
+                    await self._blocking(batch.finish, progress)
+                except StoreError:
+                    self._unrecorded.update({(source, uid): p for uid, p in progress.items()})
+                    raise
+                for update_id in progress:
+                    self._unrecorded.pop((source, update_id), None)
+
+    async def _deliver(self, bot: Any, chat_id: int, item: dict[str, Any]) -> None:
+        method = item.get("method")
+        data = item.get("reply_markup")
+        markup = InlineKeyboardMarkup.de_json(data, bot) if data else None
+        try:
+            if method == "editMessageText":
+                try:
+                    await bot.edit_message_text(
+                        item["text"], chat_id=chat_id, message_id=item["message_id"], reply_markup=markup
+                    )
+                    return
+                except BadRequest as exc:
+                    if "not modified" in exc.message:
+                        return  # already showing it
+                    log.info("message not edited (%s): sending a new one", exc)
+            elif method == "editMessageReplyMarkup":
+                await bot.edit_message_reply_markup(
+                    chat_id=chat_id, message_id=item["message_id"], reply_markup=markup
+                )
+                return
+            await bot.send_message(chat_id, item["text"], reply_markup=markup)
+        except (BadRequest, Forbidden) as exc:  # retrying cannot fix these: dropped, said in the log
+            log.warning("Bot API refused %s to chat %s: %s", method, chat_id, exc)
+
+    async def sweep(self, bot: Any, interval: float = SWEEP_INTERVAL) -> None:
+        """Forever: send what is left in the outbox (a send failed, or another worker died)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                chats = await self._blocking(self.service.store.chats_with_unsent, self.source(bot), interval)
+                for chat in chats:
+                    async with self._order(chat):
+                        await self._flush(bot, chat)
+            except StoreError as exc:
+                log.warning("outbox sweep: %s", exc)
+            except Exception as exc:
+                log.error("outbox sweep failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+
+    def start_sweeper(self, bot: Any) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.sweep(bot))
+
+    async def stop_sweeper(self) -> None:
+        task, self._sweeper = self._sweeper, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def poll_updates(self, bot: Any, stop: asyncio.Event, poll_timeout: float) -> None:
+        """getUpdates until `stop`; the offset moves past a batch only once all of it is committed.
+
+        Confirming an update to Telegram is asking for the next offset, so an update that was
+        not made durable (database down, process killed) is fetched again; one that was is a
+        redelivery and changes nothing.
+        """
+        offset: int | None = None
+        delay = POLL_BACKOFF
+        while not stop.is_set():
+            fetch = asyncio.ensure_future(
+                bot.get_updates(
+                    offset=offset, timeout=int(poll_timeout), allowed_updates=list(ALLOWED_UPDATES)
+                )
+            )
+            stopping = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if fetch not in done:
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                    await fetch
+                return
+            try:
+                updates: Sequence[Update] = fetch.result()
+            except TelegramError as exc:
+                log.warning("polling failed, retrying in %.1f s: %s: %s", delay, type(exc).__name__, exc)
+                await _sleep_unless(stop, delay)
+                delay = min(delay * 2, POLL_BACKOFF_MAX)
+                continue
+            if not updates:
+                continue
+            results = await asyncio.gather(*(self.process(u, bot) for u in updates), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                log.warning(
+                    "%d of %d updates not handled (%s): fetching them again in %.1f s",
+                    len(failed),
+                    len(updates),
+                    failed[0],
+                    delay,
+                )
+                await _sleep_unless(stop, delay)
+                delay = min(delay * 2, POLL_BACKOFF_MAX)
+                continue
+            delay = POLL_BACKOFF
+            offset = updates[-1].update_id + 1
+
+    # -- what an update does (runs inside its transaction) --------------------------------
+
+    def plan(self, update: Update, bot: Any) -> Work | None:
+        """The work for `update`, or None when it asks for nothing (e.g. another bot's command)."""
+        if update.edited_message is not None:
+            return _notice(EDITED)
+        if update.callback_query is not None:
+            return self._plan_callback(update.callback_query)
+        message = update.message
+        if message is None:
             return None
-        turn = await self._turn(str(chat.id), user_input)
-        await self._send(context, chat.id, render_turn(turn))
-        return turn
-
-    # -- handlers -------------------------------------------------------------------
-
-    async def on_any_update(self, update: object, context: Context) -> None:
-        """Group -1: an update already claimed (by this or another worker) goes no further."""
-        if not isinstance(update, Update):
-            return
-        source = f"{CHANNEL}:{context.bot.id}"
-        fresh = await self._blocking(self.service.store.claim_update, source, update.update_id)
-        if not fresh:
-            log.info("update %d seen before: dropped", update.update_id)
-            raise ApplicationHandlerStop
-
-    async def on_command(self, update: Update, context: Context) -> None:
-        message = update.effective_message
-        chat = update.effective_chat
-        if message is None or chat is None or not message.text:
-            return
-        name = message.text.split()[0][1:].split("@", 1)[0].lower()
-        args = context.args or []
-        if name in FLOW_COMMANDS:
-            await self._converse(update, context, UserInput(choice=FLOW_COMMANDS[name]))
-        elif name == "faq":
-            if args:  # /faq 質問文: answered like typed text
-                await self._converse(update, context, UserInput(" ".join(args)))
-            else:
-                await context.bot.send_message(
-                    chat.id, escape(FAQ_PROMPT), reply_markup=self.category_keyboard()
-                )
-        elif name == "contact":
-            await self._send(
-                context,
-                chat.id,
-                [Outgoing(escape(text)) for text in split_text(await self._contacts(chat.id))],
-            )
-        elif name == "program" and not args:
-            await self._converse(update, context, UserInput("/program"))
-            await context.bot.send_message(
-                chat.id, escape(PROGRAM_PROMPT), reply_markup=self.program_keyboard()
-            )
-        elif name == "start":
-            turn = await self._converse(update, context, UserInput("/start"))
-            if turn is not None and turn.dialog is None:
-                await context.bot.send_message(
-                    chat.id, escape(PROGRAM_PROMPT), reply_markup=self.program_keyboard()
-                )
-        else:  # help, cancel, program <id>: the service's own commands
-            await self._converse(update, context, UserInput(" ".join([f"/{name}", *args])))
-
-    async def on_text(self, update: Update, context: Context) -> None:
-        message = update.effective_message
-        if message is None or message.text is None:
-            return
+        if message.text is None:
+            return _notice(UNSUPPORTED) if message.effective_attachment is not None else None
         text = message.text
         first, _, rest = text.strip().partition(" ")
-        if first.startswith("/") and "@" in first:
-            command, _, addressee = first.partition("@")
-            if context.bot.username and addressee.lower() != context.bot.username.lower():
-                return  # a command for another bot in a group
-            text = f"{command} {rest}".strip()  # /reset@this_bot → /reset
-        await self._converse(update, context, UserInput(text))
+        if first.startswith("/") and len(first) > 1:
+            command, _, addressee = first[1:].partition("@")
+            if addressee and bot.username and addressee.lower() != bot.username.lower():
+                return None  # a command for another bot in a group
+            name = command.lower()
+            if name in COMMAND_NAMES:
+                return self._plan_command(name, rest.split())
+            text = f"/{command} {rest}".strip()  # /reset@this_bot → /reset
+        return self._turn(UserInput(text))
 
-    async def on_callback(self, update: Update, context: Context) -> None:
-        query = update.callback_query
-        chat = update.effective_chat
-        if query is None:
-            return
+    def _turn(
+        self, user_input: UserInput, after: Callable[[UpdateUnit, ServiceTurn], None] | None = None
+    ) -> Work:
+        def work(unit: UpdateUnit) -> None:
+            turn = self.service.handle_in(unit, CHANNEL, unit.user_id, user_input)
+            unit.send(*_outbox(render_turn(turn)))
+            if after is not None:
+                after(unit, turn)
+
+        return work
+
+    def _plan_command(self, name: str, args: list[str]) -> Work:
+        if name in FLOW_COMMANDS:
+            return self._turn(UserInput(choice=FLOW_COMMANDS[name]))
+        if name == "faq":
+            if args:  # /faq 質問文: answered like typed text
+                return self._turn(UserInput(" ".join(args)))
+            return _notice(FAQ_PROMPT, self.category_keyboard())
+        if name == "contact":
+
+            def contact(unit: UpdateUnit) -> None:
+                text = self._contacts(unit.conversation().program)
+                unit.send(*(_message(escape(piece)) for piece in split_text(text)))
+
+            return contact
+        prompt = _message(escape(PROGRAM_PROMPT), self.program_keyboard())
+        if name == "program" and not args:
+            return self._turn(UserInput("/program"), lambda unit, _turn: unit.send(prompt))
+
+        if name == "start":
+
+            def offer_program(unit: UpdateUnit, turn: ServiceTurn) -> None:
+                if turn.dialog is None:
+                    unit.send(prompt)
+
+            return self._turn(UserInput("/start"), offer_program)
+        # help, cancel, program <id>: the service's own commands
+        return self._turn(UserInput(" ".join([f"/{name}", *args])))
+
+    def _plan_callback(self, query: CallbackQuery) -> Work:
         data = query.data or ""
-        if chat is None or not data:
-            await self._answer_query(query)
-            return
+        message = query.message
+        message_id = message.message_id if isinstance(message, Message) else None
+        if not data:
+            return lambda _unit: None
         if data.startswith("fb:"):
-            await self._feedback(update, context, data)
-            return
-        await self._answer_query(query)  # stops the client's spinner before the work
+            return self._feedback(data, message if isinstance(message, Message) else None)
         if data.startswith("cat:"):
-            await self._browse(update, context, data.removeprefix("cat:"))
-        elif data.startswith("/"):
-            await self._converse(update, context, UserInput(data))
-        else:
-            await self._converse(update, context, UserInput(choice=data))
-
-    async def on_edited(self, update: Update, context: Context) -> None:
-        chat = update.effective_chat
-        if chat is not None:
-            await context.bot.send_message(chat.id, escape(EDITED))
-
-    async def on_attachment(self, update: Update, context: Context) -> None:
-        chat = update.effective_chat
-        if chat is not None:
-            await context.bot.send_message(chat.id, escape(UNSUPPORTED))
-
-    async def on_error(self, update: object, context: Context) -> None:
-        error = context.error
-        update_id = update.update_id if isinstance(update, Update) else None
-        log.error(
-            "error while handling update %s: %s: %s",
-            update_id,
-            type(error).__name__,
-            error,
-            exc_info=error if not isinstance(error, TelegramError) else None,
-        )
-        if isinstance(update, Update) and update.effective_chat is not None:
-            if update.callback_query is not None:
-                await self._answer_query(update.callback_query)
-            try:
-                await context.bot.send_message(update.effective_chat.id, escape(ERROR_TEXT))
-            except TelegramError as exc:
-                log.warning("could not tell chat %s about the error: %s", update.effective_chat.id, exc)
-        raise ApplicationHandlerStop  # no further handlers for this update
-
-    # -- callbacks ------------------------------------------------------------------
+            return self._browse(data.removeprefix("cat:"), message_id)
+        if data.startswith("/"):
+            return self._turn(UserInput(data))
+        return self._turn(UserInput(choice=data))
 
     @staticmethod
-    async def _answer_query(query: Any, text: str | None = None) -> None:
+    async def _answer_query(query: CallbackQuery, text: str | None = None) -> None:
         try:
             await query.answer(text)
         except TelegramError as exc:  # too old, or already answered
             log.info("callback query not answered: %s", exc)
 
-    async def _feedback(self, update: Update, context: Context, data: str) -> None:
-        query = update.callback_query
-        chat = update.effective_chat
-        assert query is not None and chat is not None
+    def _feedback(self, data: str, message: Message | None) -> Work:
         _, helpful, entry_id = [*data.split(":", 2), "", ""][:3]
         flow = entry_id.removeprefix("flow:") if entry_id.startswith("flow:") else None
         known = entry_id in self.kb.by_id or (flow is not None and flow in self.service.flows)
         if helpful not in ("0", "1") or not known:  # only what this bot offered is stored
-            await self._answer_query(query)
-            return
-        await self._blocking(self.service.feedback, CHANNEL, str(chat.id), entry_id, helpful == "1")
-        await self._answer_query(query, FEEDBACK_THANKS)
-        message = query.message
-        markup = message.reply_markup if isinstance(message, Message) else None
-        if isinstance(message, Message) and markup is not None:
-            rows = [
-                list(row)
-                for row in markup.inline_keyboard
-                if not any(str(b.callback_data or "").startswith("fb:") for b in row)
-            ]
-            try:
-                await message.edit_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
-            except TelegramError as exc:
-                log.info("could not remove the feedback buttons: %s", exc)
+            return lambda _unit: None
+
+        def work(unit: UpdateUnit) -> str:
+            unit.add_feedback(entry_id, helpful == "1")
+            markup = message.reply_markup if message is not None else None
+            if message is not None and markup is not None:
+                rows = [
+                    list(row)
+                    for row in markup.inline_keyboard
+                    if not any(str(b.callback_data or "").startswith("fb:") for b in row)
+                ]
+                item: dict[str, Any] = {"method": "editMessageReplyMarkup", "message_id": message.message_id}
+                if rows:
+                    item["reply_markup"] = InlineKeyboardMarkup(rows).to_dict()
+                unit.send(item)
+            return FEEDBACK_THANKS
+
+        return work
+
+    def _browse(self, category_id: str, message_id: int | None) -> Work:
+        category = self.kb.categories.get(category_id)
+        if category is None:
+            text, markup = FAQ_PROMPT, self.category_keyboard()
+        else:
+            text = f"「{category.name}」のよくある質問です。お選びください。"
+            markup = self.entries_keyboard(category.id)
+        item = _message(escape(text), markup)
+        if message_id is not None:
+            item.update(method="editMessageText", message_id=message_id)
+        return _notice_item(item)
 
     def category_keyboard(self) -> InlineKeyboardMarkup:
         used = {e.category for e in self.kb.entries}
@@ -579,32 +710,8 @@ class TelegramAdapter:
             rows.append([button])
         return InlineKeyboardMarkup(rows)
 
-    async def _browse(self, update: Update, context: Context, category_id: str) -> None:
-        chat = update.effective_chat
-        query = update.callback_query
-        assert chat is not None and query is not None
-        category = self.kb.categories.get(category_id)
-        if category is None:
-            text, markup = FAQ_PROMPT, self.category_keyboard()
-        else:
-            text, markup = (
-                f"「{category.name}」のよくある質問です。お選びください。",
-                self.entries_keyboard(category.id),
-            )
-        message = query.message
-        if isinstance(message, Message):
-            try:
-                await message.edit_text(escape(text), reply_markup=markup)
-                return
-            except BadRequest as exc:
-                if "not modified" in exc.message:
-                    return  # already showing it
-                log.info("browse message not edited (%s): sending a new one", exc)
-        await context.bot.send_message(chat.id, escape(text), reply_markup=markup)
-
-    async def _contacts(self, chat_id: int) -> str:
-        record = await self._blocking(self.service.store.load, CHANNEL, str(chat_id))
-        program = record.program if record.program in self.kb.programs else None
+    def _contacts(self, program: str | None) -> str:
+        program = program if program in self.kb.programs else None
         now = self._clock()
         blocks = [CONTACT_HEAD + f"（{now:%m月%d日 %H:%M} 現在）"]
         for contact in general_contacts(self.kb, program):
@@ -613,6 +720,23 @@ class TelegramAdapter:
             status = line_status(contact, now)
             blocks.append(f"{head}{contact_block(contact)}\n現在：{status.text}")
         return "\n\n".join(blocks)
+
+
+def _notice_item(item: dict[str, Any]) -> Work:
+    def work(unit: UpdateUnit) -> None:
+        unit.send(item)
+
+    return work
+
+
+def _notice(text: str, markup: InlineKeyboardMarkup | None = None) -> Work:
+    """Work that only sends `text` (no conversation read or written)."""
+    return _notice_item(_message(escape(text), markup))
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 # -- building and running ------------------------------------------------------------------
@@ -636,33 +760,39 @@ def build_application(
     service: ConversationService,
     *,
     polling: bool,
-    concurrency: int = 64,
     clock: Callable[[], datetime] | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """A PTB Application wired to the service (no updater in webhook mode)."""
+    """A PTB Application for its bot (requests, rate limiter, defaults and lifecycle) with the
+    adapter in `bot_data["adapter"]`.  Updates do not go through PTB's handlers: the webhook and
+    `poll` give them to `TelegramAdapter.process`, which reports whether they were made durable.
+    `polling` only selects the request used for getUpdates."""
     token = settings.require_token()
     _durations_as_timedelta()
     adapter = TelegramAdapter(service, clock)
-    processor = ChatOrderedProcessor(concurrency)
     builder = (
         Application.builder()
         .token(token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(file_base_url(settings.telegram_api_base_url))
         .request(HTTPXRequest(connection_pool_size=32, connect_timeout=5.0, read_timeout=15.0))
-        .get_updates_request(HTTPXRequest(connect_timeout=5.0, read_timeout=15.0))
-        .rate_limiter(RetryingRateLimiter(max_retries=3))
-        .concurrent_updates(processor)
+        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=settings.telegram_send_rate))
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )
+        .updater(None)
     )
-    if not polling:
-        builder = builder.updater(None)
+    if polling:
+        builder = builder.get_updates_request(HTTPXRequest(connect_timeout=5.0, read_timeout=15.0))
     application = builder.build()
-    adapter.install(application)
     application.bot_data["adapter"] = adapter
     return application
+
+
+def adapter_of(application: Application[Any, Any, Any, Any, Any, Any]) -> TelegramAdapter:
+    adapter = application.bot_data.get("adapter")
+    if not isinstance(adapter, TelegramAdapter):
+        raise TypeError("the application was not made by build_application")
+    return adapter
 
 
 def describe_start_error(exc: BaseException, settings: Settings) -> str:
@@ -769,34 +899,24 @@ async def poll(
     poll_timeout: float = 10.0,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Long polling until `stop` is set (deleteWebhook first, done by PTB's bootstrap)."""
+    """Long polling until `stop` is set (deleteWebhook first), confirming only durable updates."""
     await start_application(application, settings)
-    updater = application.updater
-    assert updater is not None, "build the application with polling=True"
+    adapter = adapter_of(application)
     try:
         try:
-            await updater.start_polling(
-                timeout=timedelta(seconds=poll_timeout),
-                allowed_updates=list(ALLOWED_UPDATES),
-                bootstrap_retries=3,
-                error_callback=_polling_error,
-            )
+            await application.bot.delete_webhook()
         except TelegramError as exc:
             raise BotStartError(describe_start_error(exc, settings)) from None
         await application.start()
+        adapter.start_sweeper(application.bot)
         if on_ready is not None:
             on_ready()
-        await stop.wait()
+        await adapter.poll_updates(application.bot, stop, poll_timeout)
     finally:
-        if updater.running:
-            await updater.stop()
+        await adapter.stop_sweeper()
         if application.running:
             await application.stop()
         await _quiet_shutdown(application)
-
-
-def _polling_error(exc: TelegramError) -> None:
-    log.warning("polling failed, retrying with backoff: %s: %s", type(exc).__name__, exc)
 
 
 def run_polling(database_url: str | None = None, poll_timeout: float = 10.0) -> None:

@@ -2,10 +2,11 @@
 
     POST /telegram/webhook   an Update from Telegram.  The header
                              X-Telegram-Bot-Api-Secret-Token must equal KOUNEN_WEBHOOK_SECRET
-                             (constant-time compare), otherwise 403.  The response is sent once
-                             the update has been handled.  Its update_id is claimed in the store
-                             first, so a redelivery (after a timeout, or to another worker) is
-                             answered once; an update whose worker dies mid-turn is not retried.
+                             (constant-time compare), otherwise 403.  200 once the update's
+                             effects are committed (its replies are then sent from the outbox);
+                             503 when the database failed, so Telegram delivers it again; 413
+                             for a body over 1 MiB (refused while reading); 400 for anything
+                             that is not an Update.
     GET  /healthz            200 {"status": "ok", ...} when the bot is up and the database
                              answers, 503 otherwise.
 
@@ -17,7 +18,7 @@ app runs, `app.state.service`, `app.state.store`, `app.state.kb` and `app.state.
 are set.
 
 Several workers (uvicorn --workers, or several hosts) share one PostgreSQL database:
-conversation state, the claimed update ids and a per-chat advisory lock live there.
+conversation state, the handled update ids and their outbox live there.
 `create_app_from_env` is the factory uvicorn imports in each worker.
 """
 
@@ -82,7 +83,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from bot.telegram import build_application, close_adapter, register_webhook, start_application
+        from bot.telegram import (
+            adapter_of,
+            build_application,
+            close_adapter,
+            register_webhook,
+            start_application,
+        )
 
         own = service is None or close_service
         svc = service if service is not None else await asyncio.to_thread(_open_service, settings)
@@ -91,6 +98,7 @@ def create_app(
             await start_application(application, settings)
             try:
                 await application.start()
+                adapter_of(application).start_sweeper(application.bot)
                 if register:
                     await register_webhook(application, settings)
                 bot.application, bot.service = application, svc
@@ -100,6 +108,7 @@ def create_app(
                 yield
             finally:
                 bot.application = None
+                await adapter_of(application).stop_sweeper()
                 if application.running:
                     await application.stop()
                 await application.shutdown()
@@ -115,25 +124,21 @@ def create_app(
         application = bot.application
         if application is None:
             return PlainTextResponse("starting", status_code=503)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await _read_limited(request, MAX_BODY)
+        if body is None:
             return PlainTextResponse("too large", status_code=413)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return PlainTextResponse("not JSON", status_code=400)
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        update = _parse_update(body, application.bot)
+        if update is None:
             return PlainTextResponse("not an Update", status_code=400)
-        from telegram import Update
+        from bot.store import StoreError
+        from bot.telegram import adapter_of
 
         try:
-            update = Update.de_json(data, application.bot)
-        except (TypeError, ValueError, KeyError) as exc:
-            log.warning("unreadable update %s: %s", data.get("update_id"), exc)
-            return PlainTextResponse("not an Update", status_code=400)
-        # Through the per-chat processor, as a polled update would go; errors go to the
-        # application's error handler, so this returns when the update has been handled.
-        await application.update_processor.process_update(update, application.process_update(update))
+            await adapter_of(application).process(update, application.bot)
+        except StoreError as exc:
+            # Nothing of this update was kept: a 5xx makes Telegram deliver it again.
+            log.warning("update %d not handled, asking for a redelivery: %s", update.update_id, exc)
+            return PlainTextResponse("database unavailable", status_code=503)
         return Response(status_code=200)
 
     async def health(request: Request) -> Response:
@@ -154,6 +159,45 @@ def create_app(
         *extra_routes,
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` (checked while reading, so a huge
+    or endless chunked body is refused without being held in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_UPDATE_OBJECTS = ("message", "edited_message", "callback_query")
+
+
+def _parse_update(body: bytes, bot: Any) -> Any:
+    """The Update in `body`, or None when it is not one (bad JSON, too deep, wrong shapes)."""
+    from telegram import Update
+
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+        return None
+    for key in _UPDATE_OBJECTS:
+        if key in data and not isinstance(data[key], dict):
+            return None
+    try:
+        return Update.de_json(data, bot)
+    except Exception as exc:  # PTB raises whatever the malformed field provokes
+        log.warning("unreadable update %s: %s: %s", data.get("update_id"), type(exc).__name__, exc)
+        return None
 
 
 def _open_service(settings: Settings) -> ConversationService:
@@ -211,6 +255,7 @@ def create_app_from_env() -> Starlette:
 
     settings = load_settings()
     configure_logging(settings)
+    follow_supervisor()
     service = _open_service(settings)
     try:
         routes = served_routes(settings, service)
@@ -218,6 +263,38 @@ def create_app_from_env() -> Starlette:
     except BaseException:
         service.store.close()
         raise
+
+
+SUPERVISOR_ENV = "KOUNEN_SUPERVISOR_PID"  # set by `kounen serve` for its workers
+ORPHAN_CHECK = 1.0  # seconds between a worker's looks at its parent
+ORPHAN_GRACE = 10.0  # seconds an orphaned worker has to finish its requests
+
+
+def follow_supervisor() -> None:
+    """In a worker of `kounen serve --workers N`: exit when the supervising process is gone.
+
+    A worker whose master was killed would otherwise keep the port and serve on unsupervised
+    (nobody restarts it, nobody stops it).  It is told to stop (SIGTERM: uvicorn finishes the
+    requests in flight) and, should that hang, ends after ORPHAN_GRACE seconds.
+    """
+    import os
+    import signal
+    import threading
+    import time
+
+    expected = os.environ.get(SUPERVISOR_ENV, "")
+    if not expected.isdigit() or os.getppid() != int(expected):
+        return  # not a worker of a supervising `kounen serve`
+
+    def watch() -> None:
+        while os.getppid() == int(expected):
+            time.sleep(ORPHAN_CHECK)
+        log.error("the supervising process %s is gone: this worker stops", expected)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kounen-follow-supervisor", daemon=True).start()
 
 
 def serve(settings: Settings) -> None:
@@ -255,6 +332,8 @@ def serve(settings: Settings) -> None:
     # changed, and do not register the webhook again in every worker.
     os.environ["KOUNEN_DATABASE_URL"] = settings.database_url
     os.environ["KOUNEN_SET_WEBHOOK_ON_START"] = "false"
+    if settings.workers > 1:
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the workers exit when this process dies
     log.warning(
         "serving @%s on http://%s:%d%s with %d worker(s)",
         username,
@@ -271,6 +350,8 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         lifespan="on",
         log_level=settings.log_level.lower(),
-        proxy_headers=True,
+        # The client address is read by the console from KOUNEN_CONSOLE_TRUSTED_PROXIES only:
+        # uvicorn would otherwise believe X-Forwarded-For from any local process.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )

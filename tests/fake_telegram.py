@@ -173,6 +173,12 @@ class FakeTelegram:
         with self._lock:
             self.failures.setdefault(method, []).extend([(status, retry_after)] * times)
 
+    def accept_then_fail(self, method: str, status: int = 502, times: int = 1) -> None:
+        """The next `times` calls of `method` take effect (the message is shown) and then answer
+        `status`, as a Bot API whose front end fails after the back end accepted the call."""
+        with self._lock:
+            self.failures.setdefault(method, []).extend([(-status, None)] * times)
+
     def queue(self, update: dict[str, Any]) -> int:
         """Deliver `update` through getUpdates (a copy of an already queued one is delivered again)."""
         with self._changed:
@@ -353,6 +359,12 @@ class FakeTelegram:
             self._changed.notify_all()
             queued = self.failures.get(method)
             failure = queued.pop(0) if queued else None
+        if failure is not None and failure[0] < 0:
+            handler = getattr(self, "_m_" + method)
+            await handler(params)
+            with self._changed:
+                self._changed.notify_all()
+            return _error(-failure[0], "Bad Gateway")
         if failure is not None:
             status, retry_after = failure
             if status == 429:

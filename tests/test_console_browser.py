@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import skip_unless_ci
 from sqlalchemy import update
 from sqlalchemy.orm import Session as DbSession
 from starlette.applications import Starlette
@@ -171,7 +172,7 @@ def server(kb: KnowledgeBase, policy: Policy, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(
+        skip_unless_ci(
             f"{CHROMIUM} not found: run `bash scripts/install-browser.sh` to install Debian's chromium"
         )
     with playwright_api.sync_playwright() as pw:

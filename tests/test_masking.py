@@ -29,6 +29,16 @@ FULL_WIDTH = str.maketrans("0123456789-()", "０１２３４５６７８９－�
         ("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｃｏｍ", EMAIL_MASK),
         ("法人番号1234567890123です", f"法人番号{NUMBER_MASK}です"),
         ("法人番号１２３４５６７８９０１２３", f"法人番号{NUMBER_MASK}"),
+        ("連絡はtaro@例え.jp まで", f"連絡は{EMAIL_MASK} まで"),
+        ("info@xn--r8jz45g.jp", EMAIL_MASK),
+        ("hanako@münchen.de へ", f"{EMAIL_MASK} へ"),
+        ("法人番号は1-2345-6789-0123です", f"法人番号は{NUMBER_MASK}です"),
+        ("法人番号 1234-5678-9012-3", f"法人番号 {NUMBER_MASK}"),
+        ("マイナンバー1234 5678 9012を伝えました", f"マイナンバー{NUMBER_MASK}を伝えました"),
+        ("マイナンバー：１２３４－５６７８－９０１２", f"マイナンバー：{NUMBER_MASK}"),
+        ("電話は〇三ー一二三四ー五六七八です", f"電話は{PHONE_MASK}です"),
+        ("〇九〇一二三四五六七八に電話", f"{PHONE_MASK}に電話"),
+        ("携帯 零九〇 一二三四 五六七八", f"携帯 {PHONE_MASK}"),
     ],
 )
 def test_examples_are_masked(text: str, expected: str) -> None:
@@ -45,6 +55,9 @@ def test_examples_are_masked(text: str, expected: str) -> None:
         "１２３４５６７円",
         "受付時間 9:30〜17:30",
         "IT導入補助金2020の辞退届",
+        "2021-04-01から2022-03-31まで",
+        "三年目の効果報告、一二月に提出",
+        "営業利益 1234 5678円",
     ],
 )
 def test_figures_and_dates_are_kept(text: str) -> None:

@@ -7,6 +7,8 @@ real flows' wording; the tests at the end use dialogs.flows once it exists.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.service import HELP, NO_DIALOG, RESET, STALE_CHOICE, WELCOME, ConversationService, ServiceTurn
-from bot.store import ConcurrentUpdate, Store
+from bot.store import ConcurrentUpdate, Store, UpdateUnit
 from dialogs.engine import Flow, Invalid, Step
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Policy, PolicyConfig
@@ -367,37 +369,31 @@ def test_unreadable_state_is_ignored(kb: KnowledgeBase, policy: Policy, store: S
 # -- concurrency ----------------------------------------------------------------------
 
 
-class RacingStore(Store):
-    """Before the first save, another process changes the same conversation."""
-
-    def __init__(self, inner: Store, rival: Store) -> None:
-        super().__init__(inner.engine)
-        self.rival = rival
-        self.raced = 0
-
-    def save(
-        self,
-        channel: str,
-        user_id: str,
-        state: dict[str, Any] | None,
-        program: str | None,
-        expected_version: int,
-    ) -> int:
-        if not self.raced:
-            self.raced += 1
-            current = self.rival.load(channel, user_id)
-            self.rival.save(channel, user_id, current.state, "it2023-multi", current.version)
-        return super().save(channel, user_id, state, program, expected_version)
-
-
-def test_a_concurrent_change_is_kept_and_the_turn_routed_again(
-    kb: KnowledgeBase, policy: Policy, db_url: str
+def test_a_concurrent_change_waits_for_the_turn_and_both_are_kept(
+    kb: KnowledgeBase, policy: Policy, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Another process changes the conversation while a turn holds it: the change waits for the
+    turn's commit (the row, on SQLite the database, is locked from the turn's read) and is made
+    on the turn's result, so neither is lost."""
     with Store.open(db_url) as base, Store.open(db_url) as rival:
         base.save(CHANNEL, "u1", None, None, 0)
-        racing = RacingStore(base, rival)
-        service = ConversationService(kb, policy, racing, flows=TOY_FLOWS)
+        threads: list[threading.Thread] = []
+        original = UpdateUnit.save
+
+        def rival_change() -> None:  # as another worker's turn would
+            rival.run_update(CHANNEL, "u1", lambda unit: unit.save(unit.conversation().state, "it2023-multi"))
+
+        def racing_save(unit: UpdateUnit, state: Any, program: Any) -> None:
+            if not threads:
+                threads.append(threading.Thread(target=rival_change))
+                threads[0].start()
+                time.sleep(0.2)  # the rival is now waiting for this turn
+            original(unit, state, program)
+
+        monkeypatch.setattr(UpdateUnit, "save", racing_save)
+        service = ConversationService(kb, policy, base, flows=TOY_FLOWS)
         turn = say(service, "労働生産性を計算したい")
+        threads[0].join(timeout=30)
         assert turn.step == "employees"
         record = base.load(CHANNEL, "u1")
         assert record.program == "it2023-multi"  # the rival's change survived
@@ -405,13 +401,13 @@ def test_a_concurrent_change_is_kept_and_the_turn_routed_again(
         assert len(base.recent_queries()) == 1  # one turn, one log line
 
 
-def test_two_conflicts_in_a_row_give_a_retry_message(
+def test_conflicts_in_a_row_give_a_retry_message(
     kb: KnowledgeBase, policy: Policy, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def always_conflict(*_args: Any, **_kwargs: Any) -> int:
         raise ConcurrentUpdate("busy")
 
-    monkeypatch.setattr(store, "save", always_conflict)
+    monkeypatch.setattr(UpdateUnit, "save", always_conflict)
     service = ConversationService(kb, policy, store, flows=TOY_FLOWS)
     turn = say(service, "労働生産性を計算したい")
     assert turn.dialog is None and "もう一度" in texts(turn)

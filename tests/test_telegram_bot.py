@@ -22,7 +22,7 @@ from fake_telegram import FakeTelegram, SentMessage
 
 from bot.service import ConversationService, ServiceTurn
 from bot.settings import Settings, load_settings, redact_in_logs
-from bot.store import Store
+from bot.store import Store, UpdateUnit
 from bot.telegram import (
     COMMANDS,
     EDITED,
@@ -369,7 +369,9 @@ def test_updates_of_one_chat_in_order_and_of_different_chats_concurrently(
     fake: FakeTelegram, db_url: str, kb: KnowledgeBase, policy: Policy
 ) -> None:
     class Slow(ConversationService):
-        def handle(self, channel: str, user_id: str, user_input: UserInput) -> ServiceTurn:
+        def handle_in(
+            self, unit: UpdateUnit, channel: str, user_id: str, user_input: UserInput
+        ) -> ServiceTurn:
             if user_input.text.startswith("slow"):
                 time.sleep(1.0)
             return ServiceTurn([Reply(f"echo {user_input.text}")], None, None, None)
@@ -404,7 +406,9 @@ def test_a_long_reply_is_split_at_line_ends_with_the_buttons_on_the_last_part(
     lines = [f"{i:04d} 行目：<説明> & 補足" + "あ" * 60 for i in range(200)]
 
     class Long(ConversationService):
-        def handle(self, channel: str, user_id: str, user_input: UserInput) -> ServiceTurn:
+        def handle_in(
+            self, unit: UpdateUnit, channel: str, user_id: str, user_input: UserInput
+        ) -> ServiceTurn:
             choice = ReplyChoice("次へ", "flow:productivity")
             return ServiceTurn([Reply("\n".join(lines), (choice,))], None, None, None)
 
@@ -445,11 +449,24 @@ def test_429_and_server_errors_are_retried(fake: FakeTelegram, bot: BotThread) -
     assert len(fake.method_calls("sendMessage")) == 3  # 429, 500, then delivered once
 
 
+def test_a_send_the_bot_api_accepted_and_then_failed_is_shown_twice_and_nothing_else_doubles(
+    fake: FakeTelegram, bot: BotThread, store: Store
+) -> None:
+    """The at-least-once that remains (README, "Delivery"): the retry of an accepted send."""
+    fake.accept_then_fail("sendMessage", 502)
+    fake.message(CHAT, "申請マイページのIDがわからない")
+    first, second = fake.wait_messages(CHAT, 2)
+    assert first.text == second.text and GBIZ_PHONE in first.text
+    Chat(fake).sync()
+    assert len([m for m in fake.chat_messages(CHAT) if GBIZ_PHONE in m.text]) == 2
+    assert len(store.recent_queries()) == 2  # the question and the /help of sync: logged once each
+
+
 def test_an_error_is_logged_without_the_token_and_the_user_is_told(
     fake: FakeTelegram, db_url: str, kb: KnowledgeBase, policy: Policy
 ) -> None:
     class Broken(ConversationService):
-        def handle(self, channel: str, user_id: str, user_input: UserInput) -> Any:
+        def handle_in(self, unit: UpdateUnit, channel: str, user_id: str, user_input: UserInput) -> Any:
             raise RuntimeError(f"database exploded while calling {fake.base_url}{fake.token}/sendMessage")
 
     stream = io.StringIO()

@@ -7,28 +7,21 @@ import asyncio
 import io
 import logging
 import os
-import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from telegram import Update
 from telegram.error import BadRequest, NetworkError
 
 from bot.service import ServiceTurn
 from bot.settings import SettingsError, load_settings, redact_in_logs
-from bot.store import Store
 from bot.telegram import (
     MAX_MESSAGE,
-    ChatOrderedProcessor,
+    ChatOrder,
     RetryingRateLimiter,
     escape,
     file_base_url,
@@ -259,23 +252,19 @@ def update_of(chat: int, update_id: int) -> Update:
     )
 
 
-def test_the_processor_keeps_one_chats_order_and_runs_chats_side_by_side() -> None:
+def test_chat_order_keeps_one_chats_order_and_runs_chats_side_by_side() -> None:
     events: list[str] = []
+    order = ChatOrder()
 
-    async def work(name: str, seconds: float) -> None:
-        events.append(f"start {name}")
-        await asyncio.sleep(seconds)
-        events.append(f"end {name}")
+    async def work(chat: str, name: str, seconds: float) -> None:
+        async with order(chat):
+            events.append(f"start {name}")
+            await asyncio.sleep(seconds)
+            events.append(f"end {name}")
 
     async def main() -> None:
-        processor = ChatOrderedProcessor(16)
-        await asyncio.gather(
-            processor.process_update(update_of(1, 1), work("a1", 0.2)),
-            processor.process_update(update_of(1, 2), work("a2", 0.0)),
-            processor.process_update(update_of(2, 3), work("b1", 0.0)),
-            processor.process_update(object(), work("other", 0.0)),
-        )
-        assert processor._locks == {}  # nothing kept for idle chats
+        await asyncio.gather(work("1", "a1", 0.2), work("1", "a2", 0.0), work("2", "b1", 0.0))
+        assert order.idle  # nothing kept for idle chats
 
     asyncio.run(main())
     assert events.index("end a1") < events.index("start a2")
@@ -315,73 +304,3 @@ def test_network_errors_are_retried_with_backoff_but_bad_requests_are_not() -> N
 
     asyncio.run(main())
     assert (calls.count("flaky"), calls.count("bad"), calls.count("down")) == (3, 1, 2)
-
-
-# -- store: update claims and conversation locks ------------------------------------------------
-
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _libpq(url: str) -> str:
-    parsed = make_url(url)
-    return f"host={parsed.host} port={parsed.port or 5432} dbname={parsed.database} user={parsed.username} connect_timeout=3"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url = os.environ.get("KOUNEN_TEST_POSTGRES_URL", PG)
-    try:
-        with psycopg.connect(_libpq(url)):
-            pass
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL unreachable, lock tests skipped: {' '.join(str(exc).split())}"
-        print(reason)
-        pytest.skip(reason)
-    schema = f"kounen_tg_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(_libpq(url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'claims.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-def test_an_update_is_claimed_once_across_store_objects(any_url: str) -> None:
-    with Store.open(any_url) as first, Store.open(any_url) as second:
-        assert first.claim_update("telegram:1", 10) is True
-        assert second.claim_update("telegram:1", 10) is False
-        assert second.claim_update("telegram:2", 10) is True  # another bot
-        assert first.claim_update("telegram:1", 500) is True  # also prunes old ids
-
-
-def test_the_conversation_lock_serialises_two_processes_on_postgresql(pg_url: str) -> None:
-    with Store.open(pg_url) as first, Store.open(pg_url) as second:
-        lock = first.conversation_lock("telegram", "42")
-        assert lock.shared and lock.acquire()
-        other = second.conversation_lock("telegram", "42")
-        assert other.acquire(timeout=0.2) is False  # busy: gives up after the timeout
-        assert second.conversation_lock("telegram", "43").acquire(timeout=0.2) is True
-        released = threading.Timer(0.3, lock.release)
-        released.start()
-        started = time.monotonic()
-        assert other.acquire(timeout=5) is True
-        assert time.monotonic() - started >= 0.2
-        other.release()
-        released.join()
-
-
-def test_the_conversation_lock_is_a_no_op_on_sqlite(tmp_path: Path) -> None:
-    with Store.open(f"sqlite:///{tmp_path / 'lock.db'}") as store:
-        lock = store.conversation_lock("telegram", "1")
-        assert not lock.shared
-        with lock, store.conversation_lock("telegram", "1"):
-            pass

@@ -8,6 +8,7 @@ Bot API server; the multi-worker test starts real `kounen serve` processes on Po
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import random
 import socket
@@ -170,6 +171,50 @@ def test_a_redelivered_webhook_update_is_answered_once_and_bad_bodies_refused(
     assert client.post(WEBHOOK_PATH, content=b"{not json", headers=headers).status_code == 400
     assert client.post(WEBHOOK_PATH, json=[1, 2], headers=headers).status_code == 400
     assert client.post(WEBHOOK_PATH, json={"update_id": "x"}, headers=headers).status_code == 400
+
+
+def test_a_huge_chunked_body_is_refused_while_it_is_read(fake: FakeTelegram, client: httpx.Client) -> None:
+    """50 MB sent chunked (no Content-Length): the 413 comes back after about 1 MiB, while
+    the client is still sending, so the worker never holds the body."""
+    host, port = client.base_url.host, client.base_url.port or 80
+    chunk = b"x" * 65536
+    sent, response = 0, b""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {SECRET}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        sock.setblocking(False)
+        try:
+            while sent < 50 << 20 and not response:
+                try:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                with contextlib.suppress(BlockingIOError):
+                    response = sock.recv(4096)
+        except OSError:  # the server closed the connection after answering
+            pass
+        if not response:
+            sock.setblocking(True)
+            response = sock.recv(4096)
+    assert response.startswith(b"HTTP/1.1 413"), response[:80]
+    assert sent < 8 << 20, sent  # answered after about 1 MiB (plus socket buffers), not 50 MB
+    assert post(client, fake.make_message(603, "申請マイページのIDがわからない")) == 200  # still serving
+
+
+def test_malformed_updates_get_400_not_500(fake: FakeTelegram, client: httpx.Client) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    deep = b'{"update_id": 1, "message": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert client.post(WEBHOOK_PATH, content=deep, headers=headers).status_code == 400
+    for field in ("message", "callback_query", "edited_message"):
+        assert post(client, {"update_id": 5, field: "a string"}) == 400
+    broken = fake.make_message(604, "x")
+    broken["message"]["chat"] = "not a chat"
+    assert post(client, broken) == 400
+    assert post(client, {"update_id": 6, "message": {"text": "no chat, no date"}}) == 400
+    assert post(client, fake.make_message(604, "申請マイページのIDがわからない")) == 200
 
 
 def test_the_app_refuses_to_start_without_a_secret(fake: FakeTelegram, db_url: str) -> None:

@@ -48,12 +48,12 @@ def create_console_app(
     store: Store,
     settings: ConsoleSettings,
     now: Callable[[], datetime] | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The console as an ASGI app, to mount under `/console` (any prefix works).
 
     `now` gives the current time for the contact lines' hours (default: the clock in
-    Asia/Tokyo); `clock` is the monotonic clock of the login throttle.  Both are there
+    Asia/Tokyo); `clock` is the wall clock of the login throttle (shared by every worker).  Both are there
     for tests.
     """
     console = Console(kb, policy, store, settings, now or (lambda: datetime.now(TOKYO)), clock)

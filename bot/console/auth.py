@@ -10,8 +10,8 @@
 * Every POST carries the session's CSRF token in a form field; before login the cookie
   holds an anonymous session with a token, so the login form is protected as well.  A new
   token is issued at login and logout.
-* Failed logins are counted per client address in a sliding window; past the limit the
-  login answers 429 without checking the password at all.
+* Failed logins slow further tries down (growing delays, shared by every worker through the
+  store; see bot.console.shared).
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,51 +139,3 @@ def csrf_matches(session: Session | None, submitted: object) -> bool:
     if session is None or not isinstance(submitted, str) or not submitted:
         return False
     return hmac.compare_digest(_digest(session.csrf), _digest(submitted))
-
-
-class LoginThrottle:
-    """Failed logins per client in a sliding window; memory bounded by `max_clients`."""
-
-    def __init__(
-        self,
-        attempts: int,
-        window_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-        max_clients: int = 10_000,
-    ) -> None:
-        self.attempts = attempts
-        self.window = window_seconds
-        self._clock = clock
-        self._max_clients = max_clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, client: str) -> deque[float] | None:
-        failures = self._failures.get(client)
-        if failures is None:
-            return None
-        cutoff = self._clock() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if not failures:
-            del self._failures[client]
-            return None
-        return failures
-
-    def retry_after(self, client: str) -> int:
-        """Seconds until this client may try again; 0 when it may try now."""
-        failures = self._recent(client)
-        if failures is None or len(failures) < self.attempts:
-            return 0
-        return max(1, int(failures[-self.attempts] + self.window - self._clock()) + 1)
-
-    def failed(self, client: str) -> None:
-        failures = self._recent(client)
-        if failures is None:
-            failures = self._failures[client] = deque(maxlen=self.attempts)
-        failures.append(self._clock())
-        self._failures.move_to_end(client)
-        while len(self._failures) > self._max_clients:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)

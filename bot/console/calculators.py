@@ -146,10 +146,15 @@ def productivity(values: dict[str, str]) -> tuple[FormState, ProductivityResult 
         state.errors.setdefault(
             "baseline", "伸び率を出すには、申請時の実績値（労働生産性）も入力してください。"
         )
-    if not state.ok:
+    if (
+        not state.ok
+        or profit is None
+        or labor is None
+        or depreciation is None
+        or employees is None
+        or hours is None
+    ):  # a missing value already has its error in `state` (require), narrowed here without assert
         return state, None
-    assert profit is not None and labor is not None and depreciation is not None
-    assert employees is not None and hours is not None
     inputs = ProductivityInputs(
         operating_profit=profit,
         labor_cost=labor,
@@ -203,9 +208,8 @@ def withdrawal(values: dict[str, str], today: date) -> tuple[FormState, Withdraw
             break
     cancelled = state.read("cancelled", read_date)
     completed = state.read("completed", read_date)
-    if not state.ok:
+    if not state.ok or program is None or event is None or cancelled is None or completed is None:
         return state, None
-    assert program is not None and event is not None and cancelled is not None and completed is not None
     inputs = WithdrawalInputs(
         program=program, event=event, delivered=tuple(delivered), cancelled=cancelled, completed=completed
     )

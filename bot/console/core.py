@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,6 @@ from bot.console.auth import (
     COOKIE_NAME,
     CSRF_FIELD,
     Credentials,
-    LoginThrottle,
     Session,
     SessionCodec,
     Staff,
@@ -37,6 +35,7 @@ from bot.console.auth import (
 from bot.console.http import read_form, same_origin
 from bot.console.insights import Insights
 from bot.console.settings import ConsoleSettings
+from bot.console.shared import DeviceCookies, SharedLoginThrottle, session_key
 from bot.store import Store
 from faq import KnowledgeBase, Policy
 from rules import TOKYO
@@ -83,13 +82,17 @@ class Console:
         self.settings = settings
         self.now = now
         self.credentials = Credentials(settings)
-        if settings.secret_key is None:
-            log.warning("KOUNEN_CONSOLE_SECRET_KEY is not set: console sessions end when the server restarts")
-            key = secrets.token_urlsafe(48)
-        else:
-            key = settings.secret_key.get_secret_value()
+        # Shared by every worker through the store (bot.console.shared).
+        key = session_key(store) if settings.secret_key is None else settings.secret_key.get_secret_value()
         self.codec = SessionCodec(key, settings.session_seconds)
-        self.throttle = LoginThrottle(settings.login_attempts, settings.login_window_seconds, clock)
+        self.devices = DeviceCookies(key, settings.cookie_secure)
+        self.throttle = SharedLoginThrottle(
+            store,
+            free=settings.login_attempts,
+            max_delay=settings.login_max_delay_seconds,
+            forget_after=settings.login_window_seconds,
+            clock=clock,
+        )
         self.insights = Insights(store, policy.config.answer_min)
         self.browse = views.browse(kb)
         env = Environment(

@@ -55,9 +55,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
 
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form of at most MAX_BODY bytes; the first value of each name."""

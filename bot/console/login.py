@@ -1,4 +1,4 @@
-"""Staff log in with a password or a token, and log out; failed attempts are throttled per client."""
+"""Staff log in with a password or a token, and log out; failed attempts slow down per account, client and device."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from starlette.responses import RedirectResponse, Response
 
 from bot.console.auth import CSRF_FIELD, Session, Staff, csrf_matches
 from bot.console.core import Console, Context
-from bot.console.http import client_of, read_form, safe_next, same_origin
+from bot.console.http import read_form, safe_next, same_origin
+from bot.console.shared import client_address
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,14 @@ async def login(console: Console, request: Request) -> Response:
         if session is None:
             console.set_session(request, response, current)
         return response
-    client = client_of(request)
-    wait = console.throttle.retry_after(client)
+    client = client_address(request, console.settings.trusted_networks)
     mode = "token" if form.get("mode") == "token" else "password"
     username = form.get("username", "").strip()[:64]
+    account = username if mode == "password" else "[token]"
+    device = console.devices.device(request, account)
+    wait = await run_in_threadpool(console.throttle.retry_after, account, client, device)
     if wait:
-        minutes = (wait + 59) // 60
+        after = f"{wait}秒" if wait < 60 else f"{(wait + 59) // 60}分"
         return login_page(
             console,
             request,
@@ -62,7 +65,7 @@ async def login(console: Console, request: Request) -> Response:
             next_url=form.get("next", ""),
             username=username,
             mode=mode,
-            error=f"ログインの失敗が続いたため、しばらく受け付けません。{minutes}分ほど待ってから、もう一度お試しください。",
+            error=f"ログインの失敗が続いたため、しばらく受け付けません。{after}ほど待ってから、もう一度お試しください。",
             status_code=429,
             headers={"retry-after": str(wait)},
         )
@@ -76,7 +79,7 @@ async def login(console: Console, request: Request) -> Response:
         if username and 0 < len(password) <= MAX_SECRET:
             staff = await run_in_threadpool(console.credentials.check_password, username, password)
     if staff is None:
-        console.throttle.failed(client)
+        await run_in_threadpool(console.throttle.failed, account, client, device)
         log.info("console: failed %s login from %s", mode, client)
         message = (
             "トークンが正しくありません。"
@@ -93,13 +96,14 @@ async def login(console: Console, request: Request) -> Response:
             error=message,
             status_code=401,
         )
-    console.throttle.succeeded(client)
+    await run_in_threadpool(console.throttle.succeeded, account, client, device)
     log.info("console: %s logged in (%s) from %s", staff.name, staff.kind, client)
     fingerprint = console.credentials.fingerprint(staff)
     fresh = Session(secrets.token_urlsafe(32), staff.name, staff.kind, fingerprint)
     target = safe_next(request, form.get("next")) or console.url(request, "search")
     response = RedirectResponse(target, status_code=303)
     console.set_session(request, response, fresh)
+    console.devices.remember(response, console.cookie_path(request), account)
     return response
 
 

@@ -83,6 +83,8 @@ class ConsoleSettings(BaseSettings):
     cookie_secure: bool = False
     login_attempts: int = Field(default=5, ge=1, le=1000)
     login_window_seconds: int = Field(default=300, ge=1, le=24 * 3600)
+    login_max_delay_seconds: int = Field(default=60, ge=1, le=3600)
+    trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is read
     low_score: float = Field(default=0.6, ge=0, le=1)
 
     @field_validator("users")
@@ -120,6 +122,20 @@ class ConsoleSettings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY:
             raise ValueError(f"too short; use at least {MIN_SECRET_KEY} random characters")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        from bot.console.shared import parse_networks
+
+        parse_networks([part for part in value.split(",") if part.strip()])
+        return value
+
+    @property
+    def trusted_networks(self) -> list[Any]:
+        from bot.console.shared import parse_networks
+
+        return parse_networks([part for part in self.trusted_proxies.split(",") if part.strip()])
 
     @property
     def has_credentials(self) -> bool:
