@@ -142,39 +142,54 @@ def kb_check(
 
 @app.command("eval", cls=OneLineCommand)
 def eval_cmd(
-    queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids}")],
+    queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids, gold?}")],
     kb_path: Annotated[
         Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="指標を1つの JSON で出力する")] = False,
     show_misses: Annotated[bool, typer.Option("--misses", help="外れた質問を表示する")] = False,
-    calibrate: Annotated[
-        bool,
-        typer.Option("--calibrate", help="確信度の係数 (policy.toml の [calibration]) を当てはめて表示する"),
+    no_foreign_list: Annotated[
+        bool, typer.Option("--no-foreign-list", help="他の補助金の名前のリスト (catalog.toml) を使わずに測る")
     ] = False,
 ) -> None:
-    """ラベル付き質問で検索精度と速度を測る。"""
-    from faq.evaluate import evaluate, fit_calibration, load_queries
+    """ラベル付き質問で、利用者に見える結果（正答・誤答・聞き返し・該当なし）と検索精度・速度を測る。"""
+    from faq.evaluate import evaluate, load_queries
 
     try:
         labelled = load_queries(queries)
     except KBError as exc:
         fail(f"invalid queries file: {exc}")
     kb = _load(kb_path)
-    report = evaluate(_make_policy(kb), labelled)
+    policy = _make_policy(kb)
+    policy.use_foreign_list = not no_foreign_list
+    report = evaluate(policy, labelled)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
-        for key, value in report.as_dict().items():
-            typer.echo(f"{key:>18}: {value}")
-    if calibrate:
-        fitted = fit_calibration(_make_policy(kb), labelled)
-        typer.echo("[calibration]  # fitted on " + str(queries))
-        typer.echo("\n".join(f"{k} = {v:.3f}" for k, v in fitted.items() if k in "abc"))
-        typer.echo(f"# brier = {fitted['brier']:.4f} over {fitted['n']} questions")
+        for line in report_lines(report):
+            typer.echo(line)
     if show_misses:
         for query, gold, status, top in report.misses:
             typer.echo(f"MISS {status:9} {query!r} gold={list(gold)} top={list(top)}", err=True)
+
+
+def report_lines(report: Any) -> list[str]:
+    """The headline (what users see) first, the ranking figures beside it."""
+    pct = "{:.1%}".format
+    lines = [
+        f"{report.n} questions: {report.n_in_scope} in scope, {report.n_out_of_scope} out of scope",
+        f"in scope:     answered correctly {pct(report.in_correct)}, answered wrongly {pct(report.in_wrong)}"
+        f" (of which one program missing {pct(report.in_partial)}), asked back {pct(report.in_clarify)},"
+        f" not found {pct(report.in_no_match)}",
+        f"out of scope: refused (not found) {pct(report.out_refused)}, answered wrongly {pct(report.out_wrong)},"
+        f" asked back {pct(report.out_clarify)}",
+        f"wrong answers over all questions {pct(report.wrong_answer_rate)}",
+        f"ranking: SR@1 {pct(report.sr1)}, SR@5 {pct(report.sr5)}, MRR@10 {report.mrr10:.3f}",
+    ]
+    if report.ndcg10 is not None:
+        lines.append(f"graded: nDCG@10 {report.ndcg10:.3f}, Recall@10 {report.recall10:.3f}")
+    lines.append(f"latency per question: p50 {report.p50_ms:.2f} ms, p99 {report.p99_ms:.2f} ms")
+    return lines
 
 
 @app.command(cls=OneLineCommand)
@@ -183,7 +198,7 @@ def bench(
     repeat: Annotated[int, typer.Option(help="各質問の計測回数")] = 3,
 ) -> None:
     """本マッチャーとベースライン（rapidfuzz のみ、bm25s 文字 bigram）を同じ実行で比べる。"""
-    from faq.bench import run_bench
+    from tests.bench.bench import run_bench
 
     if size < 100:
         fail("--size must be at least 100")

@@ -60,6 +60,9 @@ class Program(_Frozen):
     name: str
     short: str
     cues: tuple[str, ...]
+    # Words that name the program and also say what the question is about (後年窓口 is a line):
+    # they select the program and stay in the query, where `cues` are left out of the matching.
+    content_cues: tuple[str, ...] = ()
     year_cues: tuple[str, ...] = ()
     reply_cues: tuple[str, ...] = ()
     general_contacts: tuple[str, ...]

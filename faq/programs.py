@@ -80,7 +80,7 @@ def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
     programs = tuple(
         pid
         for pid, prog in kb.programs.items()
-        if _cue_hits(norm, prog.cues) or _year_hits(norm, prog.year_cues)
+        if _cue_hits(norm, (*prog.cues, *prog.content_cues)) or _year_hits(norm, prog.year_cues)
     )
     others = tuple(o for o in kb.other_programs if _cue_hits(norm, o.cues))
     return ProgramMention(programs, others)
@@ -108,7 +108,7 @@ def read_program_reply(kb: KnowledgeBase, text: str, offered: Sequence[str]) -> 
         prog = kb.programs.get(pid)
         if prog is None:
             continue
-        hits = _cue_hits(norm, (*prog.cues, *prog.reply_cues, prog.short, prog.name))
+        hits = _cue_hits(norm, (*prog.cues, *prog.content_cues, *prog.reply_cues, prog.short, prog.name))
         if hits:
             named[pid] = hits
     others = [(o, _cue_hits(norm, o.cues)) for o in kb.other_programs]

@@ -46,12 +46,12 @@ from typing import Any, TypeVar
 
 import bm25s
 import numpy as np
+from faq.synthetic import synthetic_entries
 from rapidfuzz import fuzz, process
 
 from faq.evaluate import LabelledQuery, Report, evaluate, load_queries
 from faq.loader import KnowledgeBase, load_kb
 from faq.policy import Policy, Status
-from faq.synthetic import synthetic_entries
 from faq.text import Analyzer
 
 ROOT = Path(__file__).resolve().parent.parent
