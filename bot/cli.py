@@ -51,24 +51,31 @@ def _load(kb_path: Path | None) -> KnowledgeBase:
         fail(f"invalid knowledge base: {exc}")
 
 
+def _answer_json(kb: KnowledgeBase, entry: Any) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "question": entry.question,
+        "text": answer_text(kb, entry),
+        "program": entry.program,
+        "source": f"{entry.source.document} {entry.source.ref}",
+    }
+
+
 def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
+    """`answer` is the first entry shown (its text as shown); `answers` lists every entry shown."""
     answer = None
+    answers: list[dict[str, Any]] = []
     if outcome.status == "answered" and outcome.entry is not None:
-        entry = outcome.entry
-        answer = {
-            "id": entry.id,
-            "question": entry.question,
-            "text": outcome_text(kb, outcome),
-            "program": entry.program,
-            "source": f"{entry.source.document} {entry.source.ref}",
-        }
+        answers = [_answer_json(kb, e) for e in outcome.answers or (outcome.entry,)]
+        answer = {**answers[0], "text": outcome_text(kb, outcome)} if len(answers) == 1 else answers[0]
     return {
         "query": outcome.query,
         "status": outcome.status,
         "answer": answer,
+        "answers": answers,
         "text": outcome_text(kb, outcome),
         "candidates": [
-            {"id": c.entry.id, "question": c.entry.question, "score": round(c.score, 4)}
+            {"id": c.entry.id, "question": c.entry.question, "score": round(c.score, 4), "coverage": round(c.coverage, 4)}
             for c in outcome.candidates
         ],
         "choices": [{"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices],

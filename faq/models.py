@@ -84,6 +84,10 @@ class ProgramReplies(_Frozen):
     both: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     other: tuple[str, ...] = ()
+    # What the bot says to 「わからない」: how to tell which program one is in.
+    how_to_tell: str = ""
+    # What the bot says to 「それ以外」 when no uncovered program is named.
+    other_guide: str = ""
 
 
 class Document(_Frozen):

@@ -189,6 +189,8 @@ class Policy:
                     query, "no_match", (), program=program, reason="another program", others=mention.others
                 )
         outcome = self._from_candidates(query, tuple(candidates), program, known=program is not None)
+        if mention.others and outcome.status == "no_match":
+            outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
             # The user's program is known and its document is silent: say so, never borrow the other's rule.
             elsewhere = self.matcher.rank_prepared(prepared, k=3)
