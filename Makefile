@@ -36,7 +36,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/kounen bench
+	$(BIN)/python -m tests.bench.bench
 
 # Telegram bot process: start-up to ready and resident memory, against the fake Bot API server.
 bench-bot: setup

@@ -267,13 +267,12 @@ class Policy:
         It must cover the question too, and either answer the same topic as the top entry
         (the knowledge base pairs such entries) or score too close to the top to be told apart.
         """
-        for c in covering:
-            if c.entry.program in (top.entry.program, "common"):
-                continue
-            same_topic = top.entry.topic is not None and c.entry.topic == top.entry.topic
-            if same_topic or c in close:
-                return c
-        return None
+        others = [c for c in covering if c.entry.program not in (top.entry.program, "common")]
+        if top.entry.topic is not None:
+            for c in others:
+                if c.entry.topic == top.entry.topic:
+                    return c
+        return next((c for c in others if c in close), None)
 
 
 def top_ids(candidates: Sequence[Candidate], k: int) -> list[str]:

@@ -1,4 +1,6 @@
-"""Rank knowledge-base entries for a question.  The matcher never replies.
+"""The previous matcher (before coverage-based matching), kept only for `make bench`.
+
+Rank knowledge-base entries for a question.  The matcher never replies.
 
 Scores are built to be comparable across queries and knowledge bases, because
 one threshold must decide between answering and admitting "not found":
@@ -22,7 +24,7 @@ from rapidfuzz import fuzz, process
 
 from faq.loader import KnowledgeBase
 from faq.models import Entry
-from faq.text import READING_MARK, Analysis, Analyzer
+from tests.bench.previous_text import READING_MARK, Analysis, Analyzer
 
 K1 = 1.2
 B = 0.75
@@ -96,7 +98,9 @@ class Matcher:
         self.kb = kb
         # Program names say which entries apply, not what the question is about:
         # the policy filters on them, so they are left out of the scores.
-        ignore = [c for p in kb.programs.values() for c in (*p.cues, *p.year_cues, *p.reply_cues)] + list(kb.ignore_phrases)
+        ignore = [
+            c for p in kb.programs.values() for c in (*p.cues, *p.content_cues, *p.year_cues, *p.reply_cues)
+        ] + list(kb.ignore_phrases)
         self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignore)
         self.entries: tuple[Entry, ...] = kb.entries
         variant_entry: list[int] = []

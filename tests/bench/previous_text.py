@@ -1,4 +1,6 @@
-"""Japanese text analysis for matching: normalisation, terms and readings.
+"""The previous text analysis (kept only for `make bench`, with tests/bench/previous_matcher.py).
+
+Japanese text analysis for matching: normalisation, terms and readings.
 
 Applicants write the same word many ways (解約 / かいやく / ｶｲﾔｸ, ＩＤ / ID,
 使わなくなった / 使用しなくなる).  Each text is therefore seen three ways:
