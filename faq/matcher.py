@@ -84,8 +84,9 @@ class _Field:
             best = np.zeros(self.n_docs)
             for term in terms:
                 posting = self.postings.get(term)
-                if posting is not None:
-                    np.maximum.at(best, posting[0], posting[1])
+                if posting is not None:  # a posting lists each document once
+                    docs, weights = posting
+                    best[docs] = np.maximum(best[docs], weights)
             if parts:
                 partial = np.zeros(self.n_docs)
                 for part in parts:

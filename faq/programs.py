@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from faq.loader import KnowledgeBase
@@ -64,14 +65,20 @@ class ProgramReply:
 
 def _year_hits(norm: str, years: Sequence[str]) -> bool:
     for year in years:
-        for m in re.finditer(rf"(?<!\d){re.escape(normalize(year))}(?!\d)", norm):
+        for m in re.finditer(rf"(?<!\d){re.escape(_normal_cue(year))}(?!\d)", norm):
             if not _DATE_TAIL.match(norm, m.end()):
                 return True
     return False
 
 
+@lru_cache(maxsize=4096)
+def _normal_cue(cue: str) -> str:
+    """Cues are few and fixed: normalise each once, not at every question."""
+    return normalize(cue)
+
+
 def _cue_hits(norm: str, cues: Sequence[str]) -> list[str]:
-    return [c for c in (normalize(c) for c in cues) if c and c in norm]
+    return [c for c in (_normal_cue(c) for c in cues) if c and c in norm]
 
 
 def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:

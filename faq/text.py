@@ -117,6 +117,8 @@ class _Token:
     pos2: str
     pos3: str
     oov: bool
+    symbol: bool = False
+    kana: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -175,7 +177,17 @@ class Analyzer:
         oov = bool(m.is_oov())
         reading = surface if oov else m.reading_form()
         pos = m.part_of_speech()
-        return _Token(surface, m.normalized_form(), katakana(reading), pos[0], pos[1], pos[2], oov)
+        return _Token(
+            surface,
+            m.normalized_form(),
+            katakana(reading),
+            pos[0],
+            pos[1],
+            pos[2],
+            oov,
+            _is_symbol(surface),
+            bool(_KANA.match(surface)),
+        )
 
     def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
         return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
@@ -201,9 +213,9 @@ class Analyzer:
         i = 0
         while i < len(tokens):
             tok = tokens[i]
-            if _is_symbol(tok.surface) or not _KANA.match(tok.surface):
+            if tok.symbol or not tok.kana:
                 close_run()  # runs are written in kana: 申請マイページ is no misparse
-            if _is_symbol(tok.surface):
+            if tok.symbol:
                 i += 1
                 continue
             start = sum(map(len, run))
@@ -216,12 +228,12 @@ class Analyzer:
                 concepts.append(
                     Concept(canonical, (canonical,), inner if len(inner) > 1 else (), _reading(span))
                 )
-                if all(_KANA.match(t.surface) for t in span):
+                if all(t.kana for t in span):
                     run.extend(t.reading for t in span)
                     spans.append((start, start + len(_reading(span)), canonical))
                 i += size
                 continue
-            if _KANA.match(tok.surface):
+            if tok.kana:
                 run.append(tok.reading)
             if self._is_content(tok):
                 parts: tuple[str, ...] = ()
@@ -236,17 +248,19 @@ class Analyzer:
                 )
                 salient = tok.oov or (tok.pos in ("名詞", "接頭辞", "接尾辞") and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
-                if _KANA.match(tok.surface):
+                if tok.kana:
                     spans.append((start, start + len(tok.reading), tok.norm))
             i += 1
         close_run()
         return Analysis(norm, _merge(concepts), tuple(runs))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
-        norms = [t.norm for t in tokens[i : i + self._max_syn]]
+        norms: list[str] = []
+        for t in tokens[i : i + self._max_syn]:
+            if t.symbol:
+                break  # a phrase never spans punctuation
+            norms.append(t.norm)
         for size in range(len(norms), 0, -1):
-            if any(_is_symbol(t.surface) for t in tokens[i : i + size]):
-                continue
             canonical = self._synonyms.get(tuple(norms[:size]))
             if canonical is not None:
                 return size, canonical
