@@ -295,7 +295,7 @@ class Matcher:
         np.maximum.at(best, self._variant_entry, self._best.scores(pairs))
         pooled = self._pooled.scores(pairs)
         answers = self._answers.scores(pairs)
-        total = best + pooled + answers
+        total = best + pooled + answers  # equal weights: fitted weights gained nothing on dev
         if programs is not None:
             allowed = np.array([e.program in programs for e in self.entries])
             total = np.where(allowed, total, -1.0)

@@ -213,7 +213,12 @@ class Policy:
         second = candidates[1].score if len(candidates) > 1 else 0.0
         conf = confidence(top.coverage, lead_of(top.score, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
-        close = [c for c in covering if lead_of(top.score, c.score) < cfg.lead_min]
+        close = [
+            c
+            for c in covering
+            # An entry that covers less of the question than the top one can be told apart from it.
+            if lead_of(top.score, c.score) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+        ]
         if not known and top.entry.program != "common":
             pair = self._other_program(top, covering, close)
             if pair is not None:

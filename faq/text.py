@@ -246,7 +246,7 @@ class Analyzer:
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
                 )
-                salient = tok.oov or (tok.pos in ("名詞", "接頭辞", "接尾辞") and tok.pos3 != "副詞可能")
+                salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
                 if tok.kana:
                     spans.append((start, start + len(tok.reading), tok.norm))

@@ -192,7 +192,7 @@ def test_clarify_between_entries_offers_faq_choices(kb: KnowledgeBase, policy: P
         kb, matcher=policy.matcher, config=PolicyConfig.load().model_copy(update={"lead_min": 99.0})
     )
     service = ConversationService(kb, unsure, store, flows=TOY_FLOWS)
-    turn = say(service, "申請マイページのIDがわからない")
+    turn = say(service, "ログインIDを忘れた")
     assert values(turn) and all(v.startswith("faq:") for v in values(turn))
     choice = values(turn)[0]
     answer = pick(service, choice)
