@@ -220,7 +220,7 @@ class Policy:
             if lead_of(top.score, c.score) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
         ]
         if not known and top.entry.program != "common":
-            pair = self._other_program(top, covering, close)
+            pair = self._other_program(top, candidates, close)
             if pair is not None:
                 rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
                 if not rest:
@@ -265,14 +265,17 @@ class Policy:
         )
 
     def _other_program(
-        self, top: Candidate, covering: Sequence[Candidate], close: Sequence[Candidate]
+        self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]
     ) -> Candidate | None:
         """The other program's answer to show beside the top one, when the program is unknown.
 
-        It must cover the question too, and either answer the same topic as the top entry
-        (the knowledge base pairs such entries) or score too close to the top to be told apart.
+        The knowledge base pairs entries that answer the same question for the two programs
+        (`topic`): the other program's entry of the top entry's topic is its answer, even when
+        the question's details (「1年以上」) are in one program's document only.  Otherwise an
+        entry of the other program is shown only when it covers the question and scores too
+        close to the top to be told apart.
         """
-        others = [c for c in covering if c.entry.program not in (top.entry.program, "common")]
+        others = [c for c in candidates if c.entry.program not in (top.entry.program, "common")]
         if top.entry.topic is not None:
             for c in others:
                 if c.entry.topic == top.entry.topic:
