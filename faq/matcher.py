@@ -124,24 +124,29 @@ class Matcher:
         pooled_docs: list[tuple[str, ...]] = []
         answer_docs: list[tuple[str, ...]] = []
         self._entry_terms: list[frozenset[str]] = []
+        self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
         for idx, entry in enumerate(self.entries):
             pooled: list[str] = []
             seen: set[str] = set()
+            full: set[str] = set()
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
                 variant_entry.append(idx)
                 wording_docs.append(analysis.terms)
                 pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
+                full.update(analysis.full_terms)
                 _add_readings(readings, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
             if answer is not None:
                 seen.update(answer.terms)
+                full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
             self._entry_terms.append(frozenset(seen))
+            self._entry_full.append(frozenset(full))
         for reading, canonical in self.analyzer.synonym_readings.items():
             readings.setdefault(reading, set()).add(canonical)
         self._variant_entry = np.array(variant_entry, dtype=np.int64)
@@ -256,15 +261,23 @@ class Matcher:
     # -- ranking and coverage ----------------------------------------------------------
 
     def coverage(self, query: Query, idx: int) -> float:
-        """IDF-weighted share of the question's countable concepts that entry `idx` covers."""
+        """IDF-weighted share of the question's countable concepts that entry `idx` covers.
+
+        A concept counts fully when one of its forms is a word of the entry, and partly
+        (PART_WEIGHT) when it meets the entry only through compound parts: the question's
+        補助率 through 率 of 成長率, or the question's 申請 through 申請マイページ.
+        """
+        full_terms = self._entry_full[idx]
         terms = self._entry_terms[idx]
         total = covered = 0.0
         for full, parts, weight, countable in query.concepts:
             if not countable:
                 continue
             total += weight
-            if any(t in terms for t in full):
+            if any(t in full_terms for t in full):
                 covered += weight
+            elif any(t in terms for t in full):
+                covered += weight * PART_WEIGHT
             elif parts:
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)

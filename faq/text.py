@@ -107,6 +107,11 @@ class Analysis:
         """Every full form of every concept (index side), parts included."""
         return tuple(t for c in self.concepts for t in (*c.terms, *c.parts))
 
+    @property
+    def full_terms(self) -> tuple[str, ...]:
+        """The full forms only: 申請マイページ, not its part 申請."""
+        return tuple(t for c in self.concepts for t in c.terms)
+
 
 @dataclass(frozen=True)
 class _Token:
