@@ -204,17 +204,18 @@ class Matcher:
         dropped: set[str] = set()
         added: list[str] = []
         for reading, spans in analysis.runs:
-            found = self._words_in_reading(reading)
-            for a, b, words in found:
-                inner = [key for la, lb, key in spans if a <= la and lb <= b]
-                touches_unknown = any(key in unknown for la, lb, key in spans if la < b and a < lb)
-                if len(inner) >= 2 or touches_unknown:
-                    dropped.update(inner)
-                    added.extend(words)
-            for la, lb, key in spans:
-                inside = sum(min(b, lb) - max(a, la) for a, b, _ in found if a < lb and la < b)
-                if key in unknown and inside >= lb - la:
-                    dropped.add(key)
+            for a, b, words in self._words_in_reading(reading):
+                # A found word must hold whole words of the text: splitting an unknown compound
+                # (提出期限 → 提出 + 期限) into known words is the parts' job, which count partly.
+                inner = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
+                if not (len(inner) >= 2 or any(key in unknown for key, _ in inner)):
+                    continue
+                surface = "".join(sf for _, sf in inner)
+                # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).
+                fitting = words if _KANA.match(surface) else tuple(w for w in words if set(w) & set(surface))
+                if fitting:
+                    dropped.update(key for key, _ in inner)
+                    added.extend(fitting)
         if added:
             out = [o for o, c in zip(out, analysis.concepts, strict=True) if c.key not in dropped]
             have = {t for o in out for t in o[0]}
@@ -329,9 +330,13 @@ class Matcher:
 
 def ignored_phrases(kb: KnowledgeBase) -> list[str]:
     """Words left out of the matching: the subsidy's own name (every entry is about it) and program
-    names (the policy selects the program from them).  Program words that also name a subject
-    (後年窓口, `content_cues`) stay."""
-    return [*kb.ignore_phrases, *(c for p in kb.programs.values() for c in p.cues)]
+    names and budget years (the policy selects the program from them, or asks; 令和元年度補正 names
+    IT導入補助金2020 or 2021).  Program words that also name a subject (後年窓口, `content_cues`)
+    and bare years (dates) stay."""
+    names = [
+        c for p in kb.programs.values() for c in (*p.cues, *p.reply_cues) if not c.isdigit() and len(c) >= 4
+    ]
+    return [*kb.ignore_phrases, *names]
 
 
 def _add_readings(readings: dict[str, set[str]], concepts: Sequence[Concept]) -> None:

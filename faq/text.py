@@ -68,7 +68,7 @@ def katakana(text: str) -> str:
     return text.translate(_KATAKANA)
 
 
-# Question words and bare numbers say what kind of answer is wanted, not what it is about:
+# Question words, bare numbers and affixes say what kind of answer is wanted, not what it is about:
 # they rank (いつ, 1年) but do not count towards coverage.
 INTERROGATIVES = frozenset(
     """
@@ -99,8 +99,9 @@ class Analysis:
 
     normalized: str
     concepts: tuple[Concept, ...]
-    # Kana runs: the reading of a stretch of kana-written text, and where each concept lies in it.
-    runs: tuple[tuple[str, tuple[tuple[int, int, str], ...]], ...] = ()
+    # Runs: the reading of a stretch of text, and where each concept lies in it (start, end, key,
+    # surface), so that kana-written or mis-typed words can be read against the KB's words.
+    runs: tuple[tuple[str, tuple[tuple[int, int, str, str], ...]], ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -204,9 +205,9 @@ class Analyzer:
         morphemes = list(self._tok_c.tokenize(norm)) if norm else []
         tokens = [self._token(m) for m in morphemes]
         concepts: list[Concept] = []
-        runs: list[tuple[str, tuple[tuple[int, int, str], ...]]] = []
+        runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
-        spans: list[tuple[int, int, str]] = []
+        spans: list[tuple[int, int, str, str]] = []
 
         def close_run() -> None:
             reading = "".join(run)
@@ -218,8 +219,8 @@ class Analyzer:
         i = 0
         while i < len(tokens):
             tok = tokens[i]
-            if tok.symbol or not tok.kana:
-                close_run()  # runs are written in kana: 申請マイページ is no misparse
+            if tok.symbol or not _KANA.match(tok.reading):
+                close_run()  # punctuation, or letters and digits without a reading
             if tok.symbol:
                 i += 1
                 continue
@@ -233,13 +234,16 @@ class Analyzer:
                 concepts.append(
                     Concept(canonical, (canonical,), inner if len(inner) > 1 else (), _reading(span))
                 )
-                if all(t.kana for t in span):
+                if all(_KANA.match(t.reading) and not t.symbol for t in span):
                     run.extend(t.reading for t in span)
-                    spans.append((start, start + len(_reading(span)), canonical))
+                    spans.append(
+                        (start, start + len(_reading(span)), canonical, "".join(t.surface for t in span))
+                    )
+                else:
+                    close_run()
                 i += size
                 continue
-            if tok.kana:
-                run.append(tok.reading)
+            run.append(tok.reading)
             if self._is_content(tok):
                 parts: tuple[str, ...] = ()
                 if len(tok.surface) >= 3:
@@ -248,13 +252,13 @@ class Analyzer:
                     parts = found if len(found) > 1 else ()
                 countable = (
                     tok.pos2 != "数詞"
+                    and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
                 )
                 salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
-                if tok.kana:
-                    spans.append((start, start + len(tok.reading), tok.norm))
+                spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
             i += 1
         close_run()
         return Analysis(norm, _merge(concepts), tuple(runs))
