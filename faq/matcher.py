@@ -158,6 +158,13 @@ class Matcher:
         self._df = df
         self.unknown_idf = _idf(n, 0)
         self._idf = {t: _idf(n, d) for t, d in df.items()}
+        # Which programs' official answers use each word: a word of one program's document only
+        # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
+        # answers count: they are the documents' text, where paraphrases are an editor's words.
+        self._programs_of: dict[str, set[str]] = {}
+        for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
+            for t in answer_terms:
+                self._programs_of.setdefault(t, set()).add(entry.program)
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
         self._reading_heads: dict[str, list[str]] = {}
         for reading in sorted(self._readings, key=len, reverse=True):
@@ -284,6 +291,20 @@ class Matcher:
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
         return covered / total if total else 0.0
+
+    def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
+        """The question's nouns that entry `idx` covers and that only its program's answers use."""
+        program = self.entries[idx].program
+        full_terms = self._entry_full[idx]
+        # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
+        plain = {c.key for c in query.analysis.concepts if not c.salient}
+        return tuple(
+            t
+            for full, _, _, countable in query.concepts
+            if countable and full[0] not in plain
+            for t in full
+            if t in full_terms and self._programs_of.get(t) == {program}
+        )
 
     def rank(
         self,

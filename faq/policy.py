@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
-from faq.matcher import Candidate, Matcher
+from faq.matcher import Candidate, Matcher, Query
 from faq.models import Entry, FlowId, OtherProgram
 from faq.programs import programs_in_question
 from faq.text import normalize
@@ -188,7 +188,9 @@ class Policy:
                 return Outcome(
                     query, "no_match", (), program=program, reason="another program", others=mention.others
                 )
-        outcome = self._from_candidates(query, tuple(candidates), program, known=program is not None)
+        outcome = self._from_candidates(
+            query, tuple(candidates), program, known=program is not None, prepared=prepared
+        )
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
@@ -203,7 +205,13 @@ class Policy:
         return outcome
 
     def _from_candidates(
-        self, query: str, candidates: tuple[Candidate, ...], program: str | None, *, known: bool
+        self,
+        query: str,
+        candidates: tuple[Candidate, ...],
+        program: str | None,
+        *,
+        known: bool,
+        prepared: Query | None = None,
     ) -> Outcome:
         cfg = self.config
         if not candidates or candidates[0].coverage < cfg.coverage_min:
@@ -219,7 +227,14 @@ class Policy:
             # An entry that covers less of the question than the top one can be told apart from it.
             if lead_of(top.score, c.score) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
         ]
-        if not known and top.entry.program != "common":
+        # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
+        # that program: no second program's answer beside it.
+        own_words = (
+            self.matcher.one_program_words(prepared, self.matcher.entries.index(top.entry))
+            if prepared is not None
+            else ()
+        )
+        if not known and top.entry.program != "common" and not own_words:
             pair = self._other_program(top, candidates, close)
             if pair is not None:
                 rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
