@@ -79,7 +79,7 @@ def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
                 "id": c.entry.id,
                 "question": c.entry.question,
                 "score": round(c.score, 4),
-                "coverage": round(c.coverage, 4),
+                "relevance": round(c.relevance, 4),
             }
             for c in outcome.candidates
         ],

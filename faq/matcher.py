@@ -51,11 +51,22 @@ READING_MIN = 3
 
 @dataclass(frozen=True)
 class Candidate:
+    """One ranked entry.  Candidates are ordered by `relevance`; `score` is what a person reads.
+
+    `score` is the coverage (in [0, 1]: the share of the question this entry covers), shown as
+    the match degree in the console and stored with the query log; `relevance` is the BM25 sum
+    the ranking and the lead are computed on, which has no fixed scale.
+    """
+
     entry: Entry
     score: float
     matched: tuple[str, ...]  # query terms found in the entry (for highlighting)
     features: dict[str, float] = field(default_factory=dict)
-    coverage: float = 0.0
+    relevance: float = 0.0
+
+    @property
+    def coverage(self) -> float:
+        return self.score
 
 
 class _Field:
@@ -343,7 +354,7 @@ class Matcher:
             matched = tuple(t for t in dict.fromkeys(query_terms) if t in self._entry_terms[idx])
             out.append(
                 Candidate(
-                    self.entries[idx], float(total[idx]), matched, features, self.coverage(prepared, idx)
+                    self.entries[idx], self.coverage(prepared, idx), matched, features, float(total[idx])
                 )
             )
         return out

@@ -49,7 +49,7 @@ class PolicyConfig(BaseModel):
 def confidence(coverage: float, lead: float, lead_min: float) -> float:
     """How sure the decision is, in [0, 1]: the top entry's coverage, scaled down while its lead is short.
 
-    Grows with coverage and with the lead, never with a smaller lead (tests/test_policy_unit.py).
+    Grows with coverage and with the lead, never with a smaller lead (tests/test_evaluation.py).
     """
     if lead_min <= 0:
         return max(0.0, min(1.0, coverage))
@@ -218,14 +218,14 @@ class Policy:
             return Outcome(query, "no_match", candidates, program=program, reason="not covered")
         top = candidates[0]
         covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
-        second = candidates[1].score if len(candidates) > 1 else 0.0
-        conf = confidence(top.coverage, lead_of(top.score, second), cfg.lead_min)
+        second = candidates[1].relevance if len(candidates) > 1 else 0.0
+        conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
         close = [
             c
             for c in covering
             # An entry that covers less of the question than the top one can be told apart from it.
-            if lead_of(top.score, c.score) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.

@@ -159,7 +159,7 @@ class KounenEngine(Engine):
         cands = outcome.candidates
         return Ranking(
             tuple(c.entry.id for c in cands[:K]),
-            cands[0].score if cands else 0.0,
+            cands[0].relevance if cands else 0.0,
             outcome.status,
             tuple(e.id for e in outcome.answers),
         )
