@@ -339,6 +339,16 @@ class ConversationService:
                 ask = Reply(f"制度を「{name}」にしました。ご質問を入力してください。")
                 return _Routed([ask, *self._reprompt(conv)], conv, "choice")
             query, conv.pending_query = conv.pending_query, None
+            # The answer shown for this program beside the other one is the answer within it.
+            both = self.policy.decide(query)
+            chosen = (
+                next((e for e in both.answers if e.program == arg), None) if len(both.answers) > 1 else None
+            )
+            if chosen is not None:
+                picked = Outcome(
+                    query, "answered", both.candidates, entry=chosen, answers=(chosen,), program=arg
+                )
+                return self._answered(conv, picked)
             return self._decide(conv, query, program=arg)
         if arg not in self.flows:
             return _Routed([Reply(STALE_CHOICE), *self._reprompt(conv)], conv, "choice")

@@ -524,3 +524,13 @@ def test_real_withdrawal_flow_finishes_with_a_result_and_related_answers(
     related = [v for v in values(turn) if v.startswith("faq:")]
     assert related and all(v.removeprefix("faq:") in kb.by_id for v in related)
     assert pick(service, related[0]).replies[0].text.startswith("【")
+
+
+def test_picking_a_program_answers_with_the_entry_shown_for_it(service: ConversationService) -> None:
+    # The 2023 guide's withdrawal rule was shown beside the 2020 answer: picking 2023 keeps it,
+    # even though the question's detail (半年) is in the 2020 document only.
+    both = say(service, "ツールを半年で解約したらどうなる？")
+    assert "【IT導入補助金2020" in texts(both) and "【IT導入補助金2023" in texts(both)
+    picked = pick(service, "prog:it2023-multi")
+    assert "辞退手続き" in texts(picked) and "記載がありません" not in texts(picked)
+    assert "【IT導入補助金2020" not in texts(picked)
