@@ -39,7 +39,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/kounen bench
+	$(BIN)/python -m tests.bench.bench
 
 # Telegram bot process: start-up to ready and resident memory, against the fake Bot API server;
 # then webhook throughput side by side with a PTB echo bot (needs the local PostgreSQL).

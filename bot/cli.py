@@ -51,24 +51,36 @@ def _load(kb_path: Path | None) -> KnowledgeBase:
         fail(f"invalid knowledge base: {exc}")
 
 
+def _answer_json(kb: KnowledgeBase, entry: Any) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "question": entry.question,
+        "text": answer_text(kb, entry),
+        "program": entry.program,
+        "source": f"{entry.source.document} {entry.source.ref}",
+    }
+
+
 def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
+    """`answer` is the first entry shown (its text as shown); `answers` lists every entry shown."""
     answer = None
+    answers: list[dict[str, Any]] = []
     if outcome.status == "answered" and outcome.entry is not None:
-        entry = outcome.entry
-        answer = {
-            "id": entry.id,
-            "question": entry.question,
-            "text": outcome_text(kb, outcome),
-            "program": entry.program,
-            "source": f"{entry.source.document} {entry.source.ref}",
-        }
+        answers = [_answer_json(kb, e) for e in outcome.answers or (outcome.entry,)]
+        answer = {**answers[0], "text": outcome_text(kb, outcome)} if len(answers) == 1 else answers[0]
     return {
         "query": outcome.query,
         "status": outcome.status,
         "answer": answer,
+        "answers": answers,
         "text": outcome_text(kb, outcome),
         "candidates": [
-            {"id": c.entry.id, "question": c.entry.question, "score": round(c.score, 4)}
+            {
+                "id": c.entry.id,
+                "question": c.entry.question,
+                "score": round(c.score, 4),
+                "relevance": round(c.relevance, 4),
+            }
             for c in outcome.candidates
         ],
         "choices": [{"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices],
@@ -118,14 +130,26 @@ def _make_policy(kb: KnowledgeBase) -> Policy:
         fail(f"invalid policy settings: {exc}")
 
 
+EVAL_FILES = (Path("tests/data/dev_queries.jsonl"), Path("tests/data/sealed_queries.jsonl"))
+
+
 @kb_app.command("check", cls=OneLineCommand)
 def kb_check(
     kb_path: Annotated[
         Path | None, typer.Option("--kb", help="JSONL の知識ベース（省略時は同梱のもの）")
     ] = None,
+    queries: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--queries",
+            help="評価用の質問 (JSONL)。これと同じ・ほぼ同じ言い回しを知識ベースに入れると誤り"
+            "（省略時は tests/data の dev と sealed、あれば）",
+        ),
+    ] = None,
 ) -> None:
-    """知識ベースを検証し、各言い換えが自分のエントリに届くかを調べる。"""
+    """知識ベースを検証し、各言い換えが自分のエントリに届くか、評価用の質問の写しがないかを調べる。"""
     from faq.checks import check_kb
+    from faq.evaluate import load_queries
 
     try:
         kb = load_jsonl_kb(kb_path) if kb_path else load_kb()
@@ -133,7 +157,14 @@ def kb_check(
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         fail(f"{len(exc.problems)} problem(s) in the knowledge base", 1)
-    report = check_kb(kb)
+    files = queries if queries is not None else [f for f in EVAL_FILES if f.is_file()]
+    questions: list[tuple[str, str]] = []
+    for path in files:
+        try:
+            questions += [(str(path), q.query) for q in load_queries(path)]
+        except KBError as exc:
+            fail(f"invalid queries file: {exc}")
+    report = check_kb(kb, questions)
     for line in report.lines():
         typer.echo(line)
     if report.problems:
@@ -142,39 +173,54 @@ def kb_check(
 
 @app.command("eval", cls=OneLineCommand)
 def eval_cmd(
-    queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids}")],
+    queries: Annotated[Path, typer.Option("--queries", help="JSONL {query, gold_ids, gold?}")],
     kb_path: Annotated[
         Path | None, typer.Option("--kb", help="JSONL {id, question, answer} の知識ベース")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="指標を1つの JSON で出力する")] = False,
     show_misses: Annotated[bool, typer.Option("--misses", help="外れた質問を表示する")] = False,
-    calibrate: Annotated[
-        bool,
-        typer.Option("--calibrate", help="確信度の係数 (policy.toml の [calibration]) を当てはめて表示する"),
+    no_foreign_list: Annotated[
+        bool, typer.Option("--no-foreign-list", help="他の補助金の名前のリスト (catalog.toml) を使わずに測る")
     ] = False,
 ) -> None:
-    """ラベル付き質問で検索精度と速度を測る。"""
-    from faq.evaluate import evaluate, fit_calibration, load_queries
+    """ラベル付き質問で、利用者に見える結果（正答・誤答・聞き返し・該当なし）と検索精度・速度を測る。"""
+    from faq.evaluate import evaluate, load_queries
 
     try:
         labelled = load_queries(queries)
     except KBError as exc:
         fail(f"invalid queries file: {exc}")
     kb = _load(kb_path)
-    report = evaluate(_make_policy(kb), labelled)
+    policy = _make_policy(kb)
+    policy.use_foreign_list = not no_foreign_list
+    report = evaluate(policy, labelled)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
-        for key, value in report.as_dict().items():
-            typer.echo(f"{key:>18}: {value}")
-    if calibrate:
-        fitted = fit_calibration(_make_policy(kb), labelled)
-        typer.echo("[calibration]  # fitted on " + str(queries))
-        typer.echo("\n".join(f"{k} = {v:.3f}" for k, v in fitted.items() if k in "abc"))
-        typer.echo(f"# brier = {fitted['brier']:.4f} over {fitted['n']} questions")
+        for line in report_lines(report):
+            typer.echo(line)
     if show_misses:
         for query, gold, status, top in report.misses:
             typer.echo(f"MISS {status:9} {query!r} gold={list(gold)} top={list(top)}", err=True)
+
+
+def report_lines(report: Any) -> list[str]:
+    """The headline (what users see) first, the ranking figures beside it."""
+    pct = "{:.1%}".format
+    lines = [
+        f"{report.n} questions: {report.n_in_scope} in scope, {report.n_out_of_scope} out of scope",
+        f"in scope:     answered correctly {pct(report.in_correct)}, answered wrongly {pct(report.in_wrong)}"
+        f" (of which one program missing {pct(report.in_partial)}), asked back {pct(report.in_clarify)},"
+        f" not found {pct(report.in_no_match)}",
+        f"out of scope: refused (not found) {pct(report.out_refused)}, answered wrongly {pct(report.out_wrong)},"
+        f" asked back {pct(report.out_clarify)}",
+        f"wrong answers over all questions {pct(report.wrong_answer_rate)}",
+        f"ranking: SR@1 {pct(report.sr1)}, SR@5 {pct(report.sr5)}, MRR@10 {report.mrr10:.3f}",
+    ]
+    if report.ndcg10 is not None:
+        lines.append(f"graded: nDCG@10 {report.ndcg10:.3f}, Recall@10 {report.recall10:.3f}")
+    lines.append(f"latency per question: p50 {report.p50_ms:.2f} ms, p99 {report.p99_ms:.2f} ms")
+    return lines
 
 
 @app.command(cls=OneLineCommand)
@@ -182,9 +228,13 @@ def bench(
     size: Annotated[int, typer.Option(help="合成知識ベースのエントリ数")] = 2000,
     repeat: Annotated[int, typer.Option(help="各質問の計測回数")] = 3,
 ) -> None:
-    """本マッチャーとベースライン（rapidfuzz のみ、bm25s 文字 bigram）を同じ実行で比べる。"""
-    from faq.bench import run_bench
-
+    """本マッチャー・以前のマッチャー・ベースライン（rapidfuzz、bm25s）を同じ実行で比べる（ソースから実行）。"""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # the benchmark is tooling in tests/bench, run from a checkout
+    try:
+        from tests.bench.bench import run_bench
+    except ModuleNotFoundError:
+        fail("kounen bench runs from the root of a source checkout (make bench)")
     if size < 100:
         fail("--size must be at least 100")
     if repeat < 1:

@@ -33,6 +33,7 @@ from dialogs import engine
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Outcome, Policy, answer_text
+from faq.programs import read_program_reply
 from faq.replies import FLOW_NAMES, outcome_text
 
 log = logging.getLogger(__name__)
@@ -333,13 +334,26 @@ class ConversationService:
             outcome = Outcome(query=value, status="answered", candidates=(), entry=entry)
             return self._answered(conv, outcome)
         if kind == "prog":
+            if arg in ("other", "unknown"):
+                return self._program_reply_kind(conv, arg)
             if arg not in self.kb.programs or arg == "common":
                 return _Routed([Reply(STALE_CHOICE), *self._reprompt(conv)], conv, "choice")
+            conv.program = arg  # picked: remembered for the conversation (/program any clears it)
             if conv.pending_query is None:
                 name = self.kb.programs[arg].short
-                ask = Reply(f"「{name}」についてのご質問を入力してください。")
+                ask = Reply(f"制度を「{name}」にしました。ご質問を入力してください。")
                 return _Routed([ask, *self._reprompt(conv)], conv, "choice")
             query, conv.pending_query = conv.pending_query, None
+            # The answer shown for this program beside the other one is the answer within it.
+            both = self.policy.decide(query)
+            chosen = (
+                next((e for e in both.answers if e.program == arg), None) if len(both.answers) > 1 else None
+            )
+            if chosen is not None:
+                picked = Outcome(
+                    query, "answered", both.candidates, entry=chosen, answers=(chosen,), program=arg
+                )
+                return self._answered(conv, picked)
             return self._decide(conv, query, program=arg)
         if arg not in self.flows:
             return _Routed([Reply(STALE_CHOICE), *self._reprompt(conv)], conv, "choice")
@@ -383,31 +397,71 @@ class ConversationService:
     # -- FAQ --------------------------------------------------------------------------
 
     def _faq(self, conv: Conversation, text: str) -> _Routed:
+        if conv.pending_query is not None:
+            # The bot has just asked which program: 「2020です」, 「両方」, 「わからない」, 「通常枠」.
+            offered = [pid for pid in self.kb.programs if pid != "common"]
+            reply = read_program_reply(self.kb, text, offered)
+            if reply is not None:
+                if reply.kind == "program" and reply.program is not None:
+                    return self._service_choice(conv, f"prog:{reply.program}")
+                if reply.kind == "both":
+                    query, conv.pending_query = conv.pending_query, None
+                    return self._decide(conv, query, program=None)
+                if reply.kind == "other" and reply.other is not None:
+                    conv.pending_query = None
+                    return _Routed([Reply(reply.other.guide)], conv, "no_match")
+                return self._program_reply_kind(conv, reply.kind)
+        else:
+            stated = read_program_reply(self.kb, text, [pid for pid in self.kb.programs if pid != "common"])
+            if stated is not None and stated.kind == "program" and stated.program is not None:
+                return self._service_choice(conv, f"prog:{stated.program}")  # 「2020です」: remembered
         return self._decide(conv, text, program=conv.program)
+
+    def _program_buttons(self) -> tuple[ReplyChoice, ...]:
+        """2020 / 2023 複数社連携 / それ以外 / わからない: remember the program, or learn how to tell."""
+        buttons = [
+            ReplyChoice(p.short, _check_value(f"prog:{pid}"))
+            for pid, p in self.kb.programs.items()
+            if pid != "common"
+        ]
+        return (*buttons, ReplyChoice("それ以外", "prog:other"), ReplyChoice("わからない", "prog:unknown"))
+
+    def _program_reply_kind(self, conv: Conversation, kind: str) -> _Routed:
+        replies = self.kb.program_replies
+        if kind == "other":
+            conv.pending_query = None
+            return _Routed([Reply(replies.other_guide)], conv, "no_match")
+        # 「わからない」: how to tell, then the pending question answered for every program.
+        query = conv.pending_query
+        head = Reply(replies.how_to_tell, self._program_buttons() if query is None else ())
+        if query is None:
+            return _Routed([head], conv, "clarify")
+        routed = self._decide(conv, query, program=None)
+        routed.replies.insert(0, head)
+        return routed
 
     def _decide(self, conv: Conversation, query: str, program: str | None) -> _Routed:
         outcome = self.policy.decide(query, program=program)
+        if outcome.program is not None and outcome.program != conv.program and outcome.status != "smalltalk":
+            conv.program = outcome.program  # stated in the question: remembered, and shown with the answer
+        if outcome.status == "answered" and len(outcome.answers) > 1:
+            # The program is unknown and both programs answer differently: both, side by side,
+            # with buttons that remember the program and answer this question again within it.
+            conv.pending_query = query
+            note = "制度を選ぶと、以後のご質問はその制度でお答えします。"
+            reply = Reply(outcome_text(self.kb, outcome) + "\n\n" + note, self._program_buttons())
+            return _Routed([reply], conv, "answered", outcome.answers[0].id, _score(outcome))
         if outcome.status == "answered" and outcome.entry is not None:
             conv.pending_query = None
             return self._answered(conv, outcome)
         if outcome.status == "clarify" and outcome.choices:
-            by_program = outcome.reason == "answer differs by program" and all(
-                c.program for c in outcome.choices
+            choices = tuple(
+                ReplyChoice(c.label, _check_value(f"faq:{c.entry_id}")) for c in outcome.choices if c.entry_id
             )
-            choices: list[ReplyChoice] = []
-            for choice in outcome.choices:
-                if by_program:
-                    value = f"prog:{choice.program}"
-                elif choice.entry_id:
-                    value = f"faq:{choice.entry_id}"
-                else:
-                    continue
-                choices.append(ReplyChoice(choice.label, _check_value(value)))
-            conv.pending_query = query if by_program else None
+            conv.pending_query = None
             # The question only: channels show the choices themselves (numbered lines, buttons).
             head = outcome_text(self.kb, outcome).split("\n", 1)[0]
-            reply = Reply(head, tuple(choices))
-            return _Routed([reply], conv, "clarify", score=_score(outcome))
+            return _Routed([Reply(head, choices)], conv, "clarify", score=_score(outcome))
         if outcome.status == "dialog" and outcome.dialog:
             return self._start(conv, outcome.dialog, outcome)
         conv.pending_query = None
@@ -426,5 +480,9 @@ class ConversationService:
         if entry.dialog and entry.dialog in self.flows:
             label = f"「{self._flow_title(entry.dialog)}」を始める"
             choices = (ReplyChoice(label, _check_value(f"flow:{entry.dialog}")),)
-        reply = Reply(outcome_text(self.kb, outcome), choices)
+        text = outcome_text(self.kb, outcome)
+        remembered = self.kb.programs.get(conv.program or "")
+        if remembered is not None and entry.program == conv.program:
+            text += f"\n\n（制度：{remembered.short} でお答えしています。切り替えは /program）"
+        reply = Reply(text, choices)
         return _Routed([reply], conv, "answered", entry.id, _score(outcome))

@@ -9,11 +9,14 @@ misfiled, and users asking that way would get the wrong answer.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 
+from rapidfuzz import fuzz
+
 from faq.loader import KnowledgeBase
-from faq.matcher import Matcher
+from faq.matcher import Matcher, ignored_phrases
 from faq.policy import Policy
 from faq.text import Analysis, Analyzer, normalize
 
@@ -45,8 +48,38 @@ class CheckReport:
         return out
 
 
-def check_kb(kb: KnowledgeBase) -> CheckReport:
+# A wording this similar (rapidfuzz ratio over letters, digits and kana/kanji) to an
+# evaluation question is a copy: it would turn that question into a test of memory.
+NEAR_COPY = 90.0
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in normalize(text) if ch.isalnum())
+
+
+def copied_questions(kb: KnowledgeBase, questions: Sequence[tuple[str, str]]) -> list[str]:
+    """KB wordings identical or nearly identical to an evaluation question ((where, question) pairs).
+
+    No evaluation question may be copied into the knowledge base: pasting missed questions in as
+    paraphrases lifts every figure while the bot gets no better at questions nobody has seen.
+    """
+    bare_questions = [(where, q, _bare(q)) for where, q in questions]
+    found: list[str] = []
+    for entry in kb.entries:
+        for wording in (entry.question, *entry.paraphrases):
+            bare = _bare(wording)
+            for where, question, bare_q in bare_questions:
+                if bare and bare_q and fuzz.ratio(bare, bare_q) >= NEAR_COPY:
+                    found.append(
+                        f"{entry.id}: wording {wording!r} copies the evaluation question {question!r} ({where})"
+                    )
+                    break
+    return found
+
+
+def check_kb(kb: KnowledgeBase, eval_questions: Sequence[tuple[str, str]] = ()) -> CheckReport:
     report = CheckReport(entries=len(kb.entries))
+    report.problems += copied_questions(kb, eval_questions)
     report.problems += [str(w) for w in kb.warnings]  # unused contacts
     seen: dict[str, list[str]] = defaultdict(list)
     for entry in kb.entries:
@@ -56,8 +89,7 @@ def check_kb(kb: KnowledgeBase) -> CheckReport:
         if len(set(owners)) > 1:
             report.problems.append(f"the same wording {text!r} is in entries {sorted(set(owners))}")
     base = Matcher(kb)
-    ignore = [c for p in kb.programs.values() for c in (*p.cues, *p.year_cues, *p.reply_cues)] + list(kb.ignore_phrases)
-    analyzer = _CachedAnalyzer(kb.synonyms, ignore=ignore)
+    analyzer = _CachedAnalyzer(kb.synonyms, ignore=ignored_phrases(kb))
     config = Policy(kb, base).config
     for index, entry in enumerate(kb.entries):
         for p_index, paraphrase in enumerate(entry.paraphrases):
@@ -77,10 +109,13 @@ def check_kb(kb: KnowledgeBase) -> CheckReport:
                     report.warnings.append(
                         f"{entry.id}: paraphrase {paraphrase!r} is not found (score too low)"
                     )
+            elif outcome.status == "answered" and entry.id in {e.id for e in outcome.answers}:
+                report.landed_home += 1  # shown beside the other program's answer
             elif outcome.status == "answered" or entry.id not in ranked[:3]:
-                # A user asking this way would get another entry's answer, or not see this one.
-                report.problems.append(
-                    f"{entry.id}: paraphrase {paraphrase!r} lands on {top} ({outcome.status})"
+                # A user asking this way would get another entry's answer, or not see this one:
+                # the entry needs a wording closer to how people ask, or the entries overlap.
+                report.warnings.append(
+                    f"{entry.id}: paraphrase {paraphrase!r} lands on {top} ({outcome.status}) when left out"
                 )
             else:
                 report.warnings.append(

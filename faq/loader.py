@@ -131,7 +131,9 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     categories = _models(Category, catalog.get("category"), catalog_path, "category", problems)
     foreign = tuple(str(c) for c in catalog.get("foreign", {}).get("cues", []))
     others = _models(OtherProgram, catalog.get("other_program"), catalog_path, "other_program", problems)
-    replies = _models(ProgramReplies, [catalog.get("program_replies", {})], catalog_path, "program_replies", problems)
+    replies = _models(
+        ProgramReplies, [catalog.get("program_replies", {})], catalog_path, "program_replies", problems
+    )
     ignore = tuple(str(c) for c in catalog.get("matching", {}).get("ignore", []))
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
@@ -245,6 +247,8 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
 def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[str, dict[str, Any]]]:
     """The JSON objects of a JSONL file, each with its `file:line`; bad lines go to `problems`.
 
+    Lines starting with `#` are comments: a labelled-query file states its rules in a header.
+
     Unreadable files raise KBError at once: there is nothing to report line by line.
     """
     try:
@@ -259,8 +263,8 @@ def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[str, dict[str,
         raise KBError([Problem(str(path), None, None, f"cannot read: {exc.strerror}")]) from None
     rows: list[tuple[str, dict[str, Any]]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue  # blank lines and `#` comment lines (a file's header) carry no row
         where = f"{path}:{lineno}"
         try:
             obj = json.loads(line)

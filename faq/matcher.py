@@ -1,53 +1,76 @@
-"""Rank knowledge-base entries for a question.  The matcher never replies.
+"""Rank knowledge-base entries for a question, and say how much of it each one covers.
 
-Scores are built to be comparable across queries and knowledge bases, because
-one threshold must decide between answering and admitting "not found":
-each field score is a BM25 sum divided by the summed IDF of the query's terms,
-i.e. roughly "how much of what the user said this entry covers", in [0, 1].
-Words the knowledge base has never seen count fully in that denominator, so a
-question about something else scores low instead of matching on its one
-familiar word.
+The matcher never replies: it ranks, and `faq.policy` decides.
+
+Ranking is BM25 over three fields of each entry, added at equal weight:
+  * pooled: all of the entry's question wordings as one text (a question mixing two
+    paraphrases still meets both);
+  * best: the single wording that matches best (a question said the way one wording
+    says it wins over one that shares scattered words with many);
+  * answer: the official answer, with its contacts' names and phone labels (a question
+    about calling ナビダイヤル or the gBizID 窓口 finds the entry that gives that line).
+No field is divided or capped: BM25 already saturates term frequency, and a cap makes
+strong candidates tie.
+
+Each query concept (faq.text.Concept) is counted once, by its best form: its word or
+synonym counts fully, its compound parts partly.  Readings and typo correction are only
+tried for concepts the knowledge base does not know at all, so they rescue かいやく and
+解役 without adding a second vote for words that are already there.
+
+Coverage (`Candidate.coverage`) is what the policy decides on: the IDF-weighted share of
+the question's countable concepts that this one entry covers anywhere in its text.
+Concepts the knowledge base does not know keep the highest IDF, so a question about
+something else cannot be covered by an entry that shares only its familiar words.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
 from faq.loader import KnowledgeBase
-from faq.models import Entry
-from faq.text import READING_MARK, Analysis, Analyzer
+from faq.models import CONTACT_REF, Entry
+from faq.text import _KANA, Analysis, Analyzer, Concept
 
 K1 = 1.2
 B = 0.75
-# How the fields add up: question-like text dominates, readings rescue kana and
-# typos, the answer body helps for queries phrased as the answer is.
-WEIGHTS = {"words": 0.45, "reading": 0.25, "answer": 0.15, "fuzzy": 0.15}
-# All of an entry's question wordings pooled into one text, slightly discounted:
-# catches a question that mixes words from two paraphrases.
-POOLED = 0.9
-RERANK = 30
-DENOM_TERMS = 10
+# A compound's parts stand in for the compound at this share (補助率 is not 成長率's 率).
+PART_WEIGHT = 0.5
+# Typo correction: only unknown words this long, and only to a known word this close (rapidfuzz ratio).
 TYPO_MIN_LEN = 3
 TYPO_CUTOFF = 80.0
+# Kana runs are read against the knowledge base's word readings of at least this length.
+READING_MIN = 3
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """One ranked entry.  Candidates are ordered by `relevance`; `score` is what a person reads.
+
+    `score` is the coverage (in [0, 1]: the share of the question this entry covers), shown as
+    the match degree in the console and stored with the query log; `relevance` is the BM25 sum
+    the ranking and the lead are computed on, which has no fixed scale.
+    """
+
     entry: Entry
     score: float
     matched: tuple[str, ...]  # query terms found in the entry (for highlighting)
-    features: dict[str, float]
+    features: dict[str, float] = field(default_factory=dict)
+    relevance: float = 0.0
+
+    @property
+    def coverage(self) -> float:
+        return self.score
 
 
 class _Field:
-    """A BM25 index over one field, with postings as numpy arrays."""
+    """A BM25 index over one field, postings as numpy arrays."""
 
     def __init__(self, docs: Sequence[Sequence[str]]) -> None:
         self.n_docs = len(docs)
@@ -60,109 +83,239 @@ class _Field:
                 docs_l, w_l = postings.setdefault(term, ([], []))
                 docs_l.append(idx)
                 w_l.append(tf * (K1 + 1) / (tf + norm))
-        self.idf: dict[str, float] = {}
         self.postings: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
         for term, (docs_l, w_l) in postings.items():
-            idf = self._idf(len(docs_l))
-            self.idf[term] = idf
+            idf = _idf(self.n_docs, len(docs_l))
             self.postings[term] = (np.array(docs_l, dtype=np.int64), np.array(w_l) * idf)
-        self.unknown_idf = self._idf(0)
 
-    def _idf(self, df: int) -> float:
-        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
-
-    def scores(self, terms: Iterable[str]) -> NDArray[np.float64]:
-        """Normalised BM25 of every document: sum of matched weights / sum of query IDF."""
+    def scores(self, concepts: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> NDArray[np.float64]:
+        """BM25 of every document, each concept scored by its best form (full terms, or parts partly)."""
         total = np.zeros(self.n_docs)
-        weights = []
-        for term in set(terms):
-            posting = self.postings.get(term)
-            if posting is None:
-                weights.append(self.unknown_idf)
-                continue
-            weights.append(self.idf[term])
-            total[posting[0]] += posting[1]
-        # A long, chatty question is judged on its most telling words only.
-        denom = sum(sorted(weights, reverse=True)[:DENOM_TERMS])
-        if denom <= 0:
-            return total
-        return np.minimum(total / denom, 1.0)
+        for terms, parts in concepts:
+            best = np.zeros(self.n_docs)
+            for term in terms:
+                posting = self.postings.get(term)
+                if posting is not None:  # a posting lists each document once
+                    docs, weights = posting
+                    best[docs] = np.maximum(best[docs], weights)
+            if parts:
+                partial = np.zeros(self.n_docs)
+                for part in parts:
+                    posting = self.postings.get(part)
+                    if posting is not None:
+                        partial[posting[0]] += posting[1]
+                best = np.maximum(best, partial * (PART_WEIGHT / len(parts)))
+            total += best
+        return total
+
+
+def _idf(n: int, df: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question's concepts after readings and typo fixes: (full terms, parts, IDF weight, countable)."""
+
+    analysis: Analysis
+    concepts: tuple[
+        tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
+    ]  # countable: counts for coverage
 
 
 class Matcher:
-    """Ranked, scored candidates for a question over one knowledge base."""
+    """Ranked candidates, with coverage, for a question over one knowledge base."""
 
     def __init__(self, kb: KnowledgeBase, analyzer: Analyzer | None = None) -> None:
         self.kb = kb
-        # Program names say which entries apply, not what the question is about:
-        # the policy filters on them, so they are left out of the scores.
-        ignore = [c for p in kb.programs.values() for c in (*p.cues, *p.year_cues, *p.reply_cues)] + list(kb.ignore_phrases)
-        self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignore)
+        self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignored_phrases(kb))
         self.entries: tuple[Entry, ...] = kb.entries
         variant_entry: list[int] = []
-        variant_text: list[str] = []
-        word_docs: list[tuple[str, ...]] = []
-        bigram_docs: list[tuple[str, ...]] = []
-        answer_docs: list[tuple[str, ...]] = []
+        wording_docs: list[tuple[str, ...]] = []
         pooled_docs: list[tuple[str, ...]] = []
-        self._entry_terms: list[set[str]] = []
-        self._entry_variants: list[range] = []
+        answer_docs: list[tuple[str, ...]] = []
+        self._entry_terms: list[frozenset[str]] = []
+        self._entry_full: list[frozenset[str]] = []
+        readings: dict[str, set[str]] = {}
         for idx, entry in enumerate(self.entries):
+            pooled: list[str] = []
             seen: set[str] = set()
-            first = len(variant_entry)
+            full: set[str] = set()
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
                 variant_entry.append(idx)
-                variant_text.append(analysis.normalized)
-                word_docs.append(analysis.terms)
-                bigram_docs.append(analysis.bigrams)
+                wording_docs.append(analysis.terms)
+                pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
-            pooled_docs.append(tuple(t for i in range(first, len(variant_entry)) for t in word_docs[i]))
-            answer = self.analyzer.analyze(entry.answer) if entry.answer else None
+                full.update(analysis.full_terms)
+                _add_readings(readings, analysis.concepts)
+            pooled_docs.append(tuple(pooled))
+            answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
-            if answer:
+            if answer is not None:
                 seen.update(answer.terms)
-            self._entry_terms.append(seen)
-            self._entry_variants.append(range(first, len(variant_entry)))
+                full.update(answer.full_terms)
+                _add_readings(readings, answer.concepts)
+            self._entry_terms.append(frozenset(seen))
+            self._entry_full.append(frozenset(full))
+        for reading, canonical in self.analyzer.synonym_readings.items():
+            readings.setdefault(reading, set()).add(canonical)
         self._variant_entry = np.array(variant_entry, dtype=np.int64)
-        self._variant_text = variant_text
-        self._words = _Field(word_docs)
-        self._readings = _Field(bigram_docs)
-        self._answers = _Field(answer_docs)
+        self._best = _Field(wording_docs)
         self._pooled = _Field(pooled_docs)
+        self._answers = _Field(answer_docs)
+        n = len(self.entries)
+        df: Counter[str] = Counter(t for terms in self._entry_terms for t in terms)
+        self._df = df
+        self.unknown_idf = _idf(n, 0)
+        self._idf = {t: _idf(n, d) for t, d in df.items()}
+        # Which programs' official answers use each word: a word of one program's document only
+        # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
+        # answers count: they are the documents' text, where paraphrases are an editor's words.
+        self._programs_of: dict[str, set[str]] = {}
+        for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
+            for t in answer_terms:
+                self._programs_of.setdefault(t, set()).add(entry.program)
+        self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
+        self._reading_heads: dict[str, list[str]] = {}
+        for reading in sorted(self._readings, key=len, reverse=True):
+            self._reading_heads.setdefault(reading[:2], []).append(reading)
         self._vocab_by_len: dict[int, list[str]] = {}
-        for word in sorted(set(self._words.idf) | set(self._answers.idf)):
+        for word in sorted(self._idf):
             self._vocab_by_len.setdefault(len(word), []).append(word)
-        self._entry_index = {e.id: i for i, e in enumerate(self.entries)}
 
-    def _correct_typos(self, analysis: Analysis) -> list[str]:
-        """Replace unseen words by a close known word (rapidfuzz), keep the rest."""
-        terms = []
-        for term in analysis.terms:
-            if term in self._words.idf or term in self._answers.idf or len(term) < TYPO_MIN_LEN:
-                terms.append(term)
-                continue
-            # A ratio of 80 needs lengths within a quarter of each other: compare only those.
-            near = [w for n in range(len(term) - 1, len(term) + 2) for w in self._vocab_by_len.get(n, ())]
-            best = process.extractOne(term, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
-            terms.append(best[0] if best else term)
-        return terms
+    def _answer_text(self, entry: Entry) -> str:
+        """The answer with each contact's name, phone labels and hours in place of its placeholder."""
 
-    def _per_entry(self, variant_scores: NDArray[np.float64]) -> NDArray[np.float64]:
-        out = np.zeros(len(self.entries))
-        np.maximum.at(out, self._variant_entry, variant_scores)
-        return out
+        def contact(m: object) -> str:
+            found = self.kb.contacts.get(m.group(1))  # type: ignore[attr-defined]
+            if found is None:
+                return " "
+            labels = " ".join(p.label for p in found.phones)
+            return f" {found.name} {labels} {found.hours_text or ''} "
 
-    def unknown_share(self, analysis: Analysis) -> float:
-        """Share of the question's words that no entry contains anywhere.
+        return CONTACT_REF.sub(contact, entry.answer)
 
-        A question about something else (ゲームのログインボーナス, Netflixの解約) shares one
-        domain word with the knowledge base but brings words it has never seen.
+    # -- the query -------------------------------------------------------------------
+
+    def known(self, term: str) -> bool:
+        return term in self._idf
+
+    def prepare(self, analysis: Analysis) -> Query:
+        """The question's concepts, with readings and typo fixes for words the KB does not know."""
+        out: list[tuple[tuple[str, ...], tuple[str, ...], float, bool]] = []
+        unknown: set[str] = set()
+        for c in analysis.concepts:
+            terms = c.terms
+            if not any(self.known(t) for t in terms):
+                fixed = self._by_reading(c) or self._typo(c.key)
+                if fixed:
+                    terms = (*terms, *fixed)
+                else:
+                    unknown.add(c.key)
+            known = any(self.known(t) for t in terms) or any(self.known(p) for p in c.parts)
+            out.append((terms, c.parts, self._weight(terms), c.countable and (known or c.salient)))
+        # A kana-written question splits into short dictionary words that mean nothing here
+        # (じぎょうしゃぽーたる → じ / 行 / しゃ / …); read such a run against the KB's readings.
+        # A found word replaces the words it spans when it joins several of them or explains an
+        # unknown one; a word the KB knows, read as itself, is not counted a second time.
+        dropped: set[str] = set()
+        added: list[str] = []
+        for reading, spans in analysis.runs:
+            for a, b, words in self._words_in_reading(reading):
+                # A found word must hold whole words of the text: splitting an unknown compound
+                # (提出期限 → 提出 + 期限) into known words is the parts' job, which count partly.
+                inner = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
+                if not (len(inner) >= 2 or any(key in unknown for key, _ in inner)):
+                    continue
+                surface = "".join(sf for _, sf in inner)
+                # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).
+                fitting = words if _KANA.match(surface) else tuple(w for w in words if set(w) & set(surface))
+                if fitting:
+                    dropped.update(key for key, _ in inner)
+                    added.extend(fitting)
+        if added:
+            out = [o for o, c in zip(out, analysis.concepts, strict=True) if c.key not in dropped]
+            have = {t for o in out for t in o[0]}
+            out.extend(((w,), (), self._weight((w,)), True) for w in dict.fromkeys(added) if w not in have)
+        return Query(analysis, tuple(out))
+
+    def _weight(self, terms: Sequence[str]) -> float:
+        """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
+        known = [self._idf[t] for t in terms if t in self._idf]
+        return max(known) if known else self.unknown_idf
+
+    def _by_reading(self, c: Concept) -> tuple[str, ...]:
+        """Known words read like an unknown one: for kana (かいやく → 解約) or a homophone typo that
+        keeps a character (解役 → 解約); a different word of the same sound (天気, 転記) is no typo."""
+        if len(c.reading) < READING_MIN:
+            return ()
+        found = self._readings.get(c.reading, ())
+        if _KANA.match(c.key):
+            return found
+        return tuple(w for w in found if set(w) & set(c.key))
+
+    def _words_in_reading(self, run: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """Known words whose reading occurs in a kana run (start, end, words), longest first, no overlaps."""
+        found: list[tuple[int, int, tuple[str, ...]]] = []
+        i = 0
+        while i < len(run) - 1:
+            for reading in self._reading_heads.get(run[i : i + 2], ()):
+                if run.startswith(reading, i):
+                    found.append((i, i + len(reading), self._readings[reading]))
+                    i += len(reading)
+                    break
+            else:
+                i += 1
+        return found
+
+    def _typo(self, word: str) -> tuple[str, ...]:
+        if len(word) < TYPO_MIN_LEN:
+            return ()
+        # A ratio of 80 needs lengths within a quarter of each other: compare only those.
+        near = [w for n in range(len(word) - 1, len(word) + 2) for w in self._vocab_by_len.get(n, ())]
+        best = process.extractOne(word, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+        return (best[0],) if best else ()
+
+    # -- ranking and coverage ----------------------------------------------------------
+
+    def coverage(self, query: Query, idx: int) -> float:
+        """IDF-weighted share of the question's countable concepts that entry `idx` covers.
+
+        A concept counts fully when one of its forms is a word of the entry, and partly
+        (PART_WEIGHT) when it meets the entry only through compound parts: the question's
+        補助率 through 率 of 成長率, or the question's 申請 through 申請マイページ.
         """
-        terms = {t for t in analysis.terms if not t.startswith(READING_MARK)}
-        if not terms:
-            return 0.0
-        return sum(1 for t in terms if t not in self._words.idf and t not in self._answers.idf) / len(terms)
+        full_terms = self._entry_full[idx]
+        terms = self._entry_terms[idx]
+        total = covered = 0.0
+        for full, parts, weight, countable in query.concepts:
+            if not countable:
+                continue
+            total += weight
+            if any(t in full_terms for t in full):
+                covered += weight
+            elif any(t in terms for t in full):
+                covered += weight * PART_WEIGHT
+            elif parts:
+                part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
+                got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
+                covered += weight * PART_WEIGHT * got / sum(part_idf)
+        return covered / total if total else 0.0
+
+    def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
+        """The question's nouns that entry `idx` covers and that only its program's answers use."""
+        program = self.entries[idx].program
+        full_terms = self._entry_full[idx]
+        # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
+        plain = {c.key for c in query.analysis.concepts if not c.salient}
+        return tuple(
+            t
+            for full, _, _, countable in query.concepts
+            if countable and full[0] not in plain
+            for t in full
+            if t in full_terms and self._programs_of.get(t) == {program}
+        )
 
     def rank(
         self,
@@ -172,50 +325,53 @@ class Matcher:
         k: int = 10,
         analysis: Analysis | None = None,
     ) -> list[Candidate]:
-        """Best entries first.  `programs` keeps only entries of those programs."""
+        """Best entries first, each with its coverage.  `programs` keeps only entries of those programs."""
         if not self.entries:
             return []
-        analysis = analysis or self.analyzer.analyze(query)
-        if not analysis.terms and not analysis.bigrams:
+        prepared = self.prepare(analysis or self.analyzer.analyze(query))
+        return self.rank_prepared(prepared, programs=programs, k=k)
+
+    def rank_prepared(
+        self, prepared: Query, *, programs: set[str] | None = None, k: int = 10
+    ) -> list[Candidate]:
+        pairs = [(full, parts) for full, parts, _, _ in prepared.concepts]
+        if not pairs:
             return []
-        terms = self._correct_typos(analysis)
-        words = np.maximum(self._per_entry(self._words.scores(terms)), POOLED * self._pooled.scores(terms))
-        readings = self._per_entry(self._readings.scores(analysis.bigrams))
-        answers = self._answers.scores(terms)
-        base = (WEIGHTS["words"] * words + WEIGHTS["reading"] * readings + WEIGHTS["answer"] * answers) / (
-            1 - WEIGHTS["fuzzy"]
-        )
+        best = np.zeros(len(self.entries))
+        np.maximum.at(best, self._variant_entry, self._best.scores(pairs))
+        pooled = self._pooled.scores(pairs)
+        answers = self._answers.scores(pairs)
+        total = best + pooled + answers  # equal weights: fitted weights gained nothing on dev
         if programs is not None:
             allowed = np.array([e.program in programs for e in self.entries])
-            base = np.where(allowed, base, -1.0)
-        top = np.argsort(-base, kind="stable")[: max(RERANK, k)]
-        top = top[base[top] > 0]
-        if not len(top):
-            return []
-        fuzzy = self._fuzzy(analysis.normalized, top)
-        final = (1 - WEIGHTS["fuzzy"]) * base[top] + WEIGHTS["fuzzy"] * fuzzy
-        order = np.argsort(-final, kind="stable")[:k]
-        candidates = []
-        for pos in order:
-            idx = int(top[pos])
-            features = {
-                "words": float(words[idx]),
-                "reading": float(readings[idx]),
-                "answer": float(answers[idx]),
-                "fuzzy": float(fuzzy[pos]),
-            }
-            matched = tuple(t for t in dict.fromkeys(terms) if t in self._entry_terms[idx])
-            candidates.append(Candidate(self.entries[idx], float(final[pos]), matched, features))
-        return candidates
+            total = np.where(allowed, total, -1.0)
+        top = np.argsort(-total, kind="stable")[:k]
+        top = top[total[top] > 0]
+        query_terms = [t for full, _, _, _ in prepared.concepts for t in full]
+        out = []
+        for idx in map(int, top):
+            features = {"best": float(best[idx]), "pooled": float(pooled[idx]), "answer": float(answers[idx])}
+            matched = tuple(t for t in dict.fromkeys(query_terms) if t in self._entry_terms[idx])
+            out.append(
+                Candidate(
+                    self.entries[idx], self.coverage(prepared, idx), matched, features, float(total[idx])
+                )
+            )
+        return out
 
-    def _fuzzy(self, query: str, entry_idx: NDArray[np.int64]) -> NDArray[np.float64]:
-        """Best rapidfuzz ratio between the query and each given entry's wordings, in [0, 1]."""
-        spans = [self._entry_variants[i] for i in entry_idx]
-        texts = [self._variant_text[v] for span in spans for v in span]
-        ratios = process.cdist([query], texts, scorer=fuzz.ratio, dtype=np.float64)[0]
-        out = np.zeros(len(spans))
-        start = 0
-        for pos, span in enumerate(spans):
-            out[pos] = ratios[start : start + len(span)].max(initial=0.0)
-            start += len(span)
-        return out / 100.0
+
+def ignored_phrases(kb: KnowledgeBase) -> list[str]:
+    """Words left out of the matching: the subsidy's own name (every entry is about it) and program
+    names and budget years (the policy selects the program from them, or asks; 令和元年度補正 names
+    IT導入補助金2020 or 2021).  Program words that also name a subject (後年窓口, `content_cues`)
+    and bare years (dates) stay."""
+    names = [
+        c for p in kb.programs.values() for c in (*p.cues, *p.reply_cues) if not c.isdigit() and len(c) >= 4
+    ]
+    return [*kb.ignore_phrases, *names]
+
+
+def _add_readings(readings: dict[str, set[str]], concepts: Sequence[Concept]) -> None:
+    for c in concepts:
+        if c.reading:
+            readings.setdefault(c.reading, set()).add(c.key)

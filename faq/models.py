@@ -60,6 +60,9 @@ class Program(_Frozen):
     name: str
     short: str
     cues: tuple[str, ...]
+    # Words that name the program and also say what the question is about (後年窓口 is a line):
+    # they select the program and stay in the query, where `cues` are left out of the matching.
+    content_cues: tuple[str, ...] = ()
     year_cues: tuple[str, ...] = ()
     reply_cues: tuple[str, ...] = ()
     general_contacts: tuple[str, ...]
@@ -81,6 +84,10 @@ class ProgramReplies(_Frozen):
     both: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
     other: tuple[str, ...] = ()
+    # What the bot says to 「わからない」: how to tell which program one is in.
+    how_to_tell: str = ""
+    # What the bot says to 「それ以外」 when no uncovered program is named.
+    other_guide: str = ""
 
 
 class Document(_Frozen):

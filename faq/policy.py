@@ -8,45 +8,30 @@ here, with thresholds from one data file.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
-from faq.matcher import Candidate, Matcher
-from faq.models import Entry, FlowId
+from faq.matcher import Candidate, Matcher, Query
+from faq.models import Entry, FlowId, OtherProgram
 from faq.programs import programs_in_question
 from faq.text import normalize
 
 Status = Literal["answered", "clarify", "no_match", "smalltalk", "dialog"]
 
 
-class Calibration(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    a: float
-    b: float
-    c: float
-
-    def confidence(self, score: float, margin: float) -> float:
-        return 1.0 / (1.0 + math.exp(-(self.a * score + self.b * margin + self.c)))
-
-
 class PolicyConfig(BaseModel):
+    """The decision's settings (faq/data/policy.toml explains each and how it was fitted)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
-    clarify_min: float
-    answer_min: float
-    margin: float
-    clarify_window: float
+    coverage_min: float
+    lead_min: float
     clarify_max: int
-    program_window: float
-    unknown_share_max: float
-    unknown_strong: float
-    calibration: Calibration
 
     @classmethod
     def load(cls, path: Path = DATA_DIR / "policy.toml") -> PolicyConfig:
@@ -59,6 +44,21 @@ class PolicyConfig(BaseModel):
             raise KBError(
                 [Problem(str(path), None, ".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
             ) from None
+
+
+def confidence(coverage: float, lead: float, lead_min: float) -> float:
+    """How sure the decision is, in [0, 1]: the top entry's coverage, scaled down while its lead is short.
+
+    Grows with coverage and with the lead, never with a smaller lead (tests/test_evaluation.py).
+    """
+    if lead_min <= 0:
+        return max(0.0, min(1.0, coverage))
+    return max(0.0, min(1.0, coverage)) * max(0.0, min(1.0, lead / lead_min))
+
+
+def lead_of(top: float, second: float) -> float:
+    """The top score's lead over the next one, as a share of the top score (scale-free across KBs)."""
+    return (top - second) / top if top > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,20 @@ class Outcome:
     status: Status
     candidates: tuple[Candidate, ...]
     entry: Entry | None = None
+    # Every entry shown: one, or one per program side by side when the program is unknown and
+    # both programs' documents answer with different rules.  `entry` is the first.
+    answers: tuple[Entry, ...] = ()
     choices: tuple[Choice, ...] = ()
     dialog: FlowId | None = None
     program: str | None = None
     smalltalk: str | None = None
     confidence: float = 0.0
     reason: str = ""
+    # Answered from one program's document while the program is unknown, and no entry of the
+    # other covered program covers the question: the answer says so.
+    other_silent: bool = False
+    # The programs and frames not covered here that the question names (their guides are shown).
+    others: tuple[OtherProgram, ...] = ()
 
 
 def _has_meaning(text: str) -> bool:
@@ -91,8 +99,18 @@ def _has_meaning(text: str) -> bool:
 class Policy:
     """Decides the outcome for one question over one knowledge base."""
 
-    def __init__(self, kb: KnowledgeBase, matcher: Matcher | None = None, config: PolicyConfig | None = None):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        matcher: Matcher | None = None,
+        config: PolicyConfig | None = None,
+        *,
+        use_foreign_list: bool = True,
+    ):
         self.kb = kb
+        # The hand list of other subsidies in catalog.toml is a supplement; refusal rests on
+        # coverage, and `kounen eval --no-foreign-list` measures recall without the list.
+        self.use_foreign_list = use_foreign_list
         self.matcher = matcher or Matcher(kb)
         self.config = config or PolicyConfig.load()
         # Programs and frames this knowledge base does not cover are out of scope like other subsidies.
@@ -140,85 +158,144 @@ class Policy:
 
     # -- decision ------------------------------------------------------------
     def decide(self, query: str, program: str | None = None, k: int = 10) -> Outcome:
+        """The outcome for one question; `program` is the program known from the conversation."""
         norm = normalize(query)
         if not _has_meaning(norm):
             return Outcome(query, "no_match", (), program=program, reason="empty")
         small = self.detect_smalltalk(norm)
         if small is not None:
             return Outcome(query, "smalltalk", (), program=program, smalltalk=small, reason="smalltalk")
-        program = program or self.detect_program(norm)
+        mention = programs_in_question(self.kb, norm)
+        program = program or mention.program
         allowed = {program, "common"} if program else None
         analysis = self.matcher.analyzer.analyze(query)
-        candidates = self.matcher.rank(query, programs=allowed, k=k, analysis=analysis)
+        prepared = self.matcher.prepare(analysis)
+        candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
         flow = self.detect_dialog(norm)
         if flow is not None:
             return Outcome(
                 query, "dialog", tuple(candidates), dialog=flow, program=program, reason="dialog request"
             )
-        foreign = self._foreign_cues(norm)
-        if foreign:
-            # A question naming another subsidy is answered only by an entry that names it too.
-            candidates = [c for c in candidates if all(f in self._entry_text[c.entry.id] for f in foreign)]
-            if not candidates:
-                return Outcome(query, "no_match", (), program=program, reason=f"out of scope: {foreign[0]}")
-        unknown = self.matcher.unknown_share(analysis)
-        top_score = candidates[0].score if candidates else 0.0
-        if unknown >= self.config.unknown_share_max and top_score < self.config.unknown_strong:
-            return Outcome(query, "no_match", tuple(candidates), program=program, reason="unknown words")
-        return self._from_candidates(query, tuple(candidates), program)
-
-    def _from_candidates(self, query: str, candidates: tuple[Candidate, ...], program: str | None) -> Outcome:
-        cfg = self.config
-        if not candidates or candidates[0].score < cfg.clarify_min:
-            return Outcome(query, "no_match", candidates, program=program, reason="low score")
-        top = candidates[0]
-        second = candidates[1].score if len(candidates) > 1 else 0.0
-        margin = top.score - second
-        confidence = cfg.calibration.confidence(top.score, margin)
-        if program is None and top.entry.topic and top.score >= cfg.answer_min:
-            rivals = [
-                c
-                for c in candidates[1:]
-                if c.entry.topic == top.entry.topic
-                and c.entry.program != top.entry.program
-                and (c.score >= cfg.answer_min or top.score - c.score <= cfg.program_window)
+        foreign = self._foreign_cues(norm) if self.use_foreign_list else []
+        if foreign or mention.others:
+            # A question naming another subsidy or frame is answered only by an entry that names it too.
+            names = [
+                *foreign,
+                *(normalize(c) for o in mention.others for c in o.cues if normalize(c) in norm),
             ]
-            if rivals:
-                # One choice per program, its best entry; picking it asks again within that program.
-                best = {c.entry.program: c for c in reversed((top, *rivals))}
-                choices = tuple(
-                    Choice(self.kb.programs[pid].short, c.entry.id, pid)
-                    for pid, c in sorted(best.items(), key=lambda item: -item[1].score)
-                )
+            candidates = [c for c in candidates if all(f in self._entry_text[c.entry.id] for f in names)]
+            if not candidates:
                 return Outcome(
-                    query,
-                    "clarify",
-                    candidates,
-                    choices=choices,
-                    confidence=confidence,
-                    reason="answer differs by program",
+                    query, "no_match", (), program=program, reason="another program", others=mention.others
                 )
-        close = [c for c in candidates if top.score - c.score <= cfg.clarify_window][: cfg.clarify_max]
-        if top.score >= cfg.answer_min and (margin >= cfg.margin or len(close) == 1):
+        outcome = self._from_candidates(
+            query, tuple(candidates), program, known=program is not None, prepared=prepared
+        )
+        if mention.others and outcome.status == "no_match":
+            outcome = replace(outcome, others=mention.others)
+        if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
+            # The user's program is known and its document is silent: say so, never borrow the other's rule.
+            elsewhere = self.matcher.rank_prepared(prepared, k=3)
+            cfg = self.config
+            if any(
+                c.coverage >= cfg.coverage_min and c.entry.program not in (program, "common")
+                for c in elsewhere
+            ):
+                return replace(outcome, reason="not in this program's document")
+        return outcome
+
+    def _from_candidates(
+        self,
+        query: str,
+        candidates: tuple[Candidate, ...],
+        program: str | None,
+        *,
+        known: bool,
+        prepared: Query | None = None,
+    ) -> Outcome:
+        cfg = self.config
+        if not candidates or candidates[0].coverage < cfg.coverage_min:
+            return Outcome(query, "no_match", candidates, program=program, reason="not covered")
+        top = candidates[0]
+        covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
+        second = candidates[1].relevance if len(candidates) > 1 else 0.0
+        conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
+        # Entries too close to the top to tell apart, among those that cover the question.
+        close = [
+            c
+            for c in covering
+            # An entry that covers less of the question than the top one can be told apart from it.
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+        ]
+        # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
+        # that program: no second program's answer beside it.
+        own_words = (
+            self.matcher.one_program_words(prepared, self.matcher.entries.index(top.entry))
+            if prepared is not None
+            else ()
+        )
+        if not known and top.entry.program != "common" and not own_words:
+            pair = self._other_program(top, candidates, close)
+            if pair is not None:
+                rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
+                if not rest:
+                    return Outcome(
+                        query,
+                        "answered",
+                        candidates,
+                        entry=top.entry,
+                        answers=(top.entry, pair.entry),
+                        confidence=conf,
+                        reason="both programs answer",
+                    )
+            close = [c for c in close if c.entry.program == top.entry.program]
+        if len(close) <= 1:
+            silent = (
+                not known
+                and top.entry.program != "common"
+                and not any(c.entry.program not in (top.entry.program, "common") for c in covering)
+            )
             return Outcome(
                 query,
                 "answered",
                 candidates,
                 entry=top.entry,
+                answers=(top.entry,),
                 program=program,
-                confidence=confidence,
+                confidence=conf,
                 reason="clear winner",
+                other_silent=silent and len(self.kb.programs) > 1,
             )
-        choices = tuple(Choice(c.entry.question, c.entry.id, c.entry.program) for c in close)
+        choices = tuple(
+            Choice(c.entry.question, c.entry.id, c.entry.program) for c in close[: cfg.clarify_max]
+        )
         return Outcome(
             query,
             "clarify",
             candidates,
             choices=choices,
             program=program,
-            confidence=confidence,
-            reason="close candidates" if len(close) > 1 else "low confidence",
+            confidence=conf,
+            reason="close candidates",
         )
+
+    def _other_program(
+        self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]
+    ) -> Candidate | None:
+        """The other program's answer to show beside the top one, when the program is unknown.
+
+        The knowledge base pairs entries that answer the same question for the two programs
+        (`topic`): the other program's entry of the top entry's topic is its answer, even when
+        the question's details (「1年以上」) are in one program's document only.  Otherwise an
+        entry of the other program is shown only when it covers the question and scores too
+        close to the top to be told apart.
+        """
+        others = [c for c in candidates if c.entry.program not in (top.entry.program, "common")]
+        if top.entry.topic is not None:
+            for c in others:
+                if c.entry.topic == top.entry.topic:
+                    return c
+        return next((c for c in others if c in close), None)
 
 
 def top_ids(candidates: Sequence[Candidate], k: int) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from faq.loader import KnowledgeBase
@@ -64,14 +65,20 @@ class ProgramReply:
 
 def _year_hits(norm: str, years: Sequence[str]) -> bool:
     for year in years:
-        for m in re.finditer(rf"(?<!\d){re.escape(normalize(year))}(?!\d)", norm):
+        for m in re.finditer(rf"(?<!\d){re.escape(_normal_cue(year))}(?!\d)", norm):
             if not _DATE_TAIL.match(norm, m.end()):
                 return True
     return False
 
 
+@lru_cache(maxsize=4096)
+def _normal_cue(cue: str) -> str:
+    """Cues are few and fixed: normalise each once, not at every question."""
+    return normalize(cue)
+
+
 def _cue_hits(norm: str, cues: Sequence[str]) -> list[str]:
-    return [c for c in (normalize(c) for c in cues) if c and c in norm]
+    return [c for c in (_normal_cue(c) for c in cues) if c and c in norm]
 
 
 def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
@@ -80,7 +87,7 @@ def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
     programs = tuple(
         pid
         for pid, prog in kb.programs.items()
-        if _cue_hits(norm, prog.cues) or _year_hits(norm, prog.year_cues)
+        if _cue_hits(norm, (*prog.cues, *prog.content_cues)) or _year_hits(norm, prog.year_cues)
     )
     others = tuple(o for o in kb.other_programs if _cue_hits(norm, o.cues))
     return ProgramMention(programs, others)
@@ -108,7 +115,7 @@ def read_program_reply(kb: KnowledgeBase, text: str, offered: Sequence[str]) -> 
         prog = kb.programs.get(pid)
         if prog is None:
             continue
-        hits = _cue_hits(norm, (*prog.cues, *prog.reply_cues, prog.short, prog.name))
+        hits = _cue_hits(norm, (*prog.cues, *prog.content_cues, *prog.reply_cues, prog.short, prog.name))
         if hits:
             named[pid] = hits
     others = [(o, _cue_hits(norm, o.cues)) for o in kb.other_programs]

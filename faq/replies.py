@@ -22,9 +22,23 @@ def smalltalk_reply(kb: KnowledgeBase, intent_id: str) -> str:
     return ""
 
 
+BOTH_HEAD = "制度によって回答が異なります。それぞれの制度の回答をお示しします。"
+DIVIDER = "\n\n―――――\n\n"
+
+
+def _other_programs(kb: KnowledgeBase, program: str) -> list[str]:
+    return [p.short for pid, p in kb.programs.items() if pid not in (program, "common")]
+
+
 def outcome_text(kb: KnowledgeBase, outcome: Outcome) -> str:
+    if outcome.status == "answered" and len(outcome.answers) > 1:
+        return BOTH_HEAD + "\n\n" + DIVIDER.join(answer_text(kb, e) for e in outcome.answers)
     if outcome.status == "answered" and outcome.entry is not None:
         text = answer_text(kb, outcome.entry)
+        program = kb.programs.get(outcome.entry.program)
+        if outcome.other_silent and program is not None:
+            others = "・".join(_other_programs(kb, outcome.entry.program))
+            text += f"\n\n※この回答は{program.short}の資料によるものです。{others}の資料には、この件の記載はありません。"
         if outcome.entry.dialog:
             text += f"\n\n▶ 数字を入力して「{FLOW_NAMES[outcome.entry.dialog]}」をご案内することもできます。"
         return text
@@ -42,6 +56,16 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome) -> str:
     if outcome.reason == "empty":
         return EMPTY
     contacts = contacts_text(kb, outcome.program)
+    if outcome.others:
+        guides = "\n".join(o.guide for o in outcome.others)
+        return f"{NO_MATCH}\n{guides}\n\n{contacts}" if contacts else f"{NO_MATCH}\n{guides}"
+    program = kb.programs.get(outcome.program or "")
+    if outcome.reason == "not in this program's document" and program is not None:
+        head = (
+            f"{program.name}の資料には、このご質問への記載がありません。"
+            "ほかの制度の決まりは当てはまりませんので、次の窓口にお問い合わせください。"
+        )
+        return f"{head}\n\n{contacts}"
     return (
         f"{NO_MATCH}\nお手数ですが、次の窓口にお問い合わせください。\n\n{contacts}" if contacts else NO_MATCH
     )

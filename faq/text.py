@@ -1,13 +1,16 @@
-"""Japanese text analysis for matching: normalisation, terms and readings.
+"""Japanese text analysis for matching: normalisation and concepts.
 
 Applicants write the same word many ways (解約 / かいやく / ｶｲﾔｸ, ＩＤ / ID,
-使わなくなった / 使用しなくなる).  Each text is therefore seen three ways:
-  * terms: Sudachi normalized forms of content words, in the coarse (C) split
-    and the fine (A) split, so that 年間平均労働時間 also matches 労働時間 and 時間;
-  * synonym canonicals: domain phrases matched on normalized-form sequences,
-    so conjugation does not matter;
-  * reading bigrams: character bigrams over the katakana reading, so that
-    kana-written or mis-split words and homophone typos still overlap.
+使わなくなった / 使用しなくなる).  A text is seen as a sequence of *concepts*, one per
+content word or domain phrase, and each concept carries every form it may take:
+  * `terms`: the Sudachi normalized form and, when a domain phrase of synonyms.toml
+    covers the word, the phrase's canonical (GビズID, Gビズ and gBizID are one concept);
+  * `parts`: the fine-split (A) parts of a compound (年間平均労働時間 → 年間, 平均, 労働, 時間),
+    which count only partly;
+  * `reading`: the katakana reading, used by the matcher only for words the knowledge
+    base does not know (かいやく or the typo 解役 still find 解約).
+Counting a concept once, by its best form, keeps a word and its synonym, parts and
+reading from adding up to four votes for one idea.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,7 +30,7 @@ from faq.models import SynonymGroup
 # Longer input is cut before analysis: a question never needs more, and the
 # cap bounds the time a pasted document can cost.
 MAX_CHARS = 512
-READING_MARK = "~"  # prefix of reading terms, so they never collide with words
+READING_MARK = "~"  # kept for callers that filtered reading terms; analysis no longer emits any
 
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞", "代名詞", "感動詞"}
 # Generic words that carry no topic in any Japanese FAQ (normalized forms).
@@ -39,7 +42,7 @@ STOPWORDS = frozenset(
     際 等 など 此れ これ 其れ それ 彼れ あれ 此の この 其の その どう どの どれ ちょっと
     少し 今 とても 本当 すごい 凄い 大丈夫 今回 今度 一応 です ます 中 後 前 上 下 的
     さん 様 氏 達 ら 方々 くらい ぐらい 頃 ころ じゃ 的 感じ 形 訳 わけ 筈 はず 所
-    ところ 人 者 たい
+    ところ 人 者 たい ない ぬ ず
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
@@ -65,14 +68,50 @@ def katakana(text: str) -> str:
     return text.translate(_KATAKANA)
 
 
+# Question words, bare numbers and affixes say what kind of answer is wanted, not what it is about:
+# they rank (いつ, 1年) but do not count towards coverage.
+INTERROGATIVES = frozenset(
+    """
+    いつ 何 なに なん 何故 なぜ どこ 何処 どちら どっち 誰 だれ 幾ら いくら 幾つ いくつ 如何 いかが
+    何回 何年 何時 何日 何月 何件 何人 何処 どれ どの どう どんな どのよう どれくらい どのくらい
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One idea of a text: its forms, counted once.  `countable` is False for question words and numbers."""
+
+    key: str
+    terms: tuple[str, ...]
+    parts: tuple[str, ...]
+    reading: str
+    countable: bool = True
+    # Nouns (and domain phrases, and words no dictionary knows) name what a question is about;
+    # verbs, adverbs and time or quantity nouns (今日, 全部, 途中) say how.  A word the knowledge
+    # base does not know only counts against coverage when it is salient.
+    salient: bool = True
+
+
 @dataclass(frozen=True)
 class Analysis:
-    """A text as the matcher sees it.  `terms` may repeat (term frequency counts)."""
+    """A text as the matcher sees it: its concepts in order, and its normalised form."""
 
     normalized: str
-    terms: tuple[str, ...]
-    bigrams: tuple[str, ...]
-    unknown: tuple[str, ...]
+    concepts: tuple[Concept, ...]
+    # Runs: the reading of a stretch of text, and where each concept lies in it (start, end, key,
+    # surface), so that kana-written or mis-typed words can be read against the KB's words.
+    runs: tuple[tuple[str, tuple[tuple[int, int, str, str], ...]], ...] = ()
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """Every full form of every concept (index side), parts included."""
+        return tuple(t for c in self.concepts for t in (*c.terms, *c.parts))
+
+    @property
+    def full_terms(self) -> tuple[str, ...]:
+        """The full forms only: 申請マイページ, not its part 申請."""
+        return tuple(t for c in self.concepts for t in c.terms)
 
 
 @dataclass(frozen=True)
@@ -81,7 +120,11 @@ class _Token:
     norm: str
     reading: str
     pos: str
+    pos2: str
+    pos3: str
     oov: bool
+    symbol: bool = False
+    kana: bool = False
 
 
 @lru_cache(maxsize=1)
@@ -89,8 +132,11 @@ def _dictionary() -> Dictionary:
     return Dictionary(dict="core")
 
 
+_KANA = re.compile(r"^[ぁ-ゖァ-ヺー]+$")
+
+
 class Analyzer:
-    """Turns text into terms and reading bigrams.  One instance per knowledge base.
+    """Turns text into concepts.  One instance per knowledge base.
 
     One instance is shared by every thread of a process (the bot's workers, the
     console's request threads), but a SudachiPy tokenizer refuses concurrent use.
@@ -105,14 +151,18 @@ class Analyzer:
         self._dictionary = dictionary
         self._local = threading.local()
         self._synonyms: dict[tuple[str, ...], str] = {}
+        # Readings of synonym terms (じゅうぎょういん → 従業員数), for words the KB does not know.
+        self.synonym_readings: dict[str, str] = {}
         for group in synonyms:
             canonical = self._canonical_term(group.canonical)
             for term in (group.canonical, *group.terms):
-                key = tuple(
-                    t.norm for t in self._tokens(normalize(term), self._tok_c) if not _is_symbol(t.surface)
-                )
+                tokens = [t for t in self._tokens(normalize(term), self._tok_c) if not _is_symbol(t.surface)]
+                key = tuple(t.norm for t in tokens)
                 if key:
                     self._synonyms.setdefault(key, canonical)
+                reading = "".join(t.reading for t in tokens)
+                if len(reading) >= 2:
+                    self.synonym_readings.setdefault(reading, canonical)
         self._max_syn = max((len(k) for k in self._synonyms), default=0)
 
     @property
@@ -124,7 +174,7 @@ class Analyzer:
         return tokenizer
 
     def _canonical_term(self, word: str) -> str:
-        norms = [t.norm for t in self._tokens(normalize(word), self._tok_c)]
+        norms = [t.norm for t in self._tokens(normalize(word), self._tok_c) if not _is_symbol(t.surface)]
         return "".join(norms) if norms else word
 
     @staticmethod
@@ -132,7 +182,18 @@ class Analyzer:
         surface = m.surface()
         oov = bool(m.is_oov())
         reading = surface if oov else m.reading_form()
-        return _Token(surface, m.normalized_form(), katakana(reading), m.part_of_speech()[0], oov)
+        pos = m.part_of_speech()
+        return _Token(
+            surface,
+            m.normalized_form(),
+            katakana(reading),
+            pos[0],
+            pos[1],
+            pos[2],
+            oov,
+            _is_symbol(surface),
+            bool(_KANA.match(surface)),
+        )
 
     def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
         return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
@@ -141,46 +202,91 @@ class Analyzer:
         norm = normalize(text)
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
-        morphemes = [m for m in self._tok_c.tokenize(norm) if not _is_symbol(m.surface())] if norm else []
+        morphemes = list(self._tok_c.tokenize(norm)) if norm else []
         tokens = [self._token(m) for m in morphemes]
-        terms: list[str] = []
-        unknown: list[str] = []
-        for tok in tokens:
-            if self._is_content(tok):
-                terms.append(tok.norm)
-                if tok.oov:
-                    unknown.append(tok.norm)
-        # Fine split: the parts of compounds (年間平均労働時間 → 労働, 時間), when they differ.
-        for m, tok in zip(morphemes, tokens, strict=True):
-            if len(tok.surface) < 3 or not self._is_content(tok):
+        concepts: list[Concept] = []
+        runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
+        run: list[str] = []
+        spans: list[tuple[int, int, str, str]] = []
+
+        def close_run() -> None:
+            reading = "".join(run)
+            if reading and _KANA.match(reading):
+                runs.append((reading, tuple(spans)))
+            run.clear()
+            spans.clear()
+
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok.symbol or not _KANA.match(tok.reading):
+                close_run()  # punctuation, or letters and digits without a reading
+            if tok.symbol:
+                i += 1
                 continue
-            for part in map(self._token, m.split(SplitMode.A)):
-                if self._is_content(part) and part.norm not in terms:
-                    terms.append(part.norm)
-        terms.extend(self._synonym_hits([t.norm for t in tokens]))
-        # Whole-word readings: とうさん meets 倒産 and じたい meets 辞退 as words, not only as bigrams.
-        terms.extend(READING_MARK + t.reading for t in tokens if self._is_content(t) and len(t.reading) >= 3)
-        return Analysis(norm, tuple(terms), tuple(self._reading_bigrams(tokens)), tuple(unknown))
+            start = sum(map(len, run))
+            size, canonical = self._synonym_at(tokens, i)
+            if canonical is not None:
+                span = tokens[i : i + size]
+                inner = tuple(
+                    dict.fromkeys(t.norm for t in span if self._is_content(t) and t.norm != canonical)
+                )
+                concepts.append(
+                    Concept(canonical, (canonical,), inner if len(inner) > 1 else (), _reading(span))
+                )
+                if all(_KANA.match(t.reading) and not t.symbol for t in span):
+                    run.extend(t.reading for t in span)
+                    spans.append(
+                        (start, start + len(_reading(span)), canonical, "".join(t.surface for t in span))
+                    )
+                else:
+                    close_run()
+                i += size
+                continue
+            run.append(tok.reading)
+            if self._is_content(tok):
+                parts: tuple[str, ...] = ()
+                if len(tok.surface) >= 3:
+                    fine = [self._token(p) for p in morphemes[i].split(SplitMode.A)]
+                    found = tuple(dict.fromkeys(p.norm for p in fine if self._is_content(p)))
+                    parts = found if len(found) > 1 else ()
+                countable = (
+                    tok.pos2 != "数詞"
+                    and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
+                    and tok.norm not in INTERROGATIVES
+                    and tok.surface not in INTERROGATIVES
+                )
+                salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
+                concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
+                spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
+            i += 1
+        close_run()
+        return Analysis(norm, _merge(concepts), tuple(runs))
+
+    def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
+        norms: list[str] = []
+        for t in tokens[i : i + self._max_syn]:
+            if t.symbol:
+                break  # a phrase never spans punctuation
+            norms.append(t.norm)
+        for size in range(len(norms), 0, -1):
+            canonical = self._synonyms.get(tuple(norms[:size]))
+            if canonical is not None:
+                return size, canonical
+        return 1, None
 
     @staticmethod
     def _is_content(tok: _Token) -> bool:
         return tok.pos in _CONTENT_POS and tok.norm not in STOPWORDS and len(tok.norm) > 0
 
-    def _synonym_hits(self, norms: list[str]) -> Iterable[str]:
-        i = 0
-        while i < len(norms):
-            for size in range(min(self._max_syn, len(norms) - i), 0, -1):
-                canonical = self._synonyms.get(tuple(norms[i : i + size]))
-                if canonical is not None:
-                    yield canonical
-                    i += size
-                    break
-            else:
-                i += 1
 
-    @staticmethod
-    def _reading_bigrams(tokens: Sequence[_Token]) -> list[str]:
-        reading = "".join(t.reading for t in tokens)
-        if len(reading) == 1:
-            return [reading]
-        return [reading[i : i + 2] for i in range(len(reading) - 1)]
+def _reading(tokens: Sequence[_Token]) -> str:
+    return "".join(t.reading for t in tokens)
+
+
+def _merge(concepts: Sequence[Concept]) -> tuple[Concept, ...]:
+    """One concept per key: a word said twice is still one idea."""
+    seen: dict[str, Concept] = {}
+    for c in concepts:
+        seen.setdefault(c.key, c)
+    return tuple(seen.values())

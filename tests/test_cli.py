@@ -146,15 +146,23 @@ def test_eval_json_reports_the_metrics() -> None:
         "sr1",
         "sr5",
         "mrr10",
-        "nomatch_precision",
-        "nomatch_recall",
+        "in_correct",
+        "in_wrong",
+        "in_clarify",
+        "in_no_match",
+        "out_refused",
+        "ndcg10",
+        "recall10",
         "p50_ms",
         "p99_ms",
         "n",
     }
-    n_lines = sum(1 for line in DEV_QUERIES.read_text(encoding="utf-8").splitlines() if line.strip())
+    lines = DEV_QUERIES.read_text(encoding="utf-8").splitlines()
+    n_lines = sum(1 for line in lines if line.strip() and not line.startswith("#"))
     assert report["n"] == n_lines
-    for key in ("sr1", "sr5", "mrr10", "nomatch_precision", "nomatch_recall"):
+    shares = ("in_correct", "in_wrong", "in_clarify", "in_no_match")
+    assert abs(sum(report[k] for k in shares) - 1.0) < 0.01, "every in-scope question has one outcome"
+    for key in ("sr1", "sr5", "mrr10", "ndcg10", "recall10", *shares, "out_refused"):
         assert 0.0 <= report[key] <= 1.0, (key, report[key])
     assert report["sr1"] <= report["sr5"]
     assert 0.0 <= report["p50_ms"] <= report["p99_ms"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,24 @@ def test_2020_answer_keeps_the_official_wording(
             assert number in ours, f"{entry.id}: official number {number} missing"
         for url in re.findall(r"https?://[^<>()\[\]\s]+", official):
             assert url in ours, f"{entry.id}: official address {url} missing"
+
+
+def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None:
+
+    from faq.checks import copied_questions
+    from faq.evaluate import load_queries
+
+    data = Path(__file__).parent / "data"
+    questions = [
+        (name, q.query)
+        for name in ("dev_queries.jsonl", "sealed_queries.jsonl")
+        for q in load_queries(data / name)
+    ]
+    assert copied_questions(kb, questions) == []
+    # Pasting a dev question in as a paraphrase, verbatim or nearly, is refused.
+    entry = kb.entries[0]
+    dev_question = next(q for name, q in questions if name.startswith("dev") and len(q) > 8)
+    for pasted in (dev_question, dev_question + "？"):
+        copied = entry.model_copy(update={"paraphrases": (*entry.paraphrases, pasted)})
+        tampered = replace(kb, entries=(copied, *kb.entries[1:]))
+        assert copied_questions(tampered, questions), pasted

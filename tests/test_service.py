@@ -129,29 +129,72 @@ def test_an_answer_linked_to_a_flow_offers_it_and_the_choice_starts_it(service: 
     assert texts(started).startswith("辞退の判定をご案内します。")
 
 
-def test_program_clarify_then_program_choice_asks_again_within_that_program(
+def test_both_programs_side_by_side_then_a_program_choice_is_remembered(
     service: ConversationService, store: Store
 ) -> None:
     turn = say(service, "問い合わせの電話番号を教えて")
-    assert values(turn) and all(v.startswith("prog:") for v in values(turn))
-    assert set(values(turn)) == {"prog:it2020", "prog:it2023-multi"}
+    # The program is unknown and both answer differently: both answers, each with its own line.
+    assert IT2023_PHONE in texts(turn) and IT2020_PHONE in texts(turn)
+    assert set(values(turn)) == {"prog:it2020", "prog:it2023-multi", "prog:other", "prog:unknown"}
     assert "1." not in texts(turn)  # the channel numbers the choices, not the text
     answer = pick(service, "prog:it2023-multi")
     assert IT2023_PHONE in texts(answer)
     assert IT2020_PHONE not in texts(answer)
-    assert [r.status for r in store.recent_queries()] == ["answered", "clarify"]
-    # The remembered question was used once: the same choice again has nothing to ask.
+    assert [r.status for r in store.recent_queries()] == ["answered", "answered"]
+    assert store.load(CHANNEL, "u1").program == "it2023-multi"  # picked: remembered
+    # The question was answered once: the other program's button now just switches.
     again = pick(service, "prog:it2020")
     assert IT2020_PHONE not in texts(again) and "ご質問を入力してください" in texts(again)
+    assert store.load(CHANNEL, "u1").program == "it2020"
+
+
+@pytest.mark.parametrize(
+    ("reply", "program"),
+    [("2020です", "it2020"), ("2023の複数社連携", "it2023-multi"), ("2023", "it2023-multi")],
+)
+def test_a_typed_program_reply_answers_the_question_within_it(
+    service: ConversationService, store: Store, reply: str, program: str
+) -> None:
+    say(service, "問い合わせの電話番号を教えて")
+    answer = say(service, reply)
+    phone, other = (IT2020_PHONE, IT2023_PHONE) if program == "it2020" else (IT2023_PHONE, IT2020_PHONE)
+    assert phone in texts(answer) and other not in texts(answer)
+    assert store.load(CHANNEL, "u1").program == program
+
+
+def test_dont_know_tells_how_to_tell_and_answers_for_both(
+    service: ConversationService, kb: KnowledgeBase
+) -> None:
+    say(service, "問い合わせの電話番号を教えて")
+    answer = say(service, "わからない")
+    assert "画面左上" in texts(answer) and "交付決定" in texts(answer)
+    assert IT2020_PHONE in texts(answer) and IT2023_PHONE in texts(answer)
+
+
+def test_another_frame_gets_its_guide(service: ConversationService, kb: KnowledgeBase) -> None:
+    say(service, "問い合わせの電話番号を教えて")
+    answer = say(service, "通常枠です")
+    assert "共通の「事業実施効果報告の手引き」" in texts(answer)
+
+
+def test_a_program_named_in_a_question_is_remembered_and_shown(
+    service: ConversationService, store: Store
+) -> None:
+    turn = say(service, "IT導入補助金2020の問い合わせ先")
+    assert IT2020_PHONE in texts(turn) and "/program" in texts(turn)
+    assert store.load(CHANNEL, "u1").program == "it2020"
+    # A bare year in a date is no program: the remembered one stays.
+    say(service, "2023年4月に解約した")
+    assert store.load(CHANNEL, "u1").program == "it2020"
 
 
 def test_clarify_between_entries_offers_faq_choices(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
     # A policy that never answers outright: every match becomes a choice between entries.
     unsure = Policy(
-        kb, matcher=policy.matcher, config=PolicyConfig.load().model_copy(update={"answer_min": 99.0})
+        kb, matcher=policy.matcher, config=PolicyConfig.load().model_copy(update={"lead_min": 99.0})
     )
     service = ConversationService(kb, unsure, store, flows=TOY_FLOWS)
-    turn = say(service, "申請マイページのIDがわからない")
+    turn = say(service, "ログインIDを忘れた")
     assert values(turn) and all(v.startswith("faq:") for v in values(turn))
     choice = values(turn)[0]
     answer = pick(service, choice)
@@ -477,3 +520,13 @@ def test_real_withdrawal_flow_finishes_with_a_result_and_related_answers(
     related = [v for v in values(turn) if v.startswith("faq:")]
     assert related and all(v.removeprefix("faq:") in kb.by_id for v in related)
     assert pick(service, related[0]).replies[0].text.startswith("【")
+
+
+def test_picking_a_program_answers_with_the_entry_shown_for_it(service: ConversationService) -> None:
+    # The 2023 guide's withdrawal rule was shown beside the 2020 answer: picking 2023 keeps it,
+    # even though the question's detail (半年) is in the 2020 document only.
+    both = say(service, "ツールを半年で解約したらどうなる？")
+    assert "【IT導入補助金2020" in texts(both) and "【IT導入補助金2023" in texts(both)
+    picked = pick(service, "prog:it2023-multi")
+    assert "辞退手続き" in texts(picked) and "記載がありません" not in texts(picked)
+    assert "【IT導入補助金2020" not in texts(picked)

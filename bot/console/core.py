@@ -93,7 +93,7 @@ class Console:
             forget_after=settings.login_window_seconds,
             clock=clock,
         )
-        self.insights = Insights(store, policy.config.answer_min)
+        self.insights = Insights(store, policy.config.coverage_min)
         self.browse = views.browse(kb)
         env = Environment(
             loader=FileSystemLoader(TEMPLATES),

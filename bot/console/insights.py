@@ -11,7 +11,7 @@ figures and dates typed inside a calculation (logged as "dialog" without a score
 commands, greetings, and choices picked from a list (logged as "[choice] …").
 
 A low-confidence question is one the policy asked back about because no entry reached
-its answering bar (`answer_min` in faq/data/policy.toml): the best score was below it.
+its answering bar (`coverage_min` in faq/data/policy.toml): the best score was below it.
 Asking back between close entries that all clear the bar, or asking only which program,
 is not low confidence, and an answered question cleared the bar by definition.
 """
@@ -97,7 +97,7 @@ class Insights:
     """The insight queries over one store."""
 
     def __init__(self, store: Store, answer_min: float) -> None:
-        """`answer_min`: the policy's answering bar (PolicyConfig.answer_min)."""
+        """`answer_min`: the policy's answering bar (PolicyConfig.coverage_min)."""
         self.store = store
         self.answer_min = answer_min
 

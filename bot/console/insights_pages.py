@@ -77,7 +77,7 @@ def insights_page(console: Console, request: Request, ctx: Context) -> Response:
             "presets": [(label, a.isoformat(), b.isoformat()) for label, a, b in presets],
             "entries": console.kb.by_id,
             "csv_kinds": CSV_KINDS,
-            "answer_min": console.policy.config.answer_min,
+            "answer_min": console.policy.config.coverage_min,
         },
         staff=ctx.staff,
         session=ctx.session,

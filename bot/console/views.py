@@ -36,11 +36,11 @@ STATUS_TEXT = {
 }
 # Why the bot does what it does, by the policy's reason (faq/policy.py), in the staff's words.
 REASON_TEXT = {
-    "answer differs by program": "制度によって回答が異なります。制度が分からないため、ボットは「どちらの制度ですか」と聞き返します。",
+    "both programs answer": "制度によって回答が異なります。制度が分からないため、ボットは両方の制度の回答を並べて示し、制度を伺います。",
     "close candidates": "近い候補が複数あり、どれについての質問か決められないため、ボットは聞き返します。",
-    "low confidence": "回答の基準に届く候補がないため、ボットは確認のために聞き返します。",
-    "unknown words": "知識ベースにない語を含むため、ボットは答えません。下は、一致する語がある候補です。",
-    "low score": "該当する回答はありません。",
+    "not covered": "質問の内容を説明した回答が知識ベースにないため、ボットは「見つかりません」と窓口を案内します。",
+    "not in this program's document": "指定の制度の資料にはこの内容がないため、ボットはその旨とその制度の窓口を案内します。",
+    "another program": "対象外の補助金・制度についての質問のため、ボットは答えません。",
     "empty": "質問の文字がありません。",
 }
 FLOW_ROUTES = {"productivity": "productivity", "withdrawal": "withdrawal"}
@@ -105,8 +105,8 @@ class SearchView:
 
 
 def _reason_text(outcome: Outcome) -> str:
-    if outcome.reason.startswith("out of scope: "):
-        return f"「{outcome.reason.removeprefix('out of scope: ')}」は対象外のため、ボットは答えません。"
+    if outcome.reason == "another program" and outcome.others:
+        return f"「{outcome.others[0].name}」は対象外のため、ボットは答えません。"
     return REASON_TEXT.get(outcome.reason, "")
 
 
@@ -167,19 +167,19 @@ def search_view(
 
     Plausible results only, by the policy's own measures (faq/data/policy.toml), so the
     console and the bot agree on what is worth showing: the entries the bot would answer
-    with or offer, then the others that score at least `clarify_min` (below it the bot
-    says "not found") and are within `program_window` of the best (how close the policy
-    lets a rival entry come before it asks back).  A question the bot refuses as out of
+    with or offer, then the others that cover the question (coverage at least the policy's
+    `coverage_min`: below it the bot says "not found").  A question the bot refuses as out of
     scope or empty shows none.  When nothing is plausible, the program's lines (both
     when the program is unknown).
     """
     chosen_ids = [outcome.entry.id] if outcome.entry else []
     chosen_ids += [c.entry_id for c in outcome.choices if c.entry_id and c.entry_id not in chosen_ids]
-    refused = outcome.reason == "empty" or outcome.reason.startswith("out of scope")
+    chosen_ids += [e.id for e in outcome.answers if e.id not in chosen_ids]
+    refused = outcome.reason in ("empty", "another program")
     by_id = {c.entry.id: c for c in outcome.candidates}
     picked = [by_id[i] for i in chosen_ids if i in by_id]
     if not refused and outcome.candidates:
-        bar = max(config.clarify_min, outcome.candidates[0].score - config.program_window)
+        bar = config.coverage_min
         picked += [c for c in outcome.candidates if c.score >= bar and c.entry.id not in chosen_ids]
     if outcome.status in ("smalltalk", "dialog"):
         picked = []
@@ -187,12 +187,12 @@ def search_view(
     if outcome.status == "answered" and outcome.entry and not results:  # chosen without a ranking
         results = (entry_view(kb, outcome.entry, now),)
     columns: tuple[ProgramColumn, ...] = ()
-    if outcome.reason == "answer differs by program":
+    if len(outcome.answers) > 1:  # both programs' answers, side by side
         views_by_id = {v.entry.id: v for v in results}
         columns = tuple(
-            ProgramColumn(c.program, c.label, views_by_id[c.entry_id])
-            for c in outcome.choices
-            if c.program and c.entry_id in views_by_id
+            ProgramColumn(e.program, kb.programs[e.program].short, views_by_id[e.id])
+            for e in outcome.answers
+            if e.id in views_by_id
         )
     fallback: tuple[ContactView, ...] = ()
     if outcome.status == "no_match" and not results:

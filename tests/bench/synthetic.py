@@ -3,7 +3,7 @@
 The project knowledge base has about 60 entries; a municipal or business-support
 desk that adopts the bot has one or two thousand.  Ranking quality, the
 "not found" threshold and latency all change with size (IDF shifts, more
-near-misses compete for the top), so `faq.bench` pads the project entries with
+near-misses compete for the top), so `tests.bench.bench` pads the project entries with
 entries generated here and asks the same labelled questions again.
 
 Why it is built this way:
