@@ -416,6 +416,9 @@ def _read_text(flow: Flow, state: DialogState, step: Step, text: str, context: C
     if is_unsure(text) and not question:
         return Turn(state, [Reply(step.unsure_text(state.values)), _prompt(flow, state)])
     message = first_error.message if first_error else "読み取れませんでした。"
+    if not question and not re.search(r"[0-9０-９]", text):
+        # A statement, not a value (「そうです」「含まれてない」): what the step wants, in its own words.
+        message = f"{message}\n{step.help_text(state.values)}"
     return Turn(state, [Reply(message), _prompt(flow, state)], understood=False, question=question)
 
 

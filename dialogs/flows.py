@@ -273,10 +273,13 @@ def _finish_productivity(values: Values) -> list[Reply]:
         ReplyChoice("様式（Excel）の使い方", "faq:it2023-excel-sheets"),
     )
     head = f"【労働生産性の計算結果】\n{verdict}\n\n" + "\n".join(figures)
-    return [
-        Reply(head, result=result.as_dict()),
-        Reply(f"{scope}\n\n{_sources_text(result.sources)}", choices=related),
-    ]
+    tail = [scope]
+    if result.inputs.baseline is not None and result.meets_threshold is None:
+        kb = _kb()  # the verdict refers to the コールセンター: give its number
+        program = kb.programs.get(IT2023)
+        tail += [contact_block(kb.contacts[c]) for c in (program.general_contacts if program else ())]
+    tail.append(_sources_text(result.sources))
+    return [Reply(head, result=result.as_dict()), Reply("\n\n".join(tail), choices=related)]
 
 
 _NOT_2020 = (
@@ -412,7 +415,7 @@ PRODUCTIVITY = Flow(
             "含まれる場合、公表の基準は年率平均6%、含まれない場合は5%です。",
             choices=YES_NO,
             labels=("2022",),
-            name="2022年度の交付決定事業者",
+            name="IT導入補助金2022の交付決定を受けた構成員",
             when=_with_baseline,
             condition="伸び率も計算",
             unsure="代表事業者か、グループの構成員にご確認ください。わからない場合は、コールセンターでも確認できます。",
@@ -562,6 +565,16 @@ def _unsaid(said: list[str], lines: list[str]) -> list[str]:
         return re.sub(r"（[^）]*）", "", sentence).strip(" 。")
 
     seen = {key(s) for text in said for s in text.split("。") if key(s)}
+    summary = "".join(said)
+    if "辞退届の提出が必要です" in summary:  # said in the verdict; a line giving the reason (〜ため) stays
+        seen |= {
+            key(s)
+            for line in lines
+            for s in line.split("。")
+            if key(s).endswith("辞退届の提出が必要です") and "ため" not in s
+        }
+    if "事務局が判断します" in summary:
+        seen.add("返還の有無と額は、事務局が判断します")
     out = []
     for line in lines:
         kept = []
