@@ -73,7 +73,9 @@ def _walk(flow_id: str, path: list[str], steps: int) -> tuple[DialogState | None
 
 def _changed_by_correction(turn: Turn, step_title: str) -> bool:
     said = "\n".join(r.text for r in turn.replies)
-    return f"{step_title}を " in said and "修正しました" in said or f"{step_title} " in said and "→" in said
+    return (f"{step_title}を " in said and "修正しました" in said) or (
+        f"{step_title} " in said and "→" in said
+    )
 
 
 def _assert_kept(flow_id: str, before: dict[str, Any], turn: Turn, text: str, history: list[str]) -> None:
