@@ -421,8 +421,11 @@ class ConversationService:
         outcome = self.policy.decide(state.question, program=program)
         entry = outcome.entry if outcome.status == "answered" else None
         if entry is None and outcome.status == "dialog" and outcome.candidates:
-            top = outcome.candidates[0]
-            if top.score >= self.policy.config.answer_min and top.entry.program in (program, "common"):
+            # The same rule as an outright answer: a clear winner within the program, or nothing.
+            top, config = outcome.candidates[0], self.policy.config
+            second = outcome.candidates[1].score if len(outcome.candidates) > 1 else 0.0
+            clear = top.score >= config.answer_min and top.score - second >= config.margin
+            if clear and top.entry.program in (program, "common"):
                 entry = top.entry
         if entry is None:
             return []

@@ -33,11 +33,15 @@ Values = Mapping[str, Any]
 
 
 class Invalid(Exception):
-    """Raised by a step's reader: `message` says what was understood and what is expected."""
+    """Raised by a step's reader: `message` says what was understood and what is expected.
 
-    def __init__(self, message: str) -> None:
+    `remember` is a note for the step's next reading (「赤字です」 then 「500万」 is a loss).
+    """
+
+    def __init__(self, message: str, remember: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.remember = remember
 
 
 class Confirm(Exception):
@@ -76,11 +80,18 @@ class Context:
 
 
 class Known(dict[str, Any]):
-    """The values so far as a step's reader sees them, carrying the turn's context (the clock)."""
+    """The values so far as a step's reader sees them, with the turn's context (the clock) and
+    what the step's previous, refused reading asked to remember."""
 
-    def __init__(self, values: Values, context: Context) -> None:
+    def __init__(self, values: Values, context: Context, remembered: str | None = None) -> None:
         super().__init__(values)
         self.context = context
+        self.remembered = remembered
+
+
+def remembered_of(values: Values) -> str | None:
+    found = getattr(values, "remembered", None)
+    return found if isinstance(found, str) else None
 
 
 def context_of(values: Values) -> Context:
@@ -363,25 +374,32 @@ def advance(flow: Flow, state: DialogState, user_input: UserInput, context: Cont
         return Turn(state, reprompt(flow, state))
     if word in BACK:
         return _back(flow, state)
+    remembered: str | None = None
     if state.pending is not None:
-        confirmed = _confirm(flow, state, word, context)
-        if confirmed is not None:
-            return confirmed
+        if "value" in state.pending:
+            confirmed = _confirm(flow, state, word, context)
+            if confirmed is not None:
+                return confirmed
+        elif state.pending.get("step") == state.step:
+            remembered = str(state.pending.get("remember", "")) or None
         state = DialogState(state.flow, state.step, state.values, state.history, None, state.question)
     step = flow.step(state.step)
     if not text:
         return Turn(state, [Reply("入力が空でした。"), _prompt(flow, state)], understood=False)
-    known = Known(state.values, context)
+    known = Known(state.values, context, remembered)
     if user_input.choice is not None and command is None:
         try:
             return _accept(flow, state, {step.id: step.parse(user_input.choice, known)}, True, context)
         except Invalid as exc:
             return Turn(state, [Reply(exc.message), _prompt(flow, state)], understood=False)
-    return _read_text(flow, state, step, text, context)
+    turn = _read_text(flow, state, step, text, context, remembered)
+    return turn
 
 
-def _read_text(flow: Flow, state: DialogState, step: Step, text: str, context: Context) -> Turn:
-    known = Known(state.values, context)
+def _read_text(
+    flow: Flow, state: DialogState, step: Step, text: str, context: Context, remembered: str | None = None
+) -> Turn:
+    known = Known(state.values, context, remembered)
     # 1. The step's own reading of the whole text.
     first_error: Invalid | None = None
     try:
@@ -416,6 +434,10 @@ def _read_text(flow: Flow, state: DialogState, step: Step, text: str, context: C
     if is_unsure(text) and not question:
         return Turn(state, [Reply(step.unsure_text(state.values)), _prompt(flow, state)])
     message = first_error.message if first_error else "読み取れませんでした。"
+    if first_error is not None and first_error.remember:
+        note = {"step": step.id, "remember": first_error.remember}
+        state = DialogState(state.flow, state.step, state.values, state.history, note, state.question)
+        return Turn(state, [Reply(message), _prompt(flow, state)], understood=False)
     if not question and not re.search(r"[0-9０-９]", text):
         # A statement, not a value (「そうです」「含まれてない」): what the step wants, in its own words.
         message = f"{message}\n{step.help_text(state.values)}"
@@ -431,12 +453,13 @@ def _checked(step: Step, value: Any, values: Values) -> Any:
 # ---------------------------------------------------------------- values in sentences
 
 _SPAN = re.compile(
-    r"(?:マイナス|▲|△|▼|[-−])?(?:約|だいたい|およそ)?"
+    r"(?:マイナス|▲|△|▼|[-−]|(?:赤字|損失)(?:で|が|は|の)?)?(?:約|だいたい|およそ)?"
     r"(?:(?:令和|平成|[RH])(?:元|\d{1,2})[年./-]\d{1,2}[月./-]\d{1,2}日?"
     r"|\d{4}[年./-]\d{1,2}[月./-]\d{1,2}日?"
     r"|[0-9][0-9〇零一二三四五六七八九十百千万億兆,.]*(?:円|人|名|時間|h|年度目|年目|回目)?"
     r"|[〇零一二三四五六七八九十百千万億兆]+(?:円|人|名|時間)"
     r"|[一二三四五六七八九]?[十百千][〇零一二三四五六七八九十百千万億兆]*)"
+    r"(?:の?(?:赤字|損失))?"
 )
 _NOT_A_VALUE_AFTER = re.compile(r"^(?:年(?!度目|目)|月|日|度|%|％|社|つ|回(?!目)|件|か月|ヶ月)")
 _CORRECTION_TAIL = re.compile(

@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
-from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of
+from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
 from rules import (
@@ -119,6 +119,30 @@ def _amount(*, zero_words: bool = False, what: str = "") -> Callable[[str, Value
 
 
 # ---------------------------------------------------------------- productivity
+
+_LOSS_WORDS = ("赤字", "損失", "マイナス", "欠損", "損")
+
+
+def _operating_profit(text: str, values: Values) -> str:
+    """An operating profit; a loss said in words is remembered, so that a bare 「500万」 next is not taken as profit."""
+    try:
+        value = parse_amount(text)
+    except ParseError as exc:
+        if any(w in text for w in _LOSS_WORDS) and not re.search(
+            r"[0-9０-９一二三四五六七八九十百千万億]", text
+        ):
+            raise Invalid(
+                "赤字（マイナス）と読み取りました。金額も一緒に、▲500万 や 赤字500万 のように入力してください。",
+                remember="loss",
+            ) from None
+        raise Invalid(exc.message) from None
+    if value > 0 and remembered_of(values) == "loss":
+        raise Confirm(
+            str(-value),
+            f"先ほど赤字とのことでした。営業利益を {_show_yen(-value)}（マイナス）として入力しますか？"
+            "（黒字の場合は「いいえ」と答えて、もう一度入力してください）",
+        )
+    return str(value)
 
 
 def _labor_cost(text: str, values: Values) -> str:
@@ -302,7 +326,7 @@ PRODUCTIVITY = Flow(
         Step(
             "operating_profit",
             "営業利益（円）を入力してください。損益計算書の「営業利益」の数値です（赤字は ▲500万 や 赤字500万 のように）。",
-            _amount(),
+            _operating_profit,
             "営業利益は、各年度の決算期に作成された損益計算書の「営業利益」の数値です。赤字の場合は ▲500万 のように入力してください。",
             labels=("営業利益", "営業損益"),
             show=_show_yen,
