@@ -420,6 +420,9 @@ def _read_text(
         return _accept(flow, state, named.values, step.id in named.values, context, named.errors)
     if named.errors:
         return Turn(state, [Reply(named.errors[0]), _prompt(flow, state)], understood=False)
+    by_old = _by_old_value(flow, state, text, context)
+    if by_old:
+        return _accept(flow, state, by_old, False, context)
     question = is_question(text) or _about_something(text)
     # 3. One value inside a sentence (「社長と専務の2人」), unless the text asks something.
     if not question:
@@ -604,6 +607,33 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
     return out
 
 
+def _by_old_value(flow: Flow, state: DialogState, text: str, context: Context) -> dict[str, Any]:
+    """「1800じゃなくて2000」: the old value names the answer to correct, when exactly one answer has it."""
+    parts = _NOT_BUT.split(text, maxsplit=1)
+    if len(parts) != 2:
+        return {}
+    old_text, new_text = _value_part(parts[0]), _value_part(parts[1])
+    if not old_text or not new_text:
+        return {}
+    known = Known(state.values, context)
+    matches = []
+    for step in flow.steps:
+        if step.id not in state.values or not step.applies(state.values):
+            continue
+        try:
+            if step.parse(old_text, known) == state.values[step.id]:
+                matches.append(step)
+        except (Invalid, Confirm):
+            continue
+    if len(matches) != 1:
+        return {}
+    step = matches[0]
+    try:
+        return {step.id: _checked(step, step.parse(new_text, known), known)}
+    except (Invalid, Confirm):
+        return {}
+
+
 # ---------------------------------------------------------------- moving on
 
 
@@ -739,6 +769,10 @@ def revise(
     )
     if not text:
         return None
+    if _bare(text) in RESTART:
+        kept = {s.id: finished.values[s.id] for s in flow.steps if s.sticky and s.id in finished.values}
+        turn = start(flow, values=kept, question=finished.question, context=context)
+        return Turn(turn.state, [Reply("最初からやり直します。"), *turn.replies[1:]])
     if _bare(text) in BACK:
         last = finished.history[-1] if finished.history else finished.step
         values = {k: v for k, v in finished.values.items() if k != last}
@@ -751,6 +785,8 @@ def revise(
     if is_question(text) and not re.search("修正|訂正|変更|間違", text):
         return None
     named = _named(flow, finished, text, context)
+    if not named.values:
+        named.values = _by_old_value(flow, finished, text, context)
     if not named.values:
         if named.errors:
             return Turn(

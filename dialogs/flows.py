@@ -74,8 +74,12 @@ def _reading(parse: Callable[[str], Any], store: Callable[[Any], Any] = str) -> 
     return read
 
 
-_NEGATIVE_YES_NO = re.compile(r"(?:いない|いません|ない|ません|なし|無し|いいえ|違う|ちがう|しない)")
-_POSITIVE_YES_NO = re.compile(r"(?:はい|います|いる|ある|あります|含む|含みます|含まれ|します|する|お願い)")
+_NEGATIVE_YES_NO = re.compile(
+    r"(?:いない|いません|ない|ません|なし|無し|いいえ|違う|ちがう|しない|不要|いらない|結構)"
+)
+_POSITIVE_YES_NO = re.compile(
+    r"(?:はい|います|いる|ある|あります|含む|含みます|含まれ|します|する|して|したい|ほしい|お願い)"
+)
 
 
 def _yes_no(text: str, values: Values) -> bool:
@@ -102,11 +106,16 @@ def _show_yes_no(value: Any) -> str:
     return "はい" if value else "いいえ"
 
 
+_NONE = re.compile(
+    r"^(?:なし|無し|ない|ありません|ゼロ|計上なし|計上していない|計上してない)(?:です|でした)?$"
+)
+
+
 def _amount(*, zero_words: bool = False, what: str = "") -> Callable[[str, Values], str]:
     """An amount in yen; with `what`, negative amounts are refused at the step (経費は0以上)."""
 
     def read(text: str, values: Values) -> str:
-        if zero_words and text.strip() in ("なし", "無し", "ない", "ありません", "ないです", "0です"):
+        if zero_words and _NONE.match(text.strip()):
             return "0"
         value = _reading(parse_amount, Decimal)(text, values)
         if what and value < 0:
@@ -151,7 +160,12 @@ def _labor_cost(text: str, values: Values) -> str:
     return _amount(what="人件費")(text, values)
 
 
+_ALONE = re.compile(r"^(?:私|わたし|自分|社長|代表|代表者|事業主)(?:ひとり|一人|1人)?だけ(?:です)?$")
+
+
 def _employees(text: str, values: Values) -> int:
+    if _ALONE.match(text.replace(" ", "")):
+        return 1
     count = int(_reading(parse_count, int)(text, values))
     if count <= 0:
         raise Invalid(
@@ -454,7 +468,7 @@ PRODUCTIVITY = Flow(
 
 _EVENT_WORDS: dict[str, tuple[str, ...]] = {
     "cancel-part": (
-        "cancel-part", "一部", "一部解約", "一部だけ", "片方", "1つだけ", "一つだけ", "ひとつだけ", "うちの1つ",
+        "cancel-part", "一部", "一部解約", "一部だけ", "片方", "1つだけ", "一つだけ", "ひとつだけ", "うち1つ", "うち一つ", "1つを解約", "一つを解約", "ひとつを解約", "うちの1つ",
         "うちの一つ", "うちひとつ", "いくつか", "どれか", "1本だけ", "一本だけ", "1個だけ",
     ),
     "cancel-all": (
@@ -481,6 +495,8 @@ def _event(text: str, values: Values) -> str:
         found = [len(w) for w in words if w in low]
         if found:
             longest[key] = max(found)
+    if "closure" in longest:
+        return "closure"  # the business ends: every tool with it, and a rule of its own
     best = sorted(longest.items(), key=lambda item: -item[1])
     if best and (len(best) == 1 or best[0][1] > best[1][1]):
         return best[0][0]
@@ -536,6 +552,11 @@ def _date(text: str, values: Values) -> date:
     raise Invalid(error.message if error else "日付を入力してください（例：2021/4/1、令和3年4月1日）。")
 
 
+_A_DATE = re.compile(
+    r"(?:令和|平成|[RH])(?:元|\d{1,2})[年./-]\d{1,2}[月./-]\d{1,2}日?|\d{4}[年./-]\d{1,2}[月./-]\d{1,2}日?"
+)
+
+
 def _dates(text: str, values: Values) -> list[str]:
     parts = [p for p in re.split(r"[、,，\s]+|と|及び|および", text) if p]
     if not parts:
@@ -545,10 +566,14 @@ def _dates(text: str, values: Values) -> list[str]:
         try:
             out.append(_date(part, values).isoformat())
         except Invalid as exc:
+            # 「納品は2021年4月1日と2021年6月1日です」: the dates written in full inside the sentence.
+            found = _A_DATE.findall(text.replace(" ", ""))
+            if found and len(found) >= len([p for p in parts if re.search(r"\d", p)]):
+                return list(dict.fromkeys(_date(day, values).isoformat() for day in found))
             if len(parts) > 1:
                 raise Invalid(f"{exc.message}（複数の納品日は「、」で区切ってください）") from None
             raise
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _one_date(text: str, values: Values) -> str:

@@ -310,6 +310,39 @@ PRODUCTIVITY: list[Conversation] = [
         P(5_000_000, 25_000_000, 5_000_000, 10, 1800),
     ),
     Conversation(
+        "p-correction-by-the-old-value",
+        [START_P, *BASIC, "1800じゃなくて2000時間", "いいえ"],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 2000),
+    ),
+    Conversation(
+        "p-correction-by-the-old-value-after-result",
+        [START_P, *BASIC, "いいえ", "3000万じゃなくて2800万"],
+        P(28_000_000, 25_000_000, 5_000_000, 10, 1800),
+        results_at=(6, 7),
+    ),
+    Conversation(
+        "p-restart-after-result",
+        [START_P, *BASIC, "いいえ", "最初から", "1000万", "1000万", "0", "2", "2000", "いいえ"],
+        P(10_000_000, 10_000_000, 0, 2, 2000),
+        results_at=(6, 13),
+    ),
+    Conversation(
+        "p-owner-alone-and-nothing-to-depreciate",
+        [
+            START_P,
+            "800万",
+            "600万",
+            "なしです",
+            "私だけです",
+            "2,000時間",
+            "計算してください",
+            "5000",
+            "1年目",
+            "いいえ",
+        ],
+        P(8_000_000, 6_000_000, 0, 1, 2000, 5000, 1),
+    ),
+    Conversation(
         "p-correction-yappari",
         [START_P, "3000万", "2500万", "500万", "やっぱり人件費は2600万", "10", "1800", "いいえ"],
         P(30_000_000, 26_000_000, 5_000_000, 10, 1800),
@@ -795,6 +828,28 @@ WITHDRAWAL: list[Conversation] = [
     Conversation(
         "w-restart-keeps-the-program",
         [START_W, "2020", "全部", "最初から", "一部解約", "2021/4/1、2021/6/1", "2022/3/1", "2021/7/31"],
+        W20("cancel-part", [D(2021, 4, 1), D(2021, 6, 1)], D(2022, 3, 1), D(2021, 7, 31)),
+    ),
+    Conversation(
+        "w-two-dates-in-a-sentence",
+        [
+            START_W,
+            "2020",
+            "一部解約",
+            "納品は2021年4月1日と2021年6月1日です",
+            "2022年5月31日に解約予定",
+            "2021年7月31日",
+        ],
+        W20("cancel-part", [D(2021, 4, 1), D(2021, 6, 1)], D(2022, 5, 31), D(2021, 7, 31)),
+    ),
+    Conversation(
+        "w-cancel-everything-and-close",
+        [START_W, "2020", "全部解約して廃業します", "2021/4/1", "2023/3/31", "2021/9/30"],
+        W20("closure", [D(2021, 4, 1)], D(2023, 3, 31), D(2021, 9, 30)),
+    ),
+    Conversation(
+        "w-one-of-two",
+        [START_W, "2020", "2つ入れたうち1つを解約します", "2021/4/1、2021/6/1", "2022/3/1", "2021/7/31"],
         W20("cancel-part", [D(2021, 4, 1), D(2021, 6, 1)], D(2022, 3, 1), D(2021, 7, 31)),
     ),
     Conversation("w-2023-bankrupt", [START_W, "2023", "倒産しました"], W23("closure")),
