@@ -111,7 +111,22 @@ _NONE = re.compile(
 )
 
 
-def _amount(*, zero_words: bool = False, what: str = "") -> Callable[[str, Values], str]:
+SMALL_AMOUNT = Decimal(100_000)
+
+
+def _small(value: Decimal, what: str) -> None:
+    """A 決算書 figure under 10万円 is most often typed without its unit (万円, 千円): ask before using it."""
+    if 0 < abs(value) < SMALL_AMOUNT:
+        raise Confirm(
+            str(value),
+            f"{what}を {_show_yen(value)} と読み取りました。この金額でよろしいですか？"
+            f"（万円・千円の場合は「いいえ」と答えて、{value:,}万 や {value:,}千円 のように入力してください）",
+        )
+
+
+def _amount(
+    *, zero_words: bool = False, what: str = "", confirm_small: bool = False
+) -> Callable[[str, Values], str]:
     """An amount in yen; with `what`, negative amounts are refused at the step (経費は0以上)."""
 
     def read(text: str, values: Values) -> str:
@@ -122,6 +137,8 @@ def _amount(*, zero_words: bool = False, what: str = "") -> Callable[[str, Value
             raise Invalid(
                 f"{what}がマイナス（{_show_yen(value)}）と読み取りました。{what}は0以上の金額です。"
             )
+        if confirm_small:
+            _small(value, what)
         return str(value)
 
     return read
@@ -151,13 +168,14 @@ def _operating_profit(text: str, values: Values) -> str:
             f"先ほど赤字とのことでした。営業利益を {_show_yen(-value)}（マイナス）として入力しますか？"
             "（黒字の場合は「いいえ」と答えて、もう一度入力してください）",
         )
+    _small(value, "営業利益")
     return str(value)
 
 
 def _labor_cost(text: str, values: Values) -> str:
     if text in (BREAKDOWN, "内訳から計算", "breakdown", "うちわけ", "内訳で", "内訳から"):
         return BREAKDOWN
-    return _amount(what="人件費")(text, values)
+    return _amount(what="人件費", confirm_small=True)(text, values)
 
 
 _ALONE = re.compile(r"^(?:私|わたし|自分|社長|代表|代表者|事業主)(?:ひとり|一人|1人)?だけ(?:です)?$")
@@ -175,6 +193,7 @@ def _employees(text: str, values: Values) -> int:
     return count
 
 
+MIN_PLAUSIBLE_HOURS = Decimal(200)
 _PER_MONTH = re.compile(r"^(?:月|月間|毎月|ひと月|1か月|1ヶ月|一か月|一ヶ月)(?:に|あたり|で)?(?P<rest>.+)$")
 
 
@@ -194,6 +213,13 @@ def _hours(text: str, values: Values) -> str:
     if hours <= 0:
         raise Invalid(
             "年間平均労働時間が0時間になっています。0より大きい値を入力してください（例：1,800時間）。"
+        )
+    if hours < MIN_PLAUSIBLE_HOURS:
+        # 「1日8時間」「週40時間」: a day's or a week's hours read as a year's.
+        raise Confirm(
+            str(hours),
+            f"年間平均労働時間を {hours:,}時間 と読み取りました。1年間の時間でよろしいですか？"
+            "（1日や1週間の時間の場合は「いいえ」と答えて、年間の時間を入力してください）",
         )
     return str(hours)
 
@@ -358,7 +384,7 @@ PRODUCTIVITY = Flow(
         Step(
             "salaries",
             "給与手当（円）を入力してください。",
-            _amount(zero_words=True, what="給与手当"),
+            _amount(zero_words=True, what="給与手当", confirm_small=True),
             "損益計算書の「給与手当」の数値です。",
             labels=("給与手当", "給与", "給料"),
             when=_breakdown,
