@@ -416,7 +416,7 @@ class ConversationService:
 
     def _first_question_answer(self, state: DialogState | None, program: str) -> list[Reply]:
         """The request that started the flow, answered for the program now known (when an entry fits it)."""
-        if state is None or not state.question:
+        if state is None or not state.question or self._bare_request(state.question):
             return []
         outcome = self.policy.decide(state.question, program=program)
         entry = outcome.entry if outcome.status == "answered" else None
@@ -430,6 +430,22 @@ class ConversationService:
         if entry is None:
             return []
         return [Reply(f"最初のご質問「{state.question}」について：\n{answer_text(self.kb, entry)}")]
+
+    def _bare_request(self, question: str) -> bool:
+        """「辞退届を出すべきか知りたい」 only asks for the flow, whose result answers it; 「半年で解約したら…」 says more."""
+        rest = normalize(question)
+        intents = self.kb.intents
+        words = [*(c for p in self.kb.programs.values() for c in (*p.cues, *p.year_cues))]
+        if intents is not None:
+            words += [*intents.dialog_actions, *intents.dialog_object_actions]
+            words += [t for d in intents.dialog for t in d.topics]
+        for word in sorted({normalize(w) for w in words}, key=len, reverse=True):
+            if word:
+                rest = rest.replace(word, "")
+        rest = re.sub(
+            r"[をがにはのでかともてたいし、。？?！!\s]|です|ます|ください|お願い|したら|なる", "", rest
+        )
+        return len(rest.replace("ツール", "").replace("it", "")) <= 2
 
     def _in_dialog(
         self, conv: Conversation, flow: Flow, state: DialogState, user_input: UserInput

@@ -661,14 +661,14 @@ def _accept(
     current = flow.step(state.step)
     if current.applies(values) and current.id not in values:
         stay = DialogState(flow.id, state.step, values, history, None, state.question)
-        return Turn(stay, [Reply("\n".join(notes)), _prompt(flow, stay)])
+        return Turn(stay, [_with_notes(notes, _prompt(flow, stay))])
     # The change switched branches or answered the current step: go on from the first open step.
     moved = DialogState(flow.id, state.step, values, history, None, state.question)
     nxt = flow.next_step(None, values)
     if nxt is None:
         return _finish(flow, moved, notes)
     moved = DialogState(flow.id, nxt.id, values, history, None, state.question)
-    return Turn(moved, [Reply("\n".join(notes)), _prompt(flow, moved)])
+    return Turn(moved, [_with_notes(notes, _prompt(flow, moved))])
 
 
 def _cross_check(flow: Flow, values: dict[str, Any], updates: Values, context: Context) -> str | None:
@@ -705,12 +705,20 @@ def _forward(flow: Flow, state: DialogState, notes: list[str]) -> Turn:
     if nxt is None:
         return _finish(flow, state, notes)
     moved = DialogState(flow.id, nxt.id, state.values, state.history, None, state.question)
-    replies = [Reply("\n".join(notes))] if notes else []
-    return Turn(moved, [*replies, _prompt(flow, moved)])
+    return Turn(moved, [_with_notes(notes, _prompt(flow, moved))])
+
+
+def _with_notes(notes: list[str], prompt: Reply) -> Reply:
+    """What was read, then the next question, in one message (one bubble on a phone)."""
+    if not notes:
+        return prompt
+    return Reply("\n".join(notes) + "\n\n" + prompt.text, prompt.choices, prompt.result)
 
 
 def _finish(flow: Flow, state: DialogState, notes: list[str]) -> Turn:
-    head = [Reply("\n".join(notes))] if notes else []
+    # The result shows every figure it used; only a change is said before it.
+    changed = [n for n in notes if "修正しました" in n or n.startswith("変更：")]
+    head = [Reply("\n".join(changed))] if changed else []
     try:
         replies = flow.finish(flow.applicable(state.values))
     except Reask as exc:

@@ -224,7 +224,7 @@ def talk(messages: list[str]) -> list[Turn]:
 def test_a_value_in_a_sentence_is_read_and_said_back() -> None:
     turn = talk(["えーと、売上は300万です"])[-1]
     assert turn.state is not None and turn.state.values == {"a": 3_000_000} and turn.state.step == "b"
-    assert turn.replies[0].text == "売上：3000000"
+    assert turn.replies[0].text == "売上：3000000\n\nBは？"
 
 
 def test_several_named_values_fill_their_steps_and_are_not_asked_again() -> None:
