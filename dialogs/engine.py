@@ -257,6 +257,11 @@ _UNSURE = (
     "不明",
     "知らない",
     "忘れ",
+    "未定",
+    "決めてない",
+    "決めていない",
+    "決まってない",
+    "決まっていない",
 )
 _QUESTION_END = re.compile(r"(?:[?？]|(?:です|ます|でしょう|ません|の|ん)か|かな|かね|っけ|の\?)$")
 _QUESTION_WORDS = (
@@ -464,6 +469,7 @@ _SPAN = re.compile(
     r"|[一二三四五六七八九]?[十百千][〇零一二三四五六七八九十百千万億兆]*)"
     r"(?:の?(?:赤字|損失))?"
 )
+_ARITHMETIC = re.compile(r"[0-9０-９万千百十円間日人]\s*[×xX*＊+＋÷]\s*[0-9０-９]")
 _NOT_A_VALUE_AFTER = re.compile(r"^(?:年(?!度目|目)|月|日|度|%|％|社|つ|回(?!目)|件|か月|ヶ月)")
 _CORRECTION_TAIL = re.compile(
     r"(?:(?:に|へ)?(?:修正|訂正|変更|直し|直す|直して)(?:して|します|したい|してください|お願いします|です|で)*|に|へ)$"
@@ -511,6 +517,10 @@ def _spans(text: str) -> list[str]:
     for m in _SPAN.finditer(text):
         if _NOT_A_VALUE_AFTER.match(text[m.end() :]):
             continue
+        # 「3xx万」 is not 3: a value is not glued to letters or digits it could not read.
+        after, before_char = text[m.end() : m.end() + 1], text[m.start() - 1 : m.start()] if m.start() else ""
+        if re.match(r"[A-Za-z0-9]", after) or re.match(r"[A-Za-z0-9.,]", before_char):
+            continue
         before = text[max(0, m.start() - 2) : m.start()].lower()
         if before.endswith("it"):
             continue
@@ -526,6 +536,10 @@ def _in_sentence(step: Step, text: str, known: Known) -> tuple[Any] | Invalid | 
         return ask
     except Invalid:
         pass
+    if _ARITHMETIC.search(text):
+        return Invalid(
+            f"「{text}」は計算式のようです。{step.title}は、計算した結果の数字で入力してください。"
+        )
     found: list[Any] = []
     problem: Invalid | Confirm | None = None
     for span in _spans(text):
@@ -533,6 +547,8 @@ def _in_sentence(step: Step, text: str, known: Known) -> tuple[Any] | Invalid | 
             value = _checked(step, step.parse(span, known), known)
         except Confirm as ask:
             problem = problem or ask
+            if ask.value not in found:
+                found.append(ask.value)
             continue
         except Invalid as exc:
             problem = problem or exc
@@ -540,7 +556,7 @@ def _in_sentence(step: Step, text: str, known: Known) -> tuple[Any] | Invalid | 
         if value not in found:
             found.append(value)
     if len(found) == 1:
-        return (found[0],)
+        return problem if isinstance(problem, Confirm) and problem.value == found[0] else (found[0],)
     if len(found) > 1:
         shown = "、".join(step.show(v) for v in found)
         return Invalid(f"{shown} の複数の値が読み取れました。{step.title}を1つだけ入力してください。")
@@ -598,7 +614,7 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
             if isinstance(found, tuple):
                 value = found[0]
             else:
-                if corrective or step.id in state.values:
+                if corrective or step.id in state.values or re.search(r"[0-9０-９]", segment):
                     message = found.message if isinstance(found, Invalid | Confirm) else exc.message
                     out.errors.append(f"{step.title}：{message}")
                 continue

@@ -154,9 +154,8 @@ def _operating_profit(text: str, values: Values) -> str:
     try:
         value = parse_amount(text)
     except ParseError as exc:
-        if any(w in text for w in _LOSS_WORDS) and not re.search(
-            r"[0-9０-９一二三四五六七八九十百千万億]", text
-        ):
+        said_loss = any(w in text for w in _LOSS_WORDS) and not re.search(r"なし|ない|無し|ありません", text)
+        if said_loss and not re.search(r"[0-9０-９一二三四五六七八九十百千万億]", text):
             raise Invalid(
                 "赤字（マイナス）と読み取りました。金額も一緒に、▲500万 や 赤字500万 のように入力してください。",
                 remember="loss",
@@ -414,7 +413,7 @@ PRODUCTIVITY = Flow(
         Step(
             "depreciation",
             "減価償却費（円）を入力してください。損益計算書の「減価償却費」の数値です（ない場合は 0）。",
-            _amount(zero_words=True, what="減価償却費"),
+            _amount(zero_words=True, what="減価償却費", confirm_small=True),
             "減価償却費は、各年度の決算期に作成された損益計算書の「減価償却費」の数値です。ない場合は 0 と入力してください。",
             labels=("減価償却費", "減価償却", "償却費"),
             show=_show_yen,
@@ -808,6 +807,8 @@ WITHDRAWAL = Flow(
             "解約・利用停止（廃業などの場合は事業をやめる）日を入力してください（予定日でも構いません）。",
             _one_date,
             "すでに解約した日、またはこれから解約する予定の日です。「今日」「先月末」のようにも入力できます。",
+            unsure="解約日がまだ決まっていない場合は、予定しているおおよその日を入力してください。"
+            "1年未満の期限や、辞退届が必要な期間の終わりより前か後かで結果が変わるため、日付が決まったら確かめ直してください。",
             labels=("解約日", "予定日", "利用停止日", "廃業日"),
             when=_dates_for_2020,
             condition="2020",

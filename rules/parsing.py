@@ -445,6 +445,9 @@ _REL_MONTH = re.compile(
 _REL_YEAR = re.compile(
     r"^(去年|昨年|前年|一昨年|おととし|今年|本年|来年|翌年)(?:の)?(\d{1,2})月(?:(\d{1,2})日|(末|末日))?$"
 )
+_MONTH_END = re.compile(
+    r"^((?:\d{4}|(?:明治|大正|昭和|平成|令和|[MTSHR])(?:元|\d{1,2}))年\d{1,2}月)(?:末|末日|の末日)$"
+)
 _MONTH_DAY = re.compile(r"^(\d{1,2})月(\d{1,2})日$")
 
 
@@ -561,6 +564,10 @@ def parse_date(text: str, *, today: date | None = None) -> date:
         if relative is not None:
             return relative
     s = _WEEKDAY_TAIL.sub("", s) if len(s) > 2 else s
+    if found := _MONTH_END.match(s):  # 「2022年3月末」: the last day of that month
+        month_start = found.group(1) + "1日"
+        first = _parse_date(month_start, text)
+        return _month_end(first.year, first.month)
     try:
         return _parse_date(s, text)
     except ParseError:

@@ -450,3 +450,15 @@ def test_a_date_without_day_or_year_is_asked_again_with_what_was_read(text: str,
 def test_relative_dates_need_a_clock() -> None:
     with pytest.raises(ParseError):
         parse_date("先月末")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022年3月末", date(2022, 3, 31)),
+        ("令和4年2月末", date(2022, 2, 28)),
+        ("2024年2月末日", date(2024, 2, 29)),
+    ],
+)
+def test_the_end_of_a_month(text: str, expected: date) -> None:
+    assert parse_date(text) == expected

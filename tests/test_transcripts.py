@@ -872,6 +872,17 @@ WITHDRAWAL: list[Conversation] = [
         [START_W, "2020", "2つ入れたうち1つを解約します", "2021/4/1、2021/6/1", "2022/3/1", "2021/7/31"],
         W20("cancel-part", [D(2021, 4, 1), D(2021, 6, 1)], D(2022, 3, 1), D(2021, 7, 31)),
     ),
+    Conversation(
+        "w-undecided-date-gets-help-then-month-end",
+        [START_W, "2020", "全部", "2021/4/1", "まだ決めてない", "2022年3月末", "2021/9/30"],
+        W20("cancel-all", [D(2021, 4, 1)], D(2022, 3, 31), D(2021, 9, 30)),
+        check=lambda turns: None if "おおよその日" in texts(turns[4]) else pytest.fail(texts(turns[4])),
+    ),
+    Conversation(
+        "p-arithmetic-is-asked-as-a-result",
+        [START_P, "300万×10", "3000万", "2500万", "500万", "10", "8時間×250日", "2000", "いいえ"],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 2000),
+    ),
     Conversation("w-2023-bankrupt", [START_W, "2023", "倒産しました"], W23("closure")),
     Conversation("w-2023-stopped-using", [START_W, "複数社連携です", "使わなくなった"], W23("cancel-all")),
     Conversation(
