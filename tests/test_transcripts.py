@@ -528,6 +528,19 @@ PRODUCTIVITY: list[Conversation] = [
         ),
     ),
     Conversation(
+        "p-side-question-the-guide-does-not-cover",
+        [START_P, "3000万", "旅行の予約はどうすればいい？", "2500万", "500万", "10", "1800", "いいえ"],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
+        check=lambda turns: (
+            None
+            if "見つかりませんでした" in texts(turns[2])
+            and IT2023_PHONE in texts(turns[2])
+            and IT2020_PHONE not in texts(turns[2])
+            and turns[2].step == "labor_cost"
+            else pytest.fail(texts(turns[2]))
+        ),
+    ),
+    Conversation(
         "p-greeting-mid-flow",
         [START_P, "3000万", "こんにちは", "@cmd:resume", "2500万", "500万", "10", "1800", "いいえ"],
         P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
@@ -882,6 +895,16 @@ WITHDRAWAL: list[Conversation] = [
         "p-arithmetic-is-asked-as-a-result",
         [START_P, "300万×10", "3000万", "2500万", "500万", "10", "8時間×250日", "2000", "いいえ"],
         P(30_000_000, 25_000_000, 5_000_000, 10, 2000),
+    ),
+    Conversation(
+        "w-2023-help-speaks-of-2023-only",
+        [START_W, "2023", "ヘルプ", "全部"],
+        W23("cancel-all"),
+        check=lambda turns: (
+            None
+            if "2020" not in texts(turns[2]) and "質問" not in texts(turns[2]) and "2023" in texts(turns[2])
+            else pytest.fail(texts(turns[2]))
+        ),
     ),
     Conversation("w-2023-bankrupt", [START_W, "2023", "倒産しました"], W23("closure")),
     Conversation("w-2023-stopped-using", [START_W, "複数社連携です", "使わなくなった"], W23("cancel-all")),
