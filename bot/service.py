@@ -134,6 +134,27 @@ def _check_value(value: str) -> str:
     return value
 
 
+def program_reader(kb: KnowledgeBase) -> Callable[[str], str | None]:
+    """How the flows' program step reads a reply to "which program?", by faq.programs (no second parser).
+
+    Returns a program id, "both", "unknown", "other:<the guide for that program>" or None.
+    """
+    offered = [pid for pid in kb.programs if pid != "common"]
+
+    def read(text: str) -> str | None:
+        reply = read_program_reply(kb, text, offered)
+        if reply is None:
+            return programs_in_question(kb, text).program
+        if reply.kind == "program":
+            return reply.program
+        if reply.kind == "other":
+            guide = reply.other.guide if reply.other is not None else ""
+            return f"other:{guide}"
+        return reply.kind  # "both" or "unknown"
+
+    return read
+
+
 class ConversationService:
     """Routes each user message through commands, the dialog engine and the FAQ policy."""
 
@@ -388,20 +409,7 @@ class ConversationService:
         return _Routed(replies, conv, "dialog", score=score)
 
     def _context(self) -> engine.Context:
-        return engine.Context(today=self.clock(), read_program=self._read_program)
-
-    def _read_program(self, text: str) -> str | None:
-        """A reply to "which program?" in the flows' terms (see dialogs.flows), read by faq.programs."""
-        offered = [pid for pid in self.kb.programs if pid != "common"]
-        reply = read_program_reply(self.kb, text, offered)
-        if reply is None:
-            return programs_in_question(self.kb, text).program
-        if reply.kind == "program":
-            return reply.program
-        if reply.kind == "other":
-            guide = reply.other.guide if reply.other is not None else ""
-            return f"other:{guide}"
-        return reply.kind  # "both" or "unknown"
+        return engine.Context(today=self.clock(), read_program=program_reader(self.kb))
 
     def _known_program(self, conv: Conversation, question: str | None) -> str | None:
         """The program already known: set in the conversation, or named without doubt in the request."""

@@ -395,10 +395,11 @@ def advance(flow: Flow, state: DialogState, user_input: UserInput, context: Cont
     if user_input.choice is not None and command is None:
         try:
             return _accept(flow, state, {step.id: step.parse(user_input.choice, known)}, True, context)
+        except Confirm as ask:
+            return _ask_confirm(flow, state, step, ask)
         except Invalid as exc:
             return Turn(state, [Reply(exc.message), _prompt(flow, state)], understood=False)
-    turn = _read_text(flow, state, step, text, context, remembered)
-    return turn
+    return _read_text(flow, state, step, text, context, remembered)
 
 
 def _read_text(

@@ -16,23 +16,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.service import program_reader
 from dialogs.engine import BACK, CANCEL, RESTART, Context, Turn, _bare, _clean, advance, revise, start
 from dialogs.flows import FLOWS
 from dialogs.types import DialogState, UserInput
 from faq import load_kb
-from faq.programs import read_program_reply
 
 KB = load_kb()
 
 
-def _read_program(text: str) -> str | None:
-    reply = read_program_reply(KB, text, ("it2020", "it2023-multi"))
-    if reply is None:
-        return None
-    return reply.program if reply.kind == "program" else reply.kind
-
-
-CONTEXT = Context(today=date(2026, 11, 28), read_program=_read_program)
+CONTEXT = Context(today=date(2026, 11, 28), read_program=program_reader(KB))
 
 PATHS: dict[str, list[list[str]]] = {
     "productivity": [

@@ -6,26 +6,18 @@ import json
 from datetime import date
 from pathlib import Path
 
+from bot.service import program_reader
 from dialogs.diagram import flows_markdown
 from dialogs.engine import Context, Turn, advance, start
 from dialogs.flows import FLOWS
 from dialogs.types import DialogState, UserInput
 from faq import load_kb
-from faq.programs import read_program_reply
 
 ROOT = Path(__file__).parents[1]
 KB = load_kb()
 
 
-def _read_program(text: str) -> str | None:
-    """What the service injects: faq/programs.py's reading of a reply to "which program?"."""
-    reply = read_program_reply(KB, text, ("it2020", "it2023-multi"))
-    if reply is None:
-        return None
-    return reply.program if reply.kind == "program" else reply.kind
-
-
-CONTEXT = Context(today=date(2026, 11, 28), read_program=_read_program)
+CONTEXT = Context(today=date(2026, 11, 28), read_program=program_reader(KB))
 
 
 def converse(flow_id: str, messages: list[str]) -> list[Turn]:
