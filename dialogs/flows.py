@@ -710,9 +710,7 @@ def _finish_withdrawal(values: Values) -> list[Reply]:
             raise _reask(exc, "event") from None
     kb = _kb()
     tail: list[str] = []
-    for result in results:
-        if result.submit_via and len(results) == 1:
-            tail.append(f"提出先：{result.submit_via}")
+    for result in results:  # where to submit is in the result itself (「申請マイページより…」)
         contact = kb.contacts.get(result.contact)
         if contact is not None:
             tail.append(contact_block(contact))
