@@ -129,6 +129,9 @@ class Step:
     unsure: Text = ""
     # Kept by 「最初から」 (the program, which is asked at most once).
     sticky: bool = False
+    # Steps whose answers may carry this value too, without a label (「2020で、全部解約しました」 at
+    # the program step also says what happened); only one clear reading counts.
+    read_from: tuple[str, ...] = ()
 
     def applies(self, values: Values) -> bool:
         return self.when is None or self.when(values)
@@ -417,7 +420,8 @@ def _read_text(
     else:
         answered = DialogState(state.flow, state.step, {**state.values, step.id: value}, state.history)
         others = _named(flow, answered, text, context, skip=step.id)
-        return _accept(flow, state, {step.id: value, **others.values}, True, context)
+        eager = _eager(flow, step, {**answered.values, **others.values}, text, context)
+        return _accept(flow, state, {step.id: value, **others.values, **eager}, True, context)
     # 2. Values named in the text: answers, corrections and values given early.
     named = _named(flow, state, text, context)
     if named.confirm is not None:
@@ -622,6 +626,19 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
         out.values[step.id] = value
         values[step.id] = value
     return out
+
+
+def _eager(flow: Flow, answered: Step, values: Values, text: str, context: Context) -> dict[str, Any]:
+    """Values of later steps said in the same answer (what happened, with the program)."""
+    found: dict[str, Any] = {}
+    for step in flow.steps:
+        merged = {**values, **found}
+        if answered.id not in step.read_from or step.id in merged or not step.applies(merged):
+            continue
+        reading = _in_sentence(step, text, Known(merged, context))
+        if isinstance(reading, tuple):
+            found[step.id] = reading[0]
+    return found
 
 
 def _by_old_value(flow: Flow, state: DialogState, text: str, context: Context) -> dict[str, Any]:

@@ -788,6 +788,7 @@ WITHDRAWAL = Flow(
             choices=tuple(ReplyChoice(EVENT_LABELS[e], e) for e in ("cancel-part", "cancel-all", "closure")),
             labels=("事由",),
             name="起きたこと",
+            read_from=("program",),
             show=lambda v: EVENT_LABELS.get(v, v),
         ),
         Step(
@@ -811,6 +812,7 @@ WITHDRAWAL = Flow(
             when=_dates_for_2020,
             condition="2020",
             name="解約日",
+            read_from=("event",),
             check=_check_cancelled,
             show=_show_dates,
         ),

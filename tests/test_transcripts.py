@@ -906,6 +906,17 @@ WITHDRAWAL: list[Conversation] = [
             else pytest.fail(texts(turns[2]))
         ),
     ),
+    Conversation(
+        "w-program-and-event-in-one-answer",
+        [START_W, "2020で、ツールを全部解約しました", "2021/4/1", "2022/5/1", "2021/9/30"],
+        W20("cancel-all", [D(2021, 4, 1)], D(2022, 5, 1), D(2021, 9, 30)),
+    ),
+    Conversation(
+        "w-event-and-date-in-one-answer",
+        [START_W, "2020", "2022/3/31に全部解約しました", "2021/4/1", "2021/9/30"],
+        W20("cancel-all", [D(2021, 4, 1)], D(2022, 3, 31), D(2021, 9, 30)),
+    ),
+    Conversation("w-2023-program-and-event-in-one-answer", [START_W, "2023で一部解約"], W23("cancel-part")),
     Conversation("w-2023-bankrupt", [START_W, "2023", "倒産しました"], W23("closure")),
     Conversation("w-2023-stopped-using", [START_W, "複数社連携です", "使わなくなった"], W23("cancel-all")),
     Conversation(
