@@ -470,6 +470,9 @@ class ConversationService:
                 # A returning user's greeting is not an answer: say where they are.
                 where = engine.where(flow, state) + "続きから答えるか、最初からやり直すか選んでください。"
                 return _Routed([Reply(where, engine.RESUME_CHOICES)], conv, "dialog")
+            other = self.policy.detect_dialog(normalize(text))
+            if other is not None and other in self.flows and not turn.question:
+                return self._switch(conv, flow, state, other)
             if turn.question:
                 side = self._side_question(conv, flow, state, text)
                 if side is not None:
@@ -485,6 +488,18 @@ class ConversationService:
             if turn.state is not None:
                 replies[-1:-1] = self._first_question_answer(turn.state, str(after))
         return _Routed(replies, conv, "dialog")
+
+    def _switch(self, conv: Conversation, flow: Flow, state: DialogState, other: str) -> _Routed:
+        """A request for a flow mid-flow: say where the user is and offer the other flow, or go on."""
+        where = engine.where(flow, state)
+        if other == flow.id:
+            return _Routed([Reply(where), *self._reprompt(conv)], conv, "dialog")
+        title = self._flow_title(other)
+        choices = (
+            ReplyChoice(f"「{title}」を始める", _check_value(f"flow:{other}")),
+            engine.RESUME_CHOICES[0],
+        )
+        return _Routed([Reply(f"{where}「{title}」を始めますか？", choices)], conv, "dialog")
 
     def _flow_program(self, conv: Conversation, flow: Flow, state: DialogState) -> str | None:
         chosen = state.values.get("program")

@@ -358,6 +358,13 @@ def start(
     if first is None:
         raise FlowError(f"flow {flow.id!r} has no applicable first step")
     state = DialogState(flow=flow.id, step=first.id, values=known, question=question)
+    if question:
+        # 「労働生産性を計算したい。営業利益は3000万」: values named in the request are not asked again.
+        named = _named(flow, state, question, context or Context())
+        if named.values:
+            turn = _accept(flow, state, named.values, False, context or Context())
+            if turn.understood:
+                return Turn(turn.state, [Reply(flow.intro), *turn.replies], finished=turn.finished)
     return Turn(state, [Reply(flow.intro), _prompt(flow, state)])
 
 

@@ -541,6 +541,36 @@ PRODUCTIVITY: list[Conversation] = [
         ),
     ),
     Conversation(
+        "p-values-in-the-request-are-not-asked-again",
+        ["労働生産性を計算したい。営業利益は3000万、人件費は2500万です", "500万", "10", "1800", "いいえ"],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
+    ),
+    Conversation(
+        "p-switch-to-the-other-flow-and-back-later",
+        [START_P, "3000万", "辞退になるか確認したい", "@flow:withdrawal", "2023", "全部解約"],
+        expected_2023("cancel-all"),
+        check=lambda turns: (
+            None
+            if "始めますか" in texts(turns[2]) and turns[2].step == "labor_cost"
+            else pytest.fail(texts(turns[2]))
+        ),
+    ),
+    Conversation(
+        "p-switch-offered-and-declined",
+        [
+            START_P,
+            "3000万",
+            "辞退になるか確認したい",
+            "@cmd:resume",
+            "2500万",
+            "500万",
+            "10",
+            "1800",
+            "いいえ",
+        ],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
+    ),
+    Conversation(
         "p-greeting-mid-flow",
         [START_P, "3000万", "こんにちは", "@cmd:resume", "2500万", "500万", "10", "1800", "いいえ"],
         P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
