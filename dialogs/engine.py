@@ -196,7 +196,21 @@ class Turn:
     finished: DialogState | None = None
 
 
-BACK = frozenset({"戻る", "もどる", "前へ", "ひとつ前", "一つ前", "back"})
+BACK = frozenset(
+    {
+        "戻る",
+        "もどる",
+        "戻って",
+        "前へ",
+        "前に戻る",
+        "前に戻って",
+        "ひとつ前",
+        "一つ前",
+        "一つ戻る",
+        "ひとつ戻る",
+        "back",
+    }
+)
 CANCEL = frozenset(
     {
         "やめる",
@@ -212,7 +226,18 @@ CANCEL = frozenset(
         "exit",
     }
 )
-RESTART = frozenset({"最初から", "さいしょから", "やり直し", "やりなおし", "最初からやり直す", "restart"})
+RESTART = frozenset(
+    {
+        "最初から",
+        "さいしょから",
+        "やり直し",
+        "やりなおし",
+        "やり直したい",
+        "最初からやり直す",
+        "最初からやり直したい",
+        "restart",
+    }
+)
 HELP = frozenset({"ヘルプ", "help", "?", "使い方", "説明"})
 RESUME = frozenset({"続きから", "つづきから", "続き", "続ける", "つづける"})
 COMMAND_CHOICES = (
