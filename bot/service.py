@@ -402,6 +402,8 @@ class ConversationService:
         known = {"program": program} if program is not None and "program" in flow.by_id else {}
         turn = engine.start(flow, values=known, question=question, context=self._context())
         conv.dialog, conv.pending_query, conv.finished = turn.state, None, None
+        if program is not None and program in flow.programs:
+            conv.program = program  # said in the request: asked at most once, here and later
         replies = list(turn.replies)
         if program is not None and program in self.kb.programs:
             replies[0] = Reply(f"{replies[0].text}\n対象：{self.kb.programs[program].short}")
@@ -412,10 +414,9 @@ class ConversationService:
         return engine.Context(today=self.clock(), read_program=program_reader(self.kb))
 
     def _known_program(self, conv: Conversation, question: str | None) -> str | None:
-        """The program already known: set in the conversation, or named without doubt in the request."""
-        if conv.program is not None:
-            return conv.program
-        return programs_in_question(self.kb, question).program if question else None
+        """The program already known: named without doubt in the request, else the conversation's."""
+        named = programs_in_question(self.kb, question).program if question else None
+        return named or conv.program
 
     def _contacts_of(self, program: str) -> list[str]:
         found = self.kb.programs.get(program)

@@ -628,6 +628,19 @@ PRODUCTIVITY: list[Conversation] = [
         check=_has("2020", "ありません"),
     ),
     Conversation(
+        "p-request-naming-2023-wins-over-an-earlier-2020",
+        [
+            "/program it2020",
+            "複数社連携の労働生産性を計算したい",
+            *BASIC,
+            "いいえ",
+            "問い合わせ先の電話番号は？",
+        ],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 1800),
+        results_at=(7,),
+        check=lambda turns: None if IT2023_PHONE in texts(turns[-1]) else pytest.fail(texts(turns[-1])),
+    ),
+    Conversation(
         "p-six-percent-borderline",
         [START_P, "3180万", "2500万", "500万", "10", "1800", "はい", "3150", "1", "はい"],
         P(31_800_000, 25_000_000, 5_000_000, 10, 1800, 3150, 1, True),
