@@ -25,7 +25,7 @@ import pytest
 from bot.service import ConversationService, ServiceTurn
 from bot.store import Store
 from dialogs.types import UserInput
-from faq import KnowledgeBase, Policy
+from faq import KnowledgeBase, Policy, load_kb
 
 TODAY = date(2026, 11, 28)
 CHANNEL = "phone"
@@ -43,6 +43,7 @@ INTERNAL_WORDS = (
     "cancel-all",
     "it2023-multi",
 )
+DOCUMENT_TITLES = tuple(doc.title for doc in load_kb().documents.values())
 IT2020_PHONE = "0570-002-551"
 IT2023_PHONE = "0570-666-376"
 MAN = 10_000
@@ -160,6 +161,8 @@ def run(service: ConversationService, conversation: Conversation, user: str = "u
             sentences = [s.strip() for s in reply.text.split("。") if len(s.strip()) > 10]
             repeated = {s for s in sentences if sentences.count(s) > 1}
             assert not repeated, (message, repeated)
+            for title in DOCUMENT_TITLES:
+                assert reply.text.count(title) <= 1, (message, title)
     return turns
 
 
@@ -221,6 +224,7 @@ PRODUCTIVITY: list[Conversation] = [
         "p-plain",
         [START_P, *BASIC, "はい", "3000", "1", "いいえ"],
         P(30_000_000, 25_000_000, 5_000_000, 10, 1800, 3000, 1),
+        check=_has("1者分", "グループ全体", "【様式1】"),
     ),
     Conversation("p-no-growth", [START_P, *BASIC, "いいえ"], P(30_000_000, 25_000_000, 5_000_000, 10, 1800)),
     Conversation(
@@ -507,6 +511,7 @@ PRODUCTIVITY: list[Conversation] = [
             "わからない",
             "そうです",
             "ちがいます",
+            "含まれてない",
             "3000万",
             "2500万",
             "500万",
