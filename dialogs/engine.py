@@ -290,6 +290,10 @@ _UNSURE = (
     "決めていない",
     "決まってない",
     "決まっていない",
+    "どっちだろう",
+    "どちらだろう",
+    "どっちかな",
+    "どちらかな",
 )
 _QUESTION_END = re.compile(r"(?:[?？]|(?:です|ます|でしょう|ません|の|ん)か|かな|かね|っけ|の\?)$")
 _QUESTION_WORDS = (
@@ -476,7 +480,7 @@ def _read_text(
         if found is not None:
             return _accept(flow, state, {step.id: found[0]}, True, context)
     # 4. Not a value: the step's own help for a statement, or a question for the service.
-    if is_unsure(text) and not question:
+    if is_unsure(text):
         return Turn(state, [Reply(step.unsure_text(state.values)), _prompt(flow, state)])
     message = first_error.message if first_error else "読み取れませんでした。"
     if first_error is not None and first_error.remember:

@@ -88,7 +88,7 @@ def _yes_no(text: str, values: Values) -> bool:
     try:
         return parse_yes_no(text)
     except ParseError as exc:
-        if any(w in text for w in ("わから", "分から", "不明", "覚えて")):
+        if any(w in text for w in ("わから", "分から", "不明", "覚えて", "かも", "たぶん", "多分")):
             raise Invalid(exc.message) from None
         # 「はい、実績値は4,100です」「2022の事業者は含まれてないです」: the answer inside a sentence.
         if _NEGATIVE_YES_NO.search(text):
@@ -541,6 +541,9 @@ def _program(text: str, values: Values) -> str:
         return read
     if read == "unknown":
         raise Invalid(_PROGRAM_UNSURE)
+    if read is None and re.search(r"(?<!\d)20(?:19|21|22|24|25|26)(?!\d)", text):
+        other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
+        read = f"other:{other.guide}" if other is not None else None
     if read is not None and read.startswith("other:"):
         raise Invalid(
             read.removeprefix("other:")

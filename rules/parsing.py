@@ -381,6 +381,8 @@ _YEAR_TEXT = re.compile(r"^第?([12一二])(?:年度目|年目|年度|年|回目
 _YEAR_WORDS = {
     "初年度": 1,
     "初回": 1,
+    "初めて": 1,
+    "はじめて": 1,
     "最初": 1,
     "1回目": 1,
     "一回目": 1,
@@ -395,7 +397,7 @@ def parse_report_year(text: str) -> ReportYear:
     """Which effect report: 「1」「2年度目」「二年目」."""
     if (err := _too_long(text, YEAR_EXAMPLE)) is not None:
         raise err
-    prepared = _prepare(text)
+    prepared = re.sub(r"^(?:今回|今年|今度)(?:が|は|で)?", "", _prepare(text))
     for word, year in _YEAR_WORDS.items():
         if prepared.startswith(word):
             return 1 if year == 1 else 2

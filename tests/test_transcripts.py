@@ -646,6 +646,11 @@ PRODUCTIVITY: list[Conversation] = [
         check=lambda turns: None if IT2023_PHONE in texts(turns[-1]) else pytest.fail(texts(turns[-1])),
     ),
     Conversation(
+        "p-first-time-and-a-hedged-answer",
+        [START_P, *BASIC, "はい", "3000", "今回が初めて", "いるかも", "いません"],
+        P(30_000_000, 25_000_000, 5_000_000, 10, 1800, 3000, 1),
+    ),
+    Conversation(
         "p-six-percent-borderline",
         [START_P, "3180万", "2500万", "500万", "10", "1800", "はい", "3150", "1", "はい"],
         P(31_800_000, 25_000_000, 5_000_000, 10, 1800, 3150, 1, True),
@@ -965,6 +970,16 @@ WITHDRAWAL: list[Conversation] = [
         W20("cancel-all", [D(2021, 4, 1)], D(2022, 3, 31), D(2021, 9, 30)),
     ),
     Conversation("w-2023-program-and-event-in-one-answer", [START_W, "2023で一部解約"], W23("cancel-part")),
+    Conversation(
+        "w-not-sure-which-then-other-year-then-2020",
+        [START_W, "どっちだろう", "2021", "2020", "全部", "2021/4/1", "2021/12/1", "2021/9/30"],
+        W20("cancel-all", [D(2021, 4, 1)], D(2021, 12, 1), D(2021, 9, 30)),
+        check=lambda turns: (
+            None
+            if "左上" in texts(turns[1]) and "2020" in texts(turns[2]) and turns[2].step == "program"
+            else pytest.fail(texts(turns[1]) + texts(turns[2]))
+        ),
+    ),
     Conversation("w-2023-bankrupt", [START_W, "2023", "倒産しました"], W23("closure")),
     Conversation("w-2023-stopped-using", [START_W, "複数社連携です", "使わなくなった"], W23("cancel-all")),
     Conversation(
