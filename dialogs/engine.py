@@ -461,7 +461,16 @@ def _read_text(
     # 2. Values named in the text: answers, corrections and values given early.
     named = _named(flow, state, text, context)
     if named.confirm is not None:
-        return _ask_confirm(flow, state, named.confirm[0], named.confirm[1])
+        # The other values of the message are kept while one of them waits for its confirmation.
+        held, notes = state, []
+        if (
+            named.values
+            and _cross_check(flow, {**state.values, **named.values}, named.values, context) is None
+        ):
+            notes = _read_back(flow, state.values, named.values)
+            values = {**state.values, **named.values}
+            held = DialogState(flow.id, state.step, values, state.history, None, state.question)
+        return _ask_confirm(flow, held, named.confirm[0], named.confirm[1], notes)
     if named.values:
         return _accept(flow, state, named.values, step.id in named.values, context, named.errors)
     if named.errors:
@@ -654,9 +663,12 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
             found = _in_sentence(step, segment, known)
             if isinstance(found, tuple):
                 value = found[0]
+            elif isinstance(found, Confirm):
+                out.confirm = out.confirm or (step, found)
+                continue
             else:
                 if corrective or step.id in state.values or re.search(r"[0-9０-９]", segment):
-                    message = found.message if isinstance(found, Invalid | Confirm) else exc.message
+                    message = found.message if isinstance(found, Invalid) else exc.message
                     out.errors.append(f"{step.title}：{message}")
                 continue
         out.values[step.id] = value
@@ -814,10 +826,13 @@ def _back(flow: Flow, state: DialogState) -> Turn:
     return Turn(back, [Reply(note), _prompt(flow, back)])
 
 
-def _ask_confirm(flow: Flow, state: DialogState, step: Step, ask: Confirm) -> Turn:
+def _ask_confirm(
+    flow: Flow, state: DialogState, step: Step, ask: Confirm, notes: list[str] | None = None
+) -> Turn:
     pending = {"step": step.id, "value": ask.value, "message": ask.message}
     held = DialogState(flow.id, state.step, state.values, state.history, pending, state.question)
-    return Turn(held, [Reply(ask.message, YES_NO_CHOICES)])
+    head = "\n".join(notes) + "\n\n" if notes else ""
+    return Turn(held, [Reply(head + ask.message, YES_NO_CHOICES)])
 
 
 def _confirm(flow: Flow, state: DialogState, word: str, context: Context) -> Turn | None:
