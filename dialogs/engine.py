@@ -479,7 +479,18 @@ def _read_text(
     if by_old:
         return _accept(flow, state, by_old, False, context)
     question = is_question(text) or _about_something(text)
-    # 3. One value inside a sentence (「社長と専務の2人」), unless the text asks something.
+    # 3. One value inside a sentence (「社長と専務の2人」), unless the text asks something;
+    #    a hedged answer (「3000万かな」) is an answer, not a question.
+    plain = _value_part(text)
+    if plain and plain != text:
+        try:
+            return _accept(
+                flow, state, {step.id: _checked(step, step.parse(plain, known), known)}, True, context
+            )
+        except Confirm as ask:
+            return _ask_confirm(flow, state, step, ask)
+        except Invalid:
+            pass
     if not question:
         found = _in_sentence(step, _value_part(text), known)
         if isinstance(found, Confirm):
@@ -557,7 +568,9 @@ def _value_part(segment: str) -> str:
         if "は" in s:
             s = s.rsplit("は", 1)[1]
     s = _LEAD.sub("", s).strip()
-    s = re.sub(r"(?:でした|です|だった|だよ|だね|かな|ね|よ)$", "", s).strip()
+    s = re.sub(
+        r"(?:でした|です|だった|だよ|だね|だと思います|だと思う|と思います|かな|ね|よ)[?？]?$", "", s
+    ).strip()
     s = _CORRECTION_TAIL.sub("", s).strip()
     return s.strip("、,。 ")
 
