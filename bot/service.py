@@ -500,7 +500,8 @@ class ConversationService:
             ReplyChoice(f"「{title}」を始める", _check_value(f"flow:{other}")),
             engine.RESUME_CHOICES[0],
         )
-        return _Routed([Reply(f"{where}「{title}」を始めますか？", choices)], conv, "dialog")
+        ask = f"{where}「{title}」を始めますか？（始めると、いまの計算の入力は残りません）"
+        return _Routed([Reply(ask, choices)], conv, "dialog")
 
     def _flow_program(self, conv: Conversation, flow: Flow, state: DialogState) -> str | None:
         chosen = state.values.get("program")
