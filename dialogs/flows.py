@@ -261,8 +261,22 @@ def _sources_text(sources: Any) -> str:
     for document, refs in by_document.items():
         refs.sort(key=lambda ref: [int(n) for n in re.findall(r"\d+", ref)[:2]])
         doc = kb.documents.get(document)
-        lines.append(f"・{doc.title if doc else document}：{'、'.join(refs)}")
+        lines.append(f"・{doc.title if doc else document}：{_passages(refs)}")
     return "出典：\n" + "\n".join(lines)
+
+
+def _passages(refs: list[str]) -> str:
+    """「2. 効果報告の操作画面(2/10)…、2. 効果報告の操作画面(4/10)…」 → the shared section name once."""
+    out: list[str] = []
+    previous = ""
+    for ref in refs:
+        section, paren, rest = ref.partition("(")
+        if paren and section == previous:
+            out.append(paren + rest)
+        else:
+            out.append(ref)
+        previous = section if paren else ""
+    return "、".join(out)
 
 
 _FIELD_STEP = {
