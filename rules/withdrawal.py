@@ -238,8 +238,8 @@ def _it2020(
         lines.append(f"基準日：{f(base)}（ITツールの納品日）")
     lines.append(f"1年未満として扱う期限：{f(one_year)}（この日までの解約・利用停止は「1年未満」です）")
     lines.append(
-        f"辞退届が必要な期間：補助事業の完了日 {f(completed)} の属する年度（{f(fy_start)}〜{f(fy_end)}）の"
-        f"終了後{r.window_years.value}年間、{f(w_start)}〜{f(w_end)}（期間の終わり：{f(w_end)}）"
+        f"辞退届が必要な期間：{f(w_start)}〜{f(w_end)}（補助事業の完了日 {f(completed)} の属する年度"
+        f"（{f(fy_start)}〜{f(fy_end)}）の終了後{r.window_years.value}年間）"
     )
     if cancelled < base:
         lines.append("解約日が最も遅い納品日より前のため、基準日から1年未満の解約として扱います。")
