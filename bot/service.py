@@ -401,7 +401,7 @@ class ConversationService:
             return _Routed(replies, conv, "dialog", score=score)
         known = {"program": program} if program is not None and "program" in flow.by_id else {}
         turn = engine.start(flow, values=known, question=question, context=self._context())
-        conv.dialog, conv.pending_query, conv.finished = turn.state, None, None
+        conv.dialog, conv.pending_query, conv.finished = turn.state, None, turn.finished
         if program is not None and program in flow.programs:
             conv.program = program  # said in the request: asked at most once, here and later
         replies = list(turn.replies)
