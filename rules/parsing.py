@@ -248,7 +248,10 @@ def read_amount(text: str) -> AmountReading:
     except _Unreadable as exc:
         raise _not_read(text, "金額", AMOUNT_EXAMPLE, exc.hint) from None
     if value.copy_abs() >= MAX_AMOUNT:
-        raise ParseError(f"{format_yen(value)}は大きすぎます。{AMOUNT_EXAMPLE}", format_yen(value))
+        raise ParseError(
+            f"{format_yen(value, style='man')}は大きすぎます。{AMOUNT_EXAMPLE}",
+            format_yen(value, style="man"),
+        )
     if value != value.to_integral_value():
         shown = _plain(value) + "円"
         raise ParseError(
