@@ -132,6 +132,8 @@ class Step:
     # Steps whose answers may carry this value too, without a label (「2020で、全部解約しました」 at
     # the program step also says what happened); only one clear reading counts.
     read_from: tuple[str, ...] = ()
+    # Units that name this step when a value carries them (「年間1800時間」 is the hours, 「10名」 the staff).
+    units: tuple[str, ...] = ()
 
     def applies(self, values: Values) -> bool:
         return self.when is None or self.when(values)
@@ -686,7 +688,33 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
                 continue
         out.values[step.id] = value
         values[step.id] = value
+    _by_unit(flow, text, context, skip, out, values)
     return out
+
+
+def _by_unit(
+    flow: Flow, text: str, context: Context, skip: str | None, out: _Named, values: dict[str, Any]
+) -> None:
+    """Values named by their unit alone: 「従業員10名、年間1800時間」 gives the hours too."""
+    for span in _spans(text):
+        owners = [s for s in flow.steps if s.units and any(span.endswith(u) for u in s.units)]
+        if len(owners) != 1:
+            continue
+        step = owners[0]
+        if step.id == skip or step.id in out.values or not step.applies(values):
+            continue
+        known = Known(values, context)
+        try:
+            value = _checked(step, step.parse(span, known), known)
+        except Confirm as ask:
+            out.confirm = out.confirm or (step, ask)
+            continue
+        except Invalid:
+            continue
+        if step.id in values and values[step.id] == value:
+            continue
+        out.values[step.id] = value
+        values[step.id] = value
 
 
 def _eager(flow: Flow, answered: Step, values: Values, text: str, context: Context) -> dict[str, Any]:
