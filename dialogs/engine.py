@@ -659,6 +659,8 @@ def _named(flow: Flow, state: DialogState, text: str, context: Context, skip: st
     corrective = bool(
         _CORRECTION_TAIL.search(text.rstrip("。.!！ ")) and re.search("修正|訂正|変更|直", text)
     )
+    if is_question(text) and not corrective:
+        return out  # 「伸び率が5%に届かない場合は？」 asks; it gives no value
     for index, (_start, end, step) in enumerate(hits):
         if step.id == skip or step.id in out.values:
             continue

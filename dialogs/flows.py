@@ -459,6 +459,7 @@ PRODUCTIVITY = Flow(
             "伸び率は、交付申請時の実績値（労働生産性）に対する年平均の伸び（CAGR）です。"
             "実績値は申請マイページの「交付申請内容情報詳細」で確認できます。",
             choices=YES_NO,
+            labels=("伸び率", "成長率"),
             name="伸び率の計算",
             show=_show_yes_no,
         ),
