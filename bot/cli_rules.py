@@ -250,30 +250,31 @@ def withdrawal_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="結果を1行の JSON で出力する")] = False,
 ) -> None:
     """ITツールの解約・利用停止や廃業等で、辞退届と補助金の返還が必要かを判定する。"""
-    given = _require(
-        {
-            "--program": program,
-            "--event": event,
-            "--delivered": delivered[0] if delivered else None,
-            "--cancelled": cancelled,
-            "--completed": completed,
-        },
-        {
-            "--program": "it2020",
-            "--event": "cancel-all",
-            "--delivered": "2021/4/1",
-            "--cancelled": "2022/3/31",
-            "--completed": "2021/4/20",
-        },
-    )
+    examples = {
+        "--program": "it2020",
+        "--event": "cancel-all",
+        "--delivered": "2021/4/1",
+        "--cancelled": "2022/3/31",
+        "--completed": "2021/4/20",
+    }
+    given = _require({"--program": program, "--event": event}, examples)
     prog = _choice("--program", given["--program"], PROGRAMS)
     ev = _choice("--event", given["--event"], EVENTS)
+    if prog == "it2020":  # the 2023 手引き sets no date rule: there the dates are optional
+        _require(
+            {
+                "--delivered": delivered[0] if delivered else None,
+                "--cancelled": cancelled,
+                "--completed": completed,
+            },
+            examples,
+        )
     inputs = WithdrawalInputs(
         program=prog,
         event=ev,
         delivered=tuple(_read("--delivered", d, parse_date) for d in delivered or ()),
-        cancelled=_read("--cancelled", given["--cancelled"], parse_date),
-        completed=_read("--completed", given["--completed"], parse_date),
+        cancelled=_read("--cancelled", cancelled, parse_date) if cancelled is not None else None,
+        completed=_read("--completed", completed, parse_date) if completed is not None else None,
     )
     try:
         result = check_withdrawal(inputs)

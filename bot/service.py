@@ -23,8 +23,9 @@ import importlib
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from bot.masking import mask
@@ -32,9 +33,12 @@ from bot.store import ConcurrentUpdate, Store, StoreError, UpdateUnit, clean_tex
 from dialogs import engine
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
-from faq import KnowledgeBase, Outcome, Policy, answer_text
-from faq.programs import read_program_reply
+from faq import KnowledgeBase, Outcome, Policy, answer_text, contact_block
+from faq.policy import lead_of
+from faq.programs import programs_in_question, read_program_reply
 from faq.replies import FLOW_NAMES, outcome_text
+from faq.text import normalize
+from rules import TOKYO
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +82,21 @@ class Conversation:
 
     dialog: DialogState | None = None
     pending_query: str | None = None  # the question waiting for a program choice
-    program: str | None = None  # set with /program; narrows every FAQ search
+    program: str | None = None  # set with /program or picked in a flow; narrows every FAQ search
+    finished: DialogState | None = None  # the last finished flow, so that a correction can recompute it
 
     def to_json(self) -> dict[str, Any] | None:
-        if self.dialog is None and self.pending_query is None:
+        if self.dialog is None and self.pending_query is None and self.finished is None:
             return None
-        return {
+        data: dict[str, Any] = {
             "format": STATE_FORMAT,
             "dialog": self.dialog.to_json() if self.dialog else None,
             # Stored masked (bot.masking): personal data never rests in the state either.
             "pending_query": mask(self.pending_query) if self.pending_query is not None else None,
         }
+        if self.finished is not None:
+            data["finished"] = self.finished.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None, program: str | None) -> Conversation:
@@ -97,7 +105,8 @@ class Conversation:
         try:
             dialog = DialogState.from_json(data["dialog"]) if data.get("dialog") else None
             pending = data.get("pending_query")
-            return cls(dialog, str(pending) if pending is not None else None, program)
+            finished = DialogState.from_json(data["finished"]) if data.get("finished") else None
+            return cls(dialog, str(pending) if pending is not None else None, program, finished)
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("dropping an unreadable conversation state (keys %s)", sorted(map(str, data))[:8])
             return cls(program=program)
@@ -128,6 +137,27 @@ def _check_value(value: str) -> str:
     return value
 
 
+def program_reader(kb: KnowledgeBase) -> Callable[[str], str | None]:
+    """How the flows' program step reads a reply to "which program?", by faq.programs (no second parser).
+
+    Returns a program id, "both", "unknown", "other:<the guide for that program>" or None.
+    """
+    offered = [pid for pid in kb.programs if pid != "common"]
+
+    def read(text: str) -> str | None:
+        reply = read_program_reply(kb, text, offered)
+        if reply is None:
+            return programs_in_question(kb, text).program
+        if reply.kind == "program":
+            return reply.program
+        if reply.kind == "other":
+            guide = reply.other.guide if reply.other is not None else ""
+            return f"other:{guide}"
+        return reply.kind  # "both" or "unknown"
+
+    return read
+
+
 class ConversationService:
     """Routes each user message through commands, the dialog engine and the FAQ policy."""
 
@@ -137,11 +167,14 @@ class ConversationService:
         policy: Policy,
         store: Store,
         flows: Mapping[str, Flow] | None = None,
+        clock: Callable[[], date] | None = None,
     ) -> None:
         self.kb = kb
         self.policy = policy
         self.store = store
         self._flows: Mapping[str, Flow] | None = flows
+        # Today's date in Japan, for 「今日」「先月末」 in the flows; tests pass a fixed day.
+        self.clock = clock or (lambda: datetime.now(TOKYO).date())
 
     # -- flows -----------------------------------------------------------------------
 
@@ -247,6 +280,10 @@ class ConversationService:
                 return self._in_dialog(conv, flow, conv.dialog, user_input)
             conv.dialog = None
             return self._lost_dialog(conv, user_input)
+        if conv.finished is not None and user_input.choice is None:
+            revised = self._revise(conv, conv.finished, user_input)
+            if revised is not None:
+                return revised
         if user_input.choice is not None:
             return _Routed(
                 [Reply(NO_DIALOG if user_input.choice.startswith("cmd:") else STALE_CHOICE)], conv, "choice"
@@ -373,25 +410,159 @@ class ConversationService:
                 "dialog",
                 score=_score(outcome) if outcome else None,
             )
-        turn = engine.start(flow)
-        conv.dialog, conv.pending_query = turn.state, None
-        return _Routed(list(turn.replies), conv, "dialog", score=_score(outcome) if outcome else None)
+        score = _score(outcome) if outcome else None
+        question = outcome.query if outcome is not None else None
+        program = self._known_program(conv, question)
+        if flow.programs and program is not None and program not in flow.programs:
+            # The flow's source does not cover this program (productivity for IT導入補助金2020).
+            note = flow.not_covered.get(program, f"「{flow.title}」はこの制度では使えません。")
+            replies = [Reply(note), *[Reply(block) for block in self._contacts_of(program)]]
+            return _Routed(replies, conv, "dialog", score=score)
+        known = {"program": program} if program is not None and "program" in flow.by_id else {}
+        turn = engine.start(flow, values=known, question=question, context=self._context())
+        conv.dialog, conv.pending_query, conv.finished = turn.state, None, turn.finished
+        if program is not None and program in flow.programs:
+            conv.program = program  # said in the request: asked at most once, here and later
+        replies = list(turn.replies)
+        if program is not None and program in self.kb.programs:
+            replies[0] = Reply(f"{replies[0].text}\n対象：{self.kb.programs[program].short}")
+            replies[1:1] = self._first_question_answer(turn.state, program)
+        return _Routed(replies, conv, "dialog", score=score)
+
+    def _context(self) -> engine.Context:
+        return engine.Context(today=self.clock(), read_program=program_reader(self.kb))
+
+    def _known_program(self, conv: Conversation, question: str | None) -> str | None:
+        """The program already known: named without doubt in the request, else the conversation's."""
+        named = programs_in_question(self.kb, question).program if question else None
+        return named or conv.program
+
+    def _contacts_of(self, program: str) -> list[str]:
+        found = self.kb.programs.get(program)
+        ids = found.general_contacts if found is not None else ()
+        return [contact_block(self.kb.contacts[c]) for c in ids if c in self.kb.contacts]
+
+    def _first_question_answer(self, state: DialogState | None, program: str) -> list[Reply]:
+        """The request that started the flow, answered for the program now known (when an entry fits it)."""
+        if state is None or not state.question or self._bare_request(state.question):
+            return []
+        outcome = self.policy.decide(state.question, program=program)
+        entry = outcome.entry if outcome.status == "answered" else None
+        if entry is None and outcome.status == "dialog" and outcome.candidates:
+            # The same rule as an outright answer: a clear winner within the program, or nothing.
+            top, config = outcome.candidates[0], self.policy.config
+            second = outcome.candidates[1].relevance if len(outcome.candidates) > 1 else 0.0
+            clear = top.coverage >= config.coverage_min and lead_of(top.relevance, second) >= config.lead_min
+            if clear and top.entry.program in (program, "common"):
+                entry = top.entry
+        if entry is None:
+            return []
+        return [Reply(f"最初のご質問「{state.question}」について：\n{answer_text(self.kb, entry)}")]
+
+    def _bare_request(self, question: str) -> bool:
+        """「辞退届を出すべきか知りたい」 only asks for the flow, whose result answers it; 「半年で解約したら…」 says more."""
+        rest = normalize(question)
+        intents = self.kb.intents
+        words = [*(c for p in self.kb.programs.values() for c in (*p.cues, *p.year_cues))]
+        if intents is not None:
+            words += [*intents.dialog_actions, *intents.dialog_object_actions]
+            words += [t for d in intents.dialog for t in d.topics]
+        for word in sorted({normalize(w) for w in words}, key=len, reverse=True):
+            if word:
+                rest = rest.replace(word, "")
+        rest = re.sub(
+            r"[をがにはのでかともてたいし、。？?！!\s]|です|ます|ください|お願い|したら|なる", "", rest
+        )
+        return len(rest.replace("ツール", "").replace("it", "")) <= 2
 
     def _in_dialog(
         self, conv: Conversation, flow: Flow, state: DialogState, user_input: UserInput
     ) -> _Routed:
         try:
-            turn = engine.advance(flow, state, user_input)
+            turn = engine.advance(flow, state, user_input, self._context())
         except FlowError as exc:
             log.warning("dropping a stale dialog state: %s", exc)
             conv.dialog = None
             return self._lost_dialog(conv, user_input)
-        if not turn.understood and user_input.choice is None and user_input.text.strip():
-            # Perhaps a question asked mid-flow: answer it, then ask the same question again.
-            outcome = self.policy.decide(user_input.text, program=conv.program)
-            if outcome.status == "answered" and outcome.entry is not None:
-                return self._answered(conv, outcome)
+        text = user_input.text.strip()
+        if not turn.understood and user_input.choice is None and text:
+            if self.policy.detect_smalltalk(normalize(text)) == "greeting":
+                # A returning user's greeting is not an answer: say where they are.
+                where = engine.where(flow, state) + "続きから答えるか、最初からやり直すか選んでください。"
+                return _Routed([Reply(where, engine.RESUME_CHOICES)], conv, "dialog")
+            other = self.policy.detect_dialog(normalize(text))
+            if other is not None and other in self.flows and not turn.question:
+                return self._switch(conv, flow, state, other)
+            if turn.question:
+                side = self._side_question(conv, flow, state, text)
+                if side is not None:
+                    return side
+        before = state.values.get("program")
         conv.dialog = turn.state
+        if turn.finished is not None:
+            conv.finished = turn.finished
+        replies = list(turn.replies)
+        after = (turn.state or turn.finished or state).values.get("program")
+        if after in self.kb.programs and after != "common" and after != before:
+            conv.program = str(after)  # asked at most once: later questions and flows use it
+            if turn.state is not None:
+                replies[-1:-1] = self._first_question_answer(turn.state, str(after))
+        return _Routed(replies, conv, "dialog")
+
+    def _switch(self, conv: Conversation, flow: Flow, state: DialogState, other: str) -> _Routed:
+        """A request for a flow mid-flow: say where the user is and offer the other flow, or go on."""
+        where = engine.where(flow, state)
+        if other == flow.id:
+            return _Routed([Reply(where), *self._reprompt(conv)], conv, "dialog")
+        title = self._flow_title(other)
+        choices = (
+            ReplyChoice(f"「{title}」を始める", _check_value(f"flow:{other}")),
+            engine.RESUME_CHOICES[0],
+        )
+        ask = f"{where}「{title}」を始めますか？（始めると、いまの計算の入力は残りません）"
+        return _Routed([Reply(ask, choices)], conv, "dialog")
+
+    def _flow_program(self, conv: Conversation, flow: Flow, state: DialogState) -> str | None:
+        chosen = state.values.get("program")
+        if chosen in self.kb.programs and chosen != "common":
+            return str(chosen)
+        if len(flow.programs) == 1:
+            return flow.programs[0]
+        return conv.program
+
+    def _side_question(self, conv: Conversation, flow: Flow, state: DialogState, text: str) -> _Routed | None:
+        """A question asked mid-flow: answered for the flow's program, then the same step is asked again."""
+        program = self._flow_program(conv, flow, state)
+        outcome = self.policy.decide(text, program=program)
+        if outcome.status == "answered" and outcome.entry is not None:
+            return self._answered(conv, outcome)
+        if (
+            program is None
+            or program not in self.kb.programs
+            or outcome.status not in ("no_match", "clarify")
+        ):
+            return None
+        silent = Reply(
+            f"ご質問について、{self.kb.programs[program].short}の資料には当てはまる記載が見つかりませんでした。"
+            "窓口にお問い合わせください。\n" + "\n".join(self._contacts_of(program))
+        )
+        return _Routed([silent, *self._reprompt(conv)], conv, outcome.status, score=_score(outcome))
+
+    def _revise(self, conv: Conversation, finished: DialogState, user_input: UserInput) -> _Routed | None:
+        """After a result: a correction recomputes it; 「戻る」 reopens the last step."""
+        flow = self.flows.get(finished.flow)
+        if flow is None:
+            conv.finished = None
+            return None
+        try:
+            turn = engine.revise(flow, finished, user_input, self._context())
+        except FlowError:
+            conv.finished = None
+            return None
+        if turn is None:
+            return None
+        conv.dialog = turn.state
+        conv.finished = turn.finished if turn.state is None else None
         return _Routed(list(turn.replies), conv, "dialog")
 
     # -- FAQ --------------------------------------------------------------------------

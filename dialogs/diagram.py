@@ -19,10 +19,11 @@ def mermaid(flow: Flow) -> str:
             after = next((s.id for s in steps[index:] if s.condition != step.condition), "finish")
             lines.append(f"    {previous} -. otherwise .-> {after}")
         previous = step.id
-    lines.append('    finish(["summary: inputs, formula, figures, verdict, next steps, sources"])')
+    lines.append('    finish(["result: verdict first, then the figures, next steps, sources"])')
     lines.append(f"    {previous} --> finish")
     lines.append(
-        "    %% At any step: 戻る (back), やめる (cancel), 最初から (restart), ヘルプ (help), 〇〇を…に修正 (correct)"
+        "    %% At any step: 戻る (back), やめる (cancel), 最初から (restart), ヘルプ (help), 続きから (resume),"
+        " corrections in any wording, also after the result"
     )
     return "\n".join(lines) + "\n"
 
@@ -41,6 +42,29 @@ def flows_markdown() -> str:
         "",
         "Generated from dialogs/flows.py by `python -m dialogs.diagram > docs/flows.md`; "
         "a test fails when this file is out of date.",
+        "",
+        "## How a message is read at a step",
+        "",
+        "1. Commands: 戻る, やめる, 最初から (keeps the program), ヘルプ, 続きから; a pending confirmation"
+        " (「月150時間」 → 「年間1,800時間として入力しますか？」) takes はい / いいえ.",
+        "2. The step's own reading of the whole message (「3,000万」, 「赤字500万」, 「先月末」, 「初年度」).",
+        "3. Values named in the message: each fills its step (「営業利益2800万、減価償却300万」); a value named"
+        " for an earlier step is a correction in any wording (「やっぱり人件費は2500万」, 「…の間違いでした」,"
+        " 「…じゃなくて…」, 「さっきの…を…に」); one named for a later step is not asked again.",
+        "4. A correction that names the old value (「1800じゃなくて2000」), then one value inside a sentence"
+        " (「社長と専務の2人」, 「3000万かな」), unless the message is a question; an answer may carry the next"
+        " values too (「2020で、全部解約しました」 answers the program and what happened).",
+        "5. Not a value: 「わからない」 gets the step's own help (where to find the figure); other statements"
+        " get what the step expects; only a clear question goes to the FAQ, answered for the flow's program,"
+        " and the step is asked again.",
+        "",
+        "Every value is checked against the others when it is given (a cancellation before the delivery is"
+        " refused at once) and read back in the bot's money format (2,800万円). A reading that is most often"
+        " a slip is confirmed before it is used (an amount under 10万円, annual hours under 200, 「月150時間」,"
+        " a bare 「500万」 right after 「赤字です」). After the result, a"
+        " correction recomputes it and says what changed; 戻る reopens the last step. The program is taken"
+        " from the conversation (/program, an earlier flow) or the request that started the flow, and asked"
+        " at most once. Relative dates use the clock the service injects.",
         "",
     ]
     for flow in FLOWS.values():

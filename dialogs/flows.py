@@ -3,8 +3,14 @@
 Each step reads one figure with the parsers of rules/parsing.py, so the bot,
 the command line and the console all accept the same way of writing numbers
 and dates.  Values are stored as JSON (amounts as strings, dates as ISO), so a
-conversation can be saved and resumed.  The closing summary comes from the
-rules themselves: inputs, formula, figures, verdict, next steps and sources.
+conversation can be saved and resumed.  Each value is checked against the
+others when it is given.  The closing replies put a short verdict first, then
+the figures that lead to it, then the next steps and the sources; the complete
+structured result travels with them for channels that show more.
+
+Which program a reply names is read by the function the caller injects in the
+engine's Context (the service reads it with faq/programs.py), so these flows
+hold no second program parser.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
-from dialogs.engine import Flow, Invalid, Step, Values
+from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
 from rules import (
@@ -24,10 +30,14 @@ from rules import (
     DomainError,
     ParseError,
     ProductivityInputs,
+    ProductivityResult,
+    Program,
     WithdrawalInputs,
+    WithdrawalResult,
     calculate_productivity,
     check_withdrawal,
     format_date,
+    format_productivity,
     format_yen,
     labor_cost,
     parse_amount,
@@ -41,6 +51,10 @@ from rules import (
 
 YES_NO = (ReplyChoice("はい", "yes"), ReplyChoice("いいえ", "no"))
 BREAKDOWN = "内訳"
+IT2020: Final = "it2020"
+IT2023: Final = "it2023-multi"
+BOTH: Final = "both"
+PROGRAM_SHORT = {IT2020: "IT導入補助金2020", IT2023: "IT導入補助金2023 複数社連携"}
 
 
 @lru_cache(maxsize=1)
@@ -60,30 +74,115 @@ def _reading(parse: Callable[[str], Any], store: Callable[[Any], Any] = str) -> 
     return read
 
 
+_NEGATIVE_YES_NO = re.compile(
+    r"(?:いない|いません|ない|ません|なし|無し|いいえ|違う|ちがう|しない|不要|いらない|結構)"
+)
+_POSITIVE_YES_NO = re.compile(
+    r"(?:はい|います|いる|ある|あります|含む|含みます|含まれ|します|する|して|したい|ほしい|お願い)"
+)
+
+
 def _yes_no(text: str, values: Values) -> bool:
     if text in ("yes", "no"):
         return text == "yes"
-    return bool(_reading(parse_yes_no, bool)(text, values))
+    try:
+        return parse_yes_no(text)
+    except ParseError as exc:
+        if any(w in text for w in ("わから", "分から", "不明", "覚えて", "かも", "たぶん", "多分")):
+            raise Invalid(exc.message) from None
+        # 「はい、実績値は4,100です」「2022の事業者は含まれてないです」: the answer inside a sentence.
+        if _NEGATIVE_YES_NO.search(text):
+            return False
+        if _POSITIVE_YES_NO.search(text):
+            return True
+        raise Invalid(exc.message) from None
 
 
 def _show_yen(value: Any) -> str:
-    return format_yen(Decimal(value))
+    return format_yen(Decimal(value), style="man")
 
 
 def _show_yes_no(value: Any) -> str:
     return "はい" if value else "いいえ"
 
 
+_NONE = re.compile(
+    r"^(?:なし|無し|ない|ありません|ゼロ|計上なし|計上していない|計上してない)(?:です|でした)?$"
+)
+
+
+SMALL_AMOUNT = Decimal(100_000)
+
+
+def _small(value: Decimal, what: str) -> None:
+    """A 決算書 figure under 10万円 is most often typed without its unit (万円, 千円): ask before using it."""
+    if 0 < abs(value) < SMALL_AMOUNT:
+        raise Confirm(
+            str(value),
+            f"{what}を {_show_yen(value)} と読み取りました。この金額でよろしいですか？"
+            f"（万円・千円の場合は「いいえ」と答えて、{value:,}万 や {value:,}千円 のように入力してください）",
+        )
+
+
+def _amount(
+    *, zero_words: bool = False, what: str = "", confirm_small: bool = False
+) -> Callable[[str, Values], str]:
+    """An amount in yen; with `what`, negative amounts are refused at the step (経費は0以上)."""
+
+    def read(text: str, values: Values) -> str:
+        if zero_words and _NONE.match(text.strip()):
+            return "0"
+        value = _reading(parse_amount, Decimal)(text, values)
+        if what and value < 0:
+            raise Invalid(
+                f"{what}がマイナス（{_show_yen(value)}）と読み取りました。{what}は0以上の金額です。"
+            )
+        if confirm_small:
+            _small(value, what)
+        return str(value)
+
+    return read
+
+
 # ---------------------------------------------------------------- productivity
+
+_LOSS_WORDS = ("赤字", "損失", "マイナス", "欠損", "損")
+
+
+def _operating_profit(text: str, values: Values) -> str:
+    """An operating profit; a loss said in words is remembered, so that a bare 「500万」 next is not taken as profit."""
+    try:
+        value = parse_amount(text)
+    except ParseError as exc:
+        said_loss = any(w in text for w in _LOSS_WORDS) and not re.search(r"なし|ない|無し|ありません", text)
+        if said_loss and not re.search(r"[0-9０-９一二三四五六七八九十百千万億]", text):
+            raise Invalid(
+                "赤字（マイナス）と読み取りました。金額も一緒に、▲500万 や 赤字500万 のように入力してください。",
+                remember="loss",
+            ) from None
+        raise Invalid(exc.message) from None
+    if value > 0 and remembered_of(values) == "loss":
+        raise Confirm(
+            str(-value),
+            f"先ほど赤字とのことでした。営業利益を {_show_yen(-value)}（マイナス）として入力しますか？"
+            "（黒字の場合は「いいえ」と答えて、もう一度入力してください）",
+        )
+    _small(value, "営業利益")
+    return str(value)
 
 
 def _labor_cost(text: str, values: Values) -> str:
-    if text in (BREAKDOWN, "内訳から計算", "breakdown", "うちわけ"):
+    if text in (BREAKDOWN, "内訳から計算", "breakdown", "うちわけ", "内訳で", "内訳から"):
         return BREAKDOWN
-    return str(_reading(parse_amount)(text, values))
+    return _amount(what="人件費", confirm_small=True)(text, values)
+
+
+_ALONE = re.compile(r"^(?:私|わたし|自分|社長|代表|代表者|事業主)(?:ひとり|一人|1人)?だけ(?:です)?$")
 
 
 def _employees(text: str, values: Values) -> int:
+    if _ALONE.match(text.replace(" ", "")):
+        return 1
     count = int(_reading(parse_count, int)(text, values))
     if count <= 0:
         raise Invalid(
@@ -91,6 +190,37 @@ def _employees(text: str, values: Values) -> int:
             "（例：1人）。"
         )
     return count
+
+
+MIN_PLAUSIBLE_HOURS = Decimal(200)
+_PER_MONTH = re.compile(r"^(?:月|月間|毎月|ひと月|1か月|1ヶ月|一か月|一ヶ月)(?:に|あたり|で)?(?P<rest>.+)$")
+
+
+def _hours(text: str, values: Values) -> str:
+    per_month = _PER_MONTH.match(text.replace(" ", ""))
+    if per_month:
+        monthly = _reading(parse_hours, Decimal)(per_month.group("rest"), values)
+        yearly = monthly * 12
+        if monthly <= 0:
+            raise Invalid("労働時間は0より大きい値を入力してください（例：1,800時間）。")
+        raise Confirm(
+            str(yearly),
+            f"月{monthly:,}時間 × 12か月 ＝ 年間{yearly:,}時間 として入力しますか？"
+            "（違う場合は「いいえ」と答えて、年間の平均労働時間を入力してください）",
+        )
+    hours = _reading(parse_hours, Decimal)(text, values)
+    if hours <= 0:
+        raise Invalid(
+            "年間平均労働時間が0時間になっています。0より大きい値を入力してください（例：1,800時間）。"
+        )
+    if hours < MIN_PLAUSIBLE_HOURS:
+        # 「1日8時間」「週40時間」: a day's or a week's hours read as a year's.
+        raise Confirm(
+            str(hours),
+            f"年間平均労働時間を {hours:,}時間 と読み取りました。1年間の時間でよろしいですか？"
+            "（1日や1週間の時間の場合は「いいえ」と答えて、年間の時間を入力してください）",
+        )
+    return str(hours)
 
 
 def _breakdown(values: Values) -> bool:
@@ -120,53 +250,138 @@ def _productivity_inputs(values: Values) -> ProductivityInputs:
 
 
 def _sources_text(sources: Any) -> str:
+    """One line per document, its passages after it: no title twice."""
     kb = _kb()
-    lines = []
+    by_document: dict[str, list[str]] = {}
     for ref in sources:
-        doc = kb.documents.get(ref.document)
-        lines.append(f"・{doc.title if doc else ref.document}　{ref.ref}")
+        by_document.setdefault(ref.document, [])
+        if ref.ref not in by_document[ref.document]:
+            by_document[ref.document].append(ref.ref)
+    lines = []
+    for document, refs in by_document.items():
+        refs.sort(key=lambda ref: [int(n) for n in re.findall(r"\d+", ref)[:2]])
+        doc = kb.documents.get(document)
+        lines.append(f"・{doc.title if doc else document}：{_passages(refs)}")
     return "出典：\n" + "\n".join(lines)
+
+
+def _passages(refs: list[str]) -> str:
+    """「2. 効果報告の操作画面(2/10)…、2. 効果報告の操作画面(4/10)…」 → the shared section name once."""
+    out: list[str] = []
+    previous = ""
+    for ref in refs:
+        section, paren, rest = ref.partition("(")
+        if paren and section == previous:
+            out.append(paren + rest)
+        else:
+            out.append(ref)
+        previous = section if paren else ""
+    return "、".join(out)
+
+
+_FIELD_STEP = {
+    "labor_cost": "labor_cost",
+    "depreciation": "depreciation",
+    "employees": "employees",
+    "annual_hours": "hours",
+    "year": "year",
+    "baseline": "baseline",
+    "給与手当": "salaries",
+    "旅費交通費": "travel",
+    "賞与": "bonuses",
+    "cancelled": "cancelled",
+    "completed": "completed",
+    "delivered": "delivered",
+    "event": "event",
+    "program": "program",
+}
+
+
+def _reask(exc: DomainError, fallback: str) -> Reask:
+    return Reask(_FIELD_STEP.get(exc.field, fallback), exc.message)
+
+
+def _productivity_verdict(result: ProductivityResult) -> str:
+    rnd = result.rounding
+    threshold = f"{(result.threshold * 100).normalize():f}%"
+    productivity = format_productivity(rnd.productivity(result.labor_productivity))
+    if result.inputs.baseline is None:
+        return f"労働生産性は {productivity} です（伸び率は計算していません）。"
+    standard = f"公表の基準（年率平均{threshold}以上）"
+    if result.meets_threshold is True and result.growth_rate is not None:
+        return f"伸び率は {rnd.percent(result.growth_rate)} で、{standard}に達しています。"
+    if result.meets_threshold is False and result.growth_rate is not None:
+        return f"伸び率は {rnd.percent(result.growth_rate)} で、{standard}に届いていません。"
+    if result.meets_threshold is False:
+        return f"労働生産性がマイナス（{productivity}）のため、{standard}に届いていません。"
+    return (
+        "申請時の実績値が0以下のため、伸び率は定まらず、基準に達しているかは判断できません。"
+        "様式（Excel）で算出し、コールセンターにご確認ください。"
+    )
 
 
 def _finish_productivity(values: Values) -> list[Reply]:
     try:
         result = calculate_productivity(_productivity_inputs(values))
     except DomainError as exc:
-        return [
-            Reply(f"計算できませんでした：{exc.message}", result={"error": exc.message, "field": exc.field})
-        ]
-    lines = ["【労働生産性の計算結果】", *result.explanation]
-    next_steps = (
-        "次の手順：効果報告では、事務局から送付された様式（Excel）の水色セルに数値を入力し、"
-        "算出された労働生産性と年率平均成長率を申請マイページに入力して、記入済みの様式を添付してください。"
-        "この計算は目安で、公式の様式（Excel）の算出結果が正式なものです。"
+        raise _reask(exc, "operating_profit") from None
+    verdict = _productivity_verdict(result)
+    keep = ("付加価値額 =", "労働生産性 =", "年率平均成長率", "表示上は", "事業終了後2年以内", "営業損失が")
+    figures: list[str] = []
+    for line in result.explanation:
+        reason = line == result.growth_unavailable_reason
+        if line.startswith(keep) or reason or "ホームページで公表されます" in line:
+            figures.append(line)
+    # The verdict already says whether the rate reaches the standard.
+    figures = [
+        re.sub(r"^-?[\d.,]+%は基準の[\d.]+%(?:に達していません|以上です（基準に達しています）)。", "", f)
+        for f in figures
+    ]
+    figures = _unsaid([verdict], [f for f in figures if f])
+    scope = (
+        "この計算は1者分の目安です。公表の基準は補助事業グループ全体の値で判断されます。"
+        "効果報告では、構成員ごとの労働生産性を事務局の様式（Excel）の【様式1】労働生産性計算表に入力すると、"
+        "グループ全体の労働生産性と年率平均成長率が算出されます。その値を申請マイページに転記し、"
+        "記入済みの様式を添付してください（様式の値が正式です）。"
     )
     related = (
         ReplyChoice("労働生産性の計算式", "faq:it2023-productivity-formula"),
         ReplyChoice("伸び率が5%に届かない場合", "faq:it2023-publication"),
         ReplyChoice("様式（Excel）の使い方", "faq:it2023-excel-sheets"),
     )
-    return [
-        Reply("\n".join(lines), result=result.as_dict()),
-        Reply(f"{next_steps}\n\n{_sources_text(result.sources)}", choices=related),
-    ]
+    head = f"【労働生産性の計算結果】\n{verdict}\n\n" + "\n".join(figures)
+    tail = [scope]
+    if result.inputs.baseline is not None and result.meets_threshold is None:
+        kb = _kb()  # the verdict refers to the コールセンター: give its number
+        program = kb.programs.get(IT2023)
+        tail += [contact_block(kb.contacts[c]) for c in (program.general_contacts if program else ())]
+    tail.append(_sources_text(result.sources))
+    return [Reply(head, result=result.as_dict()), Reply("\n\n".join(tail), choices=related)]
 
+
+_NOT_2020 = (
+    "労働生産性と伸び率の計算は、IT導入補助金2023 複数社連携の「事業実施効果報告の手引き」に定められた計算です。"
+    "IT導入補助金2020 のよくある質問（後年手続きについて）には、この計算はありません。"
+    "2020 の手続きについては後年窓口にお問い合わせください。"
+)
 
 PRODUCTIVITY = Flow(
     id="productivity",
     title="労働生産性・伸び率の計算",
     intro=(
-        "労働生産性（付加価値額 ÷（従業員数 × 年間平均労働時間））と、交付申請時の実績値からの伸び率を計算します。"
-        "各年度の決算期の損益計算書などの数値を順にお伺いします。途中で「戻る」「ヘルプ」「やめる」、"
-        "「人件費を3000万に修正」のような修正もできます。"
+        "IT導入補助金2023 複数社連携の効果報告に使う労働生産性（付加価値額 ÷（従業員数 × 年間平均労働時間））と、"
+        "交付申請時の実績値からの伸び率を計算します。決算書の数値を順にお伺いします"
+        "（「営業利益2800万、減価償却300万」のようにまとめて入力しても構いません）。"
     ),
+    programs=(IT2023,),
+    not_covered={IT2020: _NOT_2020},
     steps=(
         Step(
             "operating_profit",
-            "営業利益（円）を入力してください。損益計算書の「営業利益」の数値です（赤字は ▲500万 のように）。",
-            _reading(parse_amount),
-            "営業利益は、各年度の決算期に作成された損益計算書の「営業利益」の数値です。",
-            labels=("営業利益",),
+            "営業利益（円）を入力してください。損益計算書の「営業利益」の数値です（赤字は ▲500万 や 赤字500万 のように）。",
+            _operating_profit,
+            "営業利益は、各年度の決算期に作成された損益計算書の「営業利益」の数値です。赤字の場合は ▲500万 のように入力してください。",
+            labels=("営業利益", "営業損益"),
             show=_show_yen,
         ),
         Step(
@@ -182,19 +397,19 @@ PRODUCTIVITY = Flow(
         Step(
             "salaries",
             "給与手当（円）を入力してください。",
-            _reading(parse_amount),
+            _amount(zero_words=True, what="給与手当", confirm_small=True),
             "損益計算書の「給与手当」の数値です。",
-            labels=("給与手当", "給与"),
+            labels=("給与手当", "給与", "給料"),
             when=_breakdown,
             condition="内訳",
             show=_show_yen,
         ),
         Step(
             "travel",
-            "旅費交通費（円）を入力してください。",
-            _reading(parse_amount),
-            "損益計算書の「旅費交通費」の数値です。",
-            labels=("旅費交通費", "旅費"),
+            "旅費交通費（円）を入力してください（ない場合は 0）。",
+            _amount(zero_words=True, what="旅費交通費"),
+            "損益計算書の「旅費交通費」の数値です。ない場合は 0 と入力してください。",
+            labels=("旅費交通費", "旅費", "交通費"),
             when=_breakdown,
             condition="内訳",
             show=_show_yen,
@@ -202,19 +417,19 @@ PRODUCTIVITY = Flow(
         Step(
             "bonuses",
             "賞与（円）を入力してください（ない場合は 0）。",
-            _reading(parse_amount),
-            "損益計算書の「賞与」の数値です。",
-            labels=("賞与",),
+            _amount(zero_words=True, what="賞与"),
+            "損益計算書の「賞与」の数値です。ない場合は 0 と入力してください。",
+            labels=("賞与", "ボーナス"),
             when=_breakdown,
             condition="内訳",
             show=_show_yen,
         ),
         Step(
             "depreciation",
-            "減価償却費（円）を入力してください。損益計算書の「減価償却費」の数値です。",
-            _reading(parse_amount),
-            "減価償却費は、各年度の決算期に作成された損益計算書の「減価償却費」の数値です。",
-            labels=("減価償却費",),
+            "減価償却費（円）を入力してください。損益計算書の「減価償却費」の数値です（ない場合は 0）。",
+            _amount(zero_words=True, what="減価償却費", confirm_small=True),
+            "減価償却費は、各年度の決算期に作成された損益計算書の「減価償却費」の数値です。ない場合は 0 と入力してください。",
+            labels=("減価償却費", "減価償却", "償却費"),
             show=_show_yen,
         ),
         Step(
@@ -223,33 +438,42 @@ PRODUCTIVITY = Flow(
             _employees,
             "従業員数は、各年度の決算期の労働者名簿に記載のある従業員の合計人数です。"
             "従業員がいない場合は、役員（代表者を含む）又は事業主の人数を入力します。",
-            labels=("従業員数", "従業員"),
+            labels=("従業員数", "従業員", "社員数", "社員"),
+            units=("人", "名"),
             show=lambda v: f"{v}人",
         ),
         Step(
             "hours",
             "年間平均労働時間（時間）を入力してください（例：1,800時間）。",
-            _reading(parse_hours),
+            _hours,
             "タイムカードや勤怠システムに記録された情報に基づき、従業員の年間の平均労働時間を算出した数値です。",
-            labels=("年間平均労働時間", "労働時間", "時間"),
+            labels=("年間平均労働時間", "平均労働時間", "年間労働時間", "労働時間"),
+            units=("時間", "h"),
+            name="年間平均労働時間",
             show=lambda v: f"{Decimal(v):,}時間",
         ),
         Step(
             "has_baseline",
-            "交付申請時の実績値（労働生産性）と比べて、年率平均成長率も計算しますか？",
+            "交付申請時の実績値（労働生産性）と比べて、伸び率（年率平均成長率）も計算しますか？",
             _yes_no,
-            "実績値は申請マイページの「交付申請内容情報詳細」で確認できます。伸び率は CAGR（年平均成長率）で計算します。",
+            "伸び率は、交付申請時の実績値（労働生産性）に対する年平均の伸び（CAGR）です。"
+            "実績値は申請マイページの「交付申請内容情報詳細」で確認できます。",
             choices=YES_NO,
+            labels=("伸び率", "成長率"),
+            name="伸び率の計算",
             show=_show_yes_no,
         ),
         Step(
             "baseline",
             "交付申請時の実績値（労働生産性）を入力してください（例：4,500）。",
             _reading(parse_productivity),
-            "申請マイページの「交付申請内容情報詳細」に表示される、交付申請時の労働生産性の実績値です。",
-            labels=("実績値", "基準値"),
+            "交付申請時に提出した労働生産性の実績値です。",
+            labels=("実績値", "基準値", "申請時の労働生産性"),
             when=_with_baseline,
             condition="伸び率も計算",
+            unsure="実績値は、申請マイページの「交付申請内容情報詳細」で確認できます（交付申請時に提出した「実績値」です）。"
+            "確認できたら入力してください。伸び率を計算しない場合は「戻る」で前の質問に戻り「いいえ」を選んでください。",
+            show=lambda v: format_productivity(Decimal(v)),
         ),
         Step(
             "year",
@@ -257,9 +481,11 @@ PRODUCTIVITY = Flow(
             _reading(parse_report_year, int),
             "効果報告は1年度目・2年度目に各1回です。1年度目なら1年、2年度目なら2年の年平均で伸び率を計算します。",
             choices=(ReplyChoice("1年度目", "1"), ReplyChoice("2年度目", "2")),
-            labels=("年度",),
+            labels=("報告年度",),
+            name="報告年度",
             when=_with_baseline,
             condition="伸び率も計算",
+            show=lambda v: f"{v}年度目",
         ),
         Step(
             "group_2022",
@@ -268,8 +494,11 @@ PRODUCTIVITY = Flow(
             _yes_no,
             "含まれる場合、公表の基準は年率平均6%、含まれない場合は5%です。",
             choices=YES_NO,
+            labels=("2022",),
+            name="IT導入補助金2022の交付決定を受けた構成員",
             when=_with_baseline,
             condition="伸び率も計算",
+            unsure="代表事業者か、グループの構成員にご確認ください。わからない場合は、コールセンターでも確認できます。",
             show=_show_yes_no,
         ),
     ),
@@ -279,32 +508,98 @@ PRODUCTIVITY = Flow(
 
 # ---------------------------------------------------------------- withdrawal
 
-_PROGRAM_WORDS: dict[str, tuple[str, ...]] = {
-    "it2020": ("it2020", "2020", "令和元年度補正", "令和2年度補正"),
-    "it2023-multi": ("it2023-multi", "2023", "複数社連携", "複数社"),
-}
 _EVENT_WORDS: dict[str, tuple[str, ...]] = {
-    "cancel-part": ("cancel-part", "一部", "一部解約", "一部だけ", "片方"),
-    "cancel-all": ("cancel-all", "全部", "すべて", "全て", "全部解約", "解約", "利用停止"),
-    "closure": ("closure", "廃業", "倒産", "事業廃止", "事業譲渡", "吸収合併", "合併", "閉業"),
-}
+    "cancel-part": (
+        "cancel-part", "一部", "一部解約", "一部だけ", "片方", "1つだけ", "一つだけ", "ひとつだけ", "うち1つ", "うち一つ", "1つを解約", "一つを解約", "ひとつを解約", "うちの1つ",
+        "うちの一つ", "うちひとつ", "いくつか", "どれか", "1本だけ", "一本だけ", "1個だけ",
+    ),
+    "cancel-all": (
+        "cancel-all", "全部", "すべて", "全て", "全部解約", "解約", "利用停止", "使用しなくなる", "使用しなくなった",
+        "使わなくなる", "使わなくなった", "使用をやめ", "利用をやめ", "使うのをやめ", "契約をやめ", "解除", "キャンセルし", "契約キャンセル",
+    ),
+    "closure": (
+        "closure", "廃業", "倒産", "事業廃止", "事業譲渡", "吸収合併", "合併", "閉業", "閉店", "店じまい",
+        "店をたたむ", "会社をたたむ", "たたむ", "事業をやめ", "商売をやめ", "会社をやめ", "解散", "清算", "破産",
+    ),
+}  # fmt: skip
+_PROGRAM_UNSURE = (
+    "どちらの補助金かは、申請マイページにログインしたとき左上に表示される制度名で確認できます"
+    "（IT導入補助金2020 なら「IT導入補助金2020 令和元年度補正…」のように表示されます）。"
+    "わからないままでも「両方」を選ぶと、2つの制度の結果を並べてお見せします。"
+)
 
 
-def _pick(words: dict[str, tuple[str, ...]], what: str, example: str) -> Callable[[str, Values], str]:
-    def read(text: str, values: Values) -> str:
-        low = text.lower()
-        # The most specific word wins: 「一部解約」 is a partial cancellation, not any 解約.
-        longest: dict[str, int] = {}
-        for key, ws in words.items():
-            found = [len(w) for w in ws if w in low]
-            if found:
-                longest[key] = max(found)
-        best = sorted(longest.items(), key=lambda item: -item[1])
-        if best and (len(best) == 1 or best[0][1] > best[1][1]):
-            return best[0][0]
-        raise Invalid(f"「{text}」からは{what}が読み取れませんでした。{example}")
+def _event(text: str, values: Values) -> str:
+    low = text.lower()
+    # The most specific word wins: 「一部解約」「1つだけ解約」 are a partial cancellation, not any 解約.
+    longest: dict[str, int] = {}
+    for key, words in _EVENT_WORDS.items():
+        found = [len(w) for w in words if w in low]
+        if found:
+            longest[key] = max(found)
+    if "closure" in longest:
+        return "closure"  # the business ends: every tool with it, and a rule of its own
+    best = sorted(longest.items(), key=lambda item: -item[1])
+    if best and (len(best) == 1 or best[0][1] > best[1][1]):
+        return best[0][0]
+    raise Invalid(
+        f"「{text}」からは、何が起きたかが読み取れませんでした。「一部解約」「全部解約」「廃業など」からお選びください。"
+    )
 
-    return read
+
+def _program(text: str, values: Values) -> str:
+    if text in (IT2020, IT2023, BOTH):
+        return text
+    if text == "unsure":
+        raise Invalid(_PROGRAM_UNSURE)
+    reader = context_of(values).read_program
+    read = reader(text) if reader is not None else None
+    if read in (IT2020, IT2023, BOTH):
+        return read
+    if read == "unknown":
+        raise Invalid(_PROGRAM_UNSURE)
+    if read is None and re.search(r"(?<!\d)20(?:19|21|22|24|25|26)(?!\d)", text):
+        other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
+        read = f"other:{other.guide}" if other is not None else None
+    if read is not None and read.startswith("other:"):
+        raise Invalid(
+            read.removeprefix("other:")
+            + "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
+        )
+    raise Invalid(
+        f"「{text}」からは補助金が読み取れませんでした。「2020」「2023 複数社連携」「両方」からお選びください。"
+    )
+
+
+def _dates_for_2020(values: Values) -> bool:
+    return values.get("program") in (IT2020, BOTH)
+
+
+_DATE_TAIL = re.compile(
+    r"(?:に|で|の|頃|ごろ|くらい|ぐらい)?(?:解約|納品|完了|廃業|利用停止|停止|終了|契約終了|導入)?"
+    r"(?:しました|した|します|する|予定です|予定|されました|された|になりました|になります|の予定|です|でした|頃|ごろ)*$"
+)
+
+
+def _date(text: str, values: Values) -> date:
+    today = context_of(values).today
+    attempts = [text, _DATE_TAIL.sub("", text.replace(" ", "")).removeprefix("たしか").removeprefix("確か")]
+    error: ParseError | None = None
+    for attempt in attempts:
+        if not attempt:
+            continue
+        try:
+            return parse_date(attempt, today=today)
+        except ParseError as exc:
+            error = error or exc
+            if attempt is not text:
+                error = exc
+    raise Invalid(error.message if error else "日付を入力してください（例：2021/4/1、令和3年4月1日）。")
+
+
+_A_DATE = re.compile(
+    r"(?:令和|平成|[RH])(?:元|\d{1,2})[年./-]\d{1,2}[月./-]\d{1,2}日?|\d{4}[年./-]\d{1,2}[月./-]\d{1,2}日?"
+)
 
 
 def _dates(text: str, values: Values) -> list[str]:
@@ -314,17 +609,38 @@ def _dates(text: str, values: Values) -> list[str]:
     out = []
     for part in parts:
         try:
-            out.append(parse_date(part).isoformat())
-        except ParseError as exc:
-            raise Invalid(f"{exc.message}（複数の納品日は「、」で区切ってください）") from None
-    return out
+            out.append(_date(part, values).isoformat())
+        except Invalid as exc:
+            # 「納品は2021年4月1日と2021年6月1日です」: the dates written in full inside the sentence.
+            found = _A_DATE.findall(text.replace(" ", ""))
+            if found and len(found) >= len([p for p in parts if re.search(r"\d", p)]):
+                return list(dict.fromkeys(_date(day, values).isoformat() for day in found))
+            if len(parts) > 1:
+                raise Invalid(f"{exc.message}（複数の納品日は「、」で区切ってください）") from None
+            raise
+    return list(dict.fromkeys(out))
 
 
 def _one_date(text: str, values: Values) -> str:
-    try:
-        return parse_date(text).isoformat()
-    except ParseError as exc:
-        raise Invalid(exc.message) from None
+    return _date(text, values).isoformat()
+
+
+def _check_cancelled(value: Any, values: Values) -> None:
+    delivered = values.get("delivered")
+    if delivered and value < min(delivered):
+        raise Invalid(
+            f"解約日（{_show_dates(value)}）が納品日（{_show_dates(min(delivered))}）より前になっています。"
+            "解約・利用停止の（予定）日は、納品日以降の日付を入力してください。"
+        )
+
+
+def _check_completed(value: Any, values: Values) -> None:
+    delivered = values.get("delivered")
+    if delivered and value < max(delivered):
+        raise Invalid(
+            f"補助事業の完了日（{_show_dates(value)}）が最も遅い納品日（{_show_dates(max(delivered))}）より前になっています。"
+            "完了日は、すべてのITツールの納品日以降の日付です。"
+        )
 
 
 def _show_dates(value: Any) -> str:
@@ -332,97 +648,204 @@ def _show_dates(value: Any) -> str:
     return "、".join(format_date(date.fromisoformat(v)) for v in items)
 
 
-def _finish_withdrawal(values: Values) -> list[Reply]:
-    inputs = WithdrawalInputs(
-        program=values["program"],
-        event=values["event"],
-        delivered=tuple(date.fromisoformat(d) for d in values["delivered"]),
-        cancelled=date.fromisoformat(values["cancelled"]),
-        completed=date.fromisoformat(values["completed"]),
-    )
-    try:
-        result = check_withdrawal(inputs)
-    except DomainError as exc:
-        return [
-            Reply(
-                f"確認できませんでした：{exc.message}「戻る」で入力し直せます。",
-                result={"error": exc.message},
-            )
-        ]
-    kb = _kb()
-    contact = kb.contacts.get(result.contact)
-    lines = ["【辞退・返還の確認結果】", result.summary, *result.explanation]
-    tail = []
-    if result.submit_via:
-        tail.append(f"提出先：{result.submit_via}")
-    if contact is not None:
-        tail.append(contact_block(contact))
-    tail.append(_sources_text(result.sources))
-    related = {
-        "it2020": (
+def _show_program(value: Any) -> str:
+    return "両方（2020 と 2023 複数社連携）" if value == BOTH else PROGRAM_SHORT.get(value, str(value))
+
+
+def _unsaid(said: list[str], lines: list[str]) -> list[str]:
+    """The lines without sentences already said (in `said` or an earlier line): nothing twice."""
+
+    def key(sentence: str) -> str:
+        return re.sub(r"（[^）]*）", "", sentence).strip(" 。")
+
+    seen = {key(s) for text in said for s in text.split("。") if key(s)}
+    summary = "".join(said)
+    if "辞退届の提出が必要です" in summary:  # said in the verdict; a line giving the reason (〜ため) stays
+        seen |= {
+            key(s)
+            for line in lines
+            for s in line.split("。")
+            if key(s).endswith("辞退届の提出が必要です") and "ため" not in s
+        }
+    if "事務局が判断します" in summary:
+        seen.add("返還の有無と額は、事務局が判断します")
+    out = []
+    for line in lines:
+        kept = []
+        for sentence in line.split("。"):
+            k = key(sentence)
+            if not k:
+                continue
+            if k in seen:
+                continue
+            seen.add(k)
+            kept.append(sentence.strip())
+        if kept:
+            out.append("。".join(kept) + ("。" if line.rstrip().endswith("。") else ""))
+    return out
+
+
+_DROP_LINES = ("日付の数え方：",)
+
+
+def _withdrawal_block(result: WithdrawalResult, with_title: bool) -> str:
+    lines = [line for line in result.explanation if not line.startswith(_DROP_LINES)]
+    title = f"【{PROGRAM_SHORT[result.inputs.program]}の場合】\n" if with_title else ""
+    return title + result.summary + "\n" + "\n".join(_unsaid([result.summary], lines))
+
+
+def _related(program: str) -> tuple[ReplyChoice, ...]:
+    return {
+        IT2020: (
             ReplyChoice("1年未満で解約する場合", "faq:it2020-cancel-within-year"),
             ReplyChoice("1年以上経過後に解約する場合", "faq:it2020-cancel-after-year"),
             ReplyChoice("導入時期の基準", "faq:it2020-delivery-base-date"),
         ),
-        "it2023-multi": (
+        IT2023: (
             ReplyChoice("辞退届が必要な場合", "faq:it2023-withdrawal-triggers"),
             ReplyChoice("辞退届の提出方法", "faq:it2023-withdrawal-how"),
             ReplyChoice("加算金とは", "faq:it2023-kasankin"),
         ),
-    }[inputs.program]
-    return [Reply("\n".join(lines), result=result.as_dict()), Reply("\n\n".join(tail), choices=related)]
+    }[program]
+
+
+def _finish_withdrawal(values: Values) -> list[Reply]:
+    chosen = values["program"]
+    programs: tuple[Program, ...] = (
+        (IT2020, IT2023) if chosen == BOTH else (IT2020 if chosen == IT2020 else IT2023,)
+    )
+    results = []
+    for program in programs:
+        dated = program == IT2020
+        inputs = WithdrawalInputs(
+            program=program,
+            event=values["event"],
+            delivered=tuple(date.fromisoformat(d) for d in values.get("delivered", ())) if dated else (),
+            cancelled=date.fromisoformat(values["cancelled"]) if dated else None,
+            completed=date.fromisoformat(values["completed"]) if dated else None,
+        )
+        try:
+            results.append(check_withdrawal(inputs))
+        except DomainError as exc:
+            raise _reask(exc, "event") from None
+    kb = _kb()
+    tail: list[str] = []
+    for result in results:  # where to submit is in the result itself (「申請マイページより…」)
+        contact = kb.contacts.get(result.contact)
+        if contact is not None:
+            tail.append(contact_block(contact))
+    sources = tuple(ref for result in results for ref in result.sources)
+    tail.append(_sources_text(sources))
+    if len(results) == 1:
+        result = results[0]
+        text = "【辞退・返還の確認結果】\n" + _withdrawal_block(result, False)
+        data = result.as_dict()
+        related = _related(result.inputs.program)
+    else:
+        blocks = [_withdrawal_block(r, True) for r in results]
+        text = (
+            "【辞退・返還の確認結果（2つの制度を並べています）】\n"
+            + "\n\n".join(blocks)
+            + "\n\nどちらの制度かは、申請マイページ左上の制度名で確認できます。"
+        )
+        data = {
+            "program": BOTH,
+            "event": values["event"],
+            "results": {r.inputs.program: r.as_dict() for r in results},
+        }
+        related = _related(IT2020)[:1] + _related(IT2023)[:1]
+    return [Reply(text, result=data), Reply("\n\n".join(tail), choices=related)]
+
+
+def _event_help(values: Values) -> str:
+    program = values.get("program")
+    if program == IT2020:
+        return (
+            "ITツールを解約した・使用しなくなった（予定を含む）、複数のツールのうち一部だけ解約した、"
+            "廃業などで事業をやめた、のどれかをお選びください。一部の解約も補助事業の辞退とみなされます（2020 FAQ 質問8）。"
+        )
+    if program == IT2023:
+        return (
+            "ITツールを解約・利用停止した（予定を含む）、複数のツールのうち一部だけ解約した、"
+            "廃業・倒産・事業譲渡などで補助事業を取りやめた、のどれかをお選びください。"
+            "一部の解約も補助事業の辞退とみなされます（2023 手引き「後年手続きについて」）。"
+        )
+    return (
+        "ITツールを解約した・使用しなくなった（予定を含む）、複数のツールのうち一部だけ解約した、"
+        "廃業などで事業をやめた、のどれかをお選びください。"
+    )
 
 
 WITHDRAWAL = Flow(
     id="withdrawal",
     title="辞退・返還の確認",
-    intro=(
-        "ITツールの解約や廃業などで辞退届が必要か、補助金の返還がどうなるかを、公式資料に沿って確認します。"
-        "途中で「戻る」「ヘルプ」「やめる」、「解約日を2024/5/1に修正」のような修正もできます。"
-    ),
+    intro="ITツールの解約や廃業などで辞退届が必要か、補助金の返還がどうなるかを、公式資料に沿って確認します。",
+    programs=(IT2020, IT2023),
     steps=(
         Step(
             "program",
             "どちらの補助金ですか？",
-            _pick(_PROGRAM_WORDS, "補助金", "「2020」または「2023 複数社連携」からお選びください。"),
-            "IT導入補助金2020（令和元年度補正・令和2年度補正）と、IT導入補助金2023 複数社連携では、資料も窓口も異なります。",
+            _program,
+            "IT導入補助金2020（令和元年度補正・令和2年度補正）と、IT導入補助金2023 複数社連携では、資料も窓口も異なります。"
+            + _PROGRAM_UNSURE,
             choices=(
-                ReplyChoice("IT導入補助金2020", "it2020"),
-                ReplyChoice("IT導入補助金2023 複数社連携", "it2023-multi"),
+                ReplyChoice("IT導入補助金2020", IT2020),
+                ReplyChoice("IT導入補助金2023 複数社連携", IT2023),
+                ReplyChoice("両方の結果を見る", BOTH),
+                ReplyChoice("わからない", "unsure"),
             ),
             labels=("補助金", "制度"),
+            name="補助金",
+            unsure=_PROGRAM_UNSURE,
+            sticky=True,
+            show=_show_program,
         ),
         Step(
             "event",
             "どのようなことが起きましたか（予定を含む）？",
-            _pick(_EVENT_WORDS, "事由", "「一部解約」「全部解約」「廃業など」からお選びください。"),
-            "複数のITツールの一部だけを解約・利用停止する場合も、補助事業の辞退とみなされます。",
+            _event,
+            _event_help,
             choices=tuple(ReplyChoice(EVENT_LABELS[e], e) for e in ("cancel-part", "cancel-all", "closure")),
             labels=("事由",),
+            name="起きたこと",
+            read_from=("program",),
             show=lambda v: EVENT_LABELS.get(v, v),
         ),
         Step(
             "delivered",
             "ITツールの納品日を入力してください（実績報告の納品日。複数あれば「2021/4/1、2021/6/1」のように）。",
             _dates,
-            "複数のITツールの納品日が異なる場合、実績報告の納品日が遅い方を基準として考えます（2020 FAQ 質問9）。",
+            "実績報告で事務局に提出した納品日です。複数のITツールの納品日が異なる場合は、遅い方が基準になります（2020 FAQ 質問9）。",
             labels=("納品日",),
+            when=_dates_for_2020,
+            condition="2020",
             show=_show_dates,
         ),
         Step(
             "cancelled",
             "解約・利用停止（廃業などの場合は事業をやめる）日を入力してください（予定日でも構いません）。",
             _one_date,
-            "すでに解約した日、またはこれから解約する予定の日です。",
-            labels=("解約日", "予定日"),
+            "すでに解約した日、またはこれから解約する予定の日です。「今日」「先月末」のようにも入力できます。",
+            unsure="解約日がまだ決まっていない場合は、予定しているおおよその日を入力してください。"
+            "1年未満の期限や、辞退届が必要な期間の終わりより前か後かで結果が変わるため、日付が決まったら確かめ直してください。",
+            labels=("解約日", "予定日", "利用停止日", "廃業日"),
+            when=_dates_for_2020,
+            condition="2020",
+            name="解約日",
+            read_from=("event",),
+            check=_check_cancelled,
             show=_show_dates,
         ),
         Step(
             "completed",
             "補助事業の完了日を入力してください。",
             _one_date,
-            "2020では、完了日の属する年度（4月〜翌3月）の終了後5年間が辞退届の対象期間です。",
+            "2020では、補助事業の完了日の属する年度（4月〜翌3月）の終了後5年間が辞退届の対象期間です（2020 FAQ 質問7）。",
             labels=("完了日",),
+            when=_dates_for_2020,
+            condition="2020",
+            check=_check_completed,
+            unsure="補助事業の完了日がわからない場合は、後年窓口にお問い合わせください。完了日は、辞退届が必要な期間（完了日の属する年度の終了後5年間）を決めるために使います。",
             show=_show_dates,
         ),
     ),

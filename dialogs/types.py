@@ -46,26 +46,42 @@ class UserInput:
 
 @dataclass
 class DialogState:
-    """Where a user is in a flow.  Stored as JSON, so only plain values; step ids are stable strings."""
+    """Where a user is in a flow.  Stored as JSON, so only plain values; step ids are stable strings.
+
+    `pending` is a value read but waiting for the user's confirmation (「月150時間」 read as
+    1,800 hours a year); `question` is the request that started the flow, answered once
+    the program is known.
+    """
 
     flow: str
     step: str
     values: dict[str, Any] = field(default_factory=dict)
     history: list[str] = field(default_factory=list)  # step ids visited, for 「戻る」
+    pending: dict[str, Any] | None = None
+    question: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "flow": self.flow,
             "step": self.step,
             "values": dict(self.values),
             "history": list(self.history),
         }
+        if self.pending is not None:
+            data["pending"] = dict(self.pending)
+        if self.question is not None:
+            data["question"] = self.question
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DialogState:
+        pending = data.get("pending")
+        question = data.get("question")
         return cls(
             flow=str(data["flow"]),
             step=str(data["step"]),
             values=dict(data.get("values", {})),
             history=[str(s) for s in data.get("history", [])],
+            pending=dict(pending) if isinstance(pending, dict) else None,
+            question=str(question) if question is not None else None,
         )

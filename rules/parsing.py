@@ -217,16 +217,41 @@ class AmountReading:
         )
 
 
+_LOSS = re.compile(r"^(?:赤字|損失)(?:で|が|は|の)?(?P<a>.+)$|^(?P<b>.+?)(?:の)?(?:赤字|損失)$")
+_PROFIT = re.compile(r"^(?:黒字|利益)(?:で|が|は|の)?(?P<a>.+)$|^(?P<b>.+?)(?:の)?黒字$")
+_ZERO_WORDS = frozenset({"ゼロ", "ぜろ", "零", "0円", "ゼロ円", "れい"})
+
+
+def _loss_words(text: str) -> tuple[str, bool]:
+    """「赤字500万」「500万の赤字」「赤字で500万」 → ('500万', True); 「黒字で300万」 → ('300万', False)."""
+    s = _prepare(text)
+    for pattern, negative in ((_LOSS, True), (_PROFIT, False)):
+        found = pattern.match(s)
+        if found:
+            body = found.group("a") or found.group("b") or ""
+            if body and body[0] not in "▲△▼-−マ":
+                return body, negative
+    return text, False
+
+
 def read_amount(text: str) -> AmountReading:
-    """An amount of money in yen: 「1,234万円」「▲500万」「△3百万円」「約3億」「-200000」「1.5億円」."""
+    """An amount of money in yen: 「1,234万円」「▲500万」「赤字500万」「約3億」「-200000」「ゼロ」."""
     if (err := _too_long(text, AMOUNT_EXAMPLE)) is not None:
         raise err
+    if _prepare(text) in _ZERO_WORDS:
+        return AmountReading(Decimal(0))
+    text, loss = _loss_words(text)
     try:
         value, marks = _read_signed(text, ("円",))
+        if loss:
+            value = -value
     except _Unreadable as exc:
         raise _not_read(text, "金額", AMOUNT_EXAMPLE, exc.hint) from None
     if value.copy_abs() >= MAX_AMOUNT:
-        raise ParseError(f"{format_yen(value)}は大きすぎます。{AMOUNT_EXAMPLE}", format_yen(value))
+        raise ParseError(
+            f"{format_yen(value, style='man')}は大きすぎます。{AMOUNT_EXAMPLE}",
+            format_yen(value, style="man"),
+        )
     if value != value.to_integral_value():
         shown = _plain(value) + "円"
         raise ParseError(
@@ -355,14 +380,31 @@ def format_productivity(value: Decimal) -> str:
 
 # ---------------------------------------------------------------- report year
 
-_YEAR_TEXT = re.compile(r"^第?([12一二])(?:年度目|年目|年度|年)?$")
+_YEAR_TEXT = re.compile(r"^第?([12一二])(?:年度目|年目|年度|年|回目|回)?(?:の報告|の効果報告)?$")
+_YEAR_WORDS = {
+    "初年度": 1,
+    "初回": 1,
+    "初めて": 1,
+    "はじめて": 1,
+    "最初": 1,
+    "1回目": 1,
+    "一回目": 1,
+    "2回目": 2,
+    "二回目": 2,
+    "最後": 2,
+    "次年度": 2,
+}
 
 
 def parse_report_year(text: str) -> ReportYear:
     """Which effect report: 「1」「2年度目」「二年目」."""
     if (err := _too_long(text, YEAR_EXAMPLE)) is not None:
         raise err
-    found = _YEAR_TEXT.match(_prepare(text))
+    prepared = re.sub(r"^(?:今回|今年|今度)(?:が|は|で)?", "", _prepare(text))
+    for word, year in _YEAR_WORDS.items():
+        if prepared.startswith(word):
+            return 1 if year == 1 else 2
+    found = _YEAR_TEXT.match(prepared)
     if not found:
         raise _not_read(text, "報告年度", YEAR_EXAMPLE)
     return 1 if found.group(1) in ("1", "一") else 2
@@ -386,7 +428,69 @@ _ERA = re.compile(
 )
 _TWO_DIGIT = re.compile(r"^\d{2}[-/.]\d{1,2}[-/.]\d{1,2}$")
 _NO_DAY = re.compile(r"^(?:\d{4}|(?:明治|大正|昭和|平成|令和|[MTSHR])(?:元|\d{1,2}))[年/.-]\d{1,2}月?$")
-_RELATIVE = {"今日": 0, "本日": 0, "きょう": 0, "昨日": -1, "きのう": -1, "明日": 1, "あした": 1}
+_RELATIVE = {
+    "今日": 0, "本日": 0, "きょう": 0, "昨日": -1, "きのう": -1, "一昨日": -2, "おととい": -2,
+    "明日": 1, "あした": 1, "明後日": 2, "あさって": 2,
+}  # fmt: skip
+_MONTH_SHIFT = {"先月": -1, "前月": -1, "今月": 0, "当月": 0, "来月": 1, "翌月": 1}
+_YEAR_SHIFT = {
+    "去年": -1,
+    "昨年": -1,
+    "前年": -1,
+    "一昨年": -2,
+    "おととし": -2,
+    "今年": 0,
+    "本年": 0,
+    "来年": 1,
+    "翌年": 1,
+}
+_REL_MONTH = re.compile(
+    r"^(先月|前月|今月|当月|来月|翌月)(?:の)?(?:(末|末日|終わり|月末)|(\d{1,2})日|(初め|初日|頭))$"
+)
+_REL_YEAR = re.compile(
+    r"^(去年|昨年|前年|一昨年|おととし|今年|本年|来年|翌年)(?:の)?(\d{1,2})月(?:(\d{1,2})日|(末|末日))?$"
+)
+_MONTH_END = re.compile(
+    r"^((?:\d{4}|(?:明治|大正|昭和|平成|令和|[MTSHR])(?:元|\d{1,2}))年\d{1,2}月)(?:末|末日|の末日)$"
+)
+_MONTH_DAY = re.compile(r"^(\d{1,2})月(\d{1,2})日$")
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+
+
+def _relative_date(s: str, today: date) -> date | None:
+    """今日・昨日・先月末・先月15日・去年の4月1日, counted from `today`; None when `s` is none of these."""
+    if s in _RELATIVE:
+        return today + timedelta(days=_RELATIVE[s])
+    if found := _REL_MONTH.match(s):
+        index = today.year * 12 + today.month - 1 + _MONTH_SHIFT[found.group(1)]
+        year, month = divmod(index, 12)
+        month += 1
+        if found.group(2):
+            return _month_end(year, month)
+        if found.group(4):
+            return date(year, month, 1)
+        return _check_day(year, month, int(found.group(3)), f"{year}年{month}月{found.group(3)}日")
+    if found := _REL_YEAR.match(s):
+        year, month = today.year + _YEAR_SHIFT[found.group(1)], int(found.group(2))
+        if found.group(4):
+            if not 1 <= month <= 12:
+                raise ParseError(f"「{month}月」はありません。{DATE_EXAMPLE}")
+            return _month_end(year, month)
+        if found.group(3) is None:
+            raise ParseError(
+                f"{year}年{month}月と読み取りました。日まで入力してください（例：{year}/{month}/15）。",
+                f"{year}年{month}月",
+            )
+        return _check_day(year, month, int(found.group(3)), f"{year}年{month}月{found.group(3)}日")
+    if found := _MONTH_DAY.match(s):
+        month, day = int(found.group(1)), int(found.group(2))
+        raise ParseError(
+            f"{month}月{day}日の年がわかりません。年も入力してください（例：{today.year}/{month}/{day}）。"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -454,15 +558,21 @@ def format_date(value: date, *, era: bool = False, weekday: bool = False) -> str
 def parse_date(text: str, *, today: date | None = None) -> date:
     """A calendar date: 「2021/4/1」「2021-04-01」「2021年4月1日」「令和3年4月1日」「R3.4.1」「令和元年5月1日」.
 
-    With `today`, 「今日」「昨日」「明日」 are accepted too.  Impossible dates
+    With `today`, relative dates are accepted too: 「今日」「昨日」「先月末」「先月15日」「去年の4月1日」.  Impossible dates
     (2021/2/30, 令和元年4月1日) are refused with the reason.
     """
     if (err := _too_long(text, DATE_EXAMPLE)) is not None:
         raise err
     s = _prepare(text).upper()
-    if today is not None and s in _RELATIVE:
-        return today + timedelta(days=_RELATIVE[s])
+    if today is not None:
+        relative = _relative_date(s, today)
+        if relative is not None:
+            return relative
     s = _WEEKDAY_TAIL.sub("", s) if len(s) > 2 else s
+    if found := _MONTH_END.match(s):  # 「2022年3月末」: the last day of that month
+        month_start = found.group(1) + "1日"
+        first = _parse_date(month_start, text)
+        return _month_end(first.year, first.month)
     try:
         return _parse_date(s, text)
     except ParseError:

@@ -133,16 +133,17 @@ def annual_growth_rate(current: Decimal, baseline: Decimal, years: ReportYear) -
 
 def _no_base_reason(baseline: Decimal) -> str:
     return (
-        f"申請時の実績値（労働生産性）が{baseline}で0以下のため、伸び率（年率平均成長率）は計算できません。"
+        f"申請時の実績値（労働生産性）が{baseline}で0以下のため、伸び率（年率平均成長率）は定まりません。"
         "伸び率は基準の値に対する比なので、基準が0以下では意味を持ちません。"
         "実績値は申請マイページの「交付申請内容情報詳細」で確認できます。"
+        "報告する値は様式（Excel）で算出し、判断に迷う場合はコールセンターにご確認ください。"
     )
 
 
 def _negative_reason(productivity: Decimal) -> str:
     return (
         "営業損失が大きく付加価値額がマイナスになるため、労働生産性もマイナスになり、"
-        "伸び率（年率平均成長率）は計算できません。"
+        "伸び率（年率平均成長率）は計算できません。申請時の実績値より下がっているので、基準には届きません。"
     )
 
 
@@ -184,7 +185,9 @@ def _assess(
     if current < 0:
         reasons.append(_negative_reason(current))
     if reasons:
-        return _Growth(baseline, yr, None, threshold, None, "".join(reasons))
+        # A negative figure against a positive base is a decline: no rate, but clearly below the standard.
+        meets = False if baseline > 0 else None
+        return _Growth(baseline, yr, None, threshold, meets, "".join(reasons))
     rate = annual_growth_rate(current, baseline, yr)
     return _Growth(baseline, yr, rate, threshold, rate >= threshold, None)
 
@@ -201,6 +204,11 @@ def _growth_lines(g: _Growth, current: Decimal, rnd: Rounded, rules: RulesConfig
     lines = [group_rule]
     if g.rate is None or g.baseline is None or g.year is None:
         lines.append(g.reason or "伸び率は計算していません。")
+        if g.meets is False:
+            lines.append(
+                f"事業終了後2年以内に年率平均{t}以上に達しなかった場合、"
+                f"{items}がホームページで公表されます。計画値未達のペナルティ等はありません。"
+            )
         return lines
     cur, base = rnd.productivity(current), rnd.productivity(g.baseline)
     if g.year == 1:

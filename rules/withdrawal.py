@@ -61,17 +61,18 @@ REFUND_LABELS: dict[Refund, str] = {
 class WithdrawalInputs:
     program: Program
     event: Event
-    delivered: tuple[date, ...]  # the delivery date of each tool (実績報告の納品日)
-    cancelled: date  # done or planned; for closure, the date the project stops
-    completed: date  # 補助事業の完了日
+    # The dates matter to IT導入補助金2020 only; the 2023 手引き sets no date rule, so there they may be left out.
+    delivered: tuple[date, ...] = ()  # the delivery date of each tool (実績報告の納品日)
+    cancelled: date | None = None  # done or planned; for closure, the date the project stops
+    completed: date | None = None  # 補助事業の完了日
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "program": self.program,
             "event": self.event,
             "delivered": [d.isoformat() for d in self.delivered],
-            "cancelled": self.cancelled.isoformat(),
-            "completed": self.completed.isoformat(),
+            "cancelled": self.cancelled.isoformat() if self.cancelled else None,
+            "completed": self.completed.isoformat() if self.completed else None,
         }
 
 
@@ -160,7 +161,7 @@ def _as_date(name: str, value: object) -> date:
     return value
 
 
-def _validated(inputs: WithdrawalInputs) -> tuple[tuple[date, ...], date, date]:
+def _validated(inputs: WithdrawalInputs) -> tuple[tuple[date, ...], date | None, date | None]:
     if inputs.program not in PROGRAMS:
         raise DomainError(
             "program", f"制度は {' / '.join(PROGRAMS)} のいずれかです（入力：{inputs.program}）。"
@@ -168,10 +169,13 @@ def _validated(inputs: WithdrawalInputs) -> tuple[tuple[date, ...], date, date]:
     if inputs.event not in EVENTS:
         raise DomainError("event", f"事由は {' / '.join(EVENTS)} のいずれかです（入力：{inputs.event}）。")
     delivered = tuple(_as_date("delivered", d) for d in inputs.delivered)
-    if not delivered:
+    needed = inputs.program == "it2020"  # the 2023 手引き sets no date rule
+    if not delivered and needed:
         raise DomainError("delivered", "ITツールの納品日を1つ以上入力してください。")
-    cancelled = _as_date("cancelled", inputs.cancelled)
-    completed = _as_date("completed", inputs.completed)
+    cancelled = None if inputs.cancelled is None and not needed else _as_date("cancelled", inputs.cancelled)
+    completed = None if inputs.completed is None and not needed else _as_date("completed", inputs.completed)
+    if not delivered or cancelled is None or completed is None:
+        return delivered, cancelled, completed
     first, last = min(delivered), max(delivered)
     if cancelled < first:
         raise DomainError(
@@ -200,8 +204,10 @@ def check_withdrawal(inputs: WithdrawalInputs, rules: RulesConfig | None = None)
     rules = rules or load_rules()
     delivered, cancelled, completed = _validated(inputs)
     if inputs.program == "it2020":
+        if cancelled is None or completed is None:  # _validated requires them for 2020
+            raise DomainError("cancelled", "解約日と補助事業の完了日を入力してください。")
         return _it2020(inputs, delivered, cancelled, completed, rules)
-    return _it2023(inputs, delivered, cancelled, completed, rules)
+    return _it2023(inputs, cancelled, completed, rules)
 
 
 def _it2020(
@@ -232,8 +238,8 @@ def _it2020(
         lines.append(f"基準日：{f(base)}（ITツールの納品日）")
     lines.append(f"1年未満として扱う期限：{f(one_year)}（この日までの解約・利用停止は「1年未満」です）")
     lines.append(
-        f"辞退届が必要な期間：補助事業の完了日 {f(completed)} の属する年度（{f(fy_start)}〜{f(fy_end)}）の"
-        f"終了後{r.window_years.value}年間、{f(w_start)}〜{f(w_end)}（期間の終わり：{f(w_end)}）"
+        f"辞退届が必要な期間：{f(w_start)}〜{f(w_end)}（補助事業の完了日 {f(completed)} の属する年度"
+        f"（{f(fy_start)}〜{f(fy_end)}）の終了後{r.window_years.value}年間）"
     )
     if cancelled < base:
         lines.append("解約日が最も遅い納品日より前のため、基準日から1年未満の解約として扱います。")
@@ -324,9 +330,8 @@ def _it2020(
 
 def _it2023(
     inputs: WithdrawalInputs,
-    delivered: tuple[date, ...],
-    cancelled: date,
-    completed: date,
+    cancelled: date | None,
+    completed: date | None,
     rules: RulesConfig,
 ) -> WithdrawalResult:
     r = rules.withdrawal.it2023_multi
@@ -339,8 +344,9 @@ def _it2023(
         "closure": "廃業・倒産・事業廃止・事業譲渡・吸収合併等により補助事業を取りやめた場合には、辞退届の提出が必要です。",
     }[inputs.event]
     boundary = "手引きには解約の時期による区別や期間の定めがないため、境目となる日付はありません。"
+    when = f"（{_when_label(inputs.event)} {f(cancelled)}）" if cancelled else ""
     lines = [
-        f"事由：{EVENT_LABELS[inputs.event]}（{_when_label(inputs.event)} {f(cancelled)}）",
+        f"事由：{EVENT_LABELS[inputs.event]}{when}",
         event_rule,
         f"{r.submit_via.value}より辞退届を提出してください。辞退届については「後年手続きの手引き」をご確認ください。",
         f"辞退となる場合、交付規程{articles}に基づき、交付された補助金の全額返還あるいは"
@@ -350,9 +356,9 @@ def _it2023(
         f"納付が遅れた場合には、交付規程第{r.late_fee_article.value}条に基づき延滞金が発生します。",
         "この手引きには、導入から1年以内かどうかといった時期による区別や、辞退届が必要な期間の終わりは書かれていません。"
         "そのため、基準日・1年の期限・期間の終わりは示しません（IT導入補助金2020のFAQの定めは、この事業には当てはめません）。"
-        "時期について確かめたい場合は、コールセンターにご確認ください。",
+        "時期については「後年手続きの手引き」（この案内では参照できない別の資料です）をご確認いただくか、コールセンターにお問い合わせください。",
     ]
-    if cancelled < completed:
+    if cancelled is not None and completed is not None and cancelled < completed:
         lines.append("解約日が補助事業の完了日より前です。手続きについてコールセンターにご確認ください。")
     return WithdrawalResult(
         inputs=inputs,

@@ -367,3 +367,98 @@ def test_report_year_round_trip(value: int) -> None:
 @pytest.mark.parametrize("value", [True, False])
 def test_yes_no_round_trip(value: bool) -> None:
     assert parse_yes_no(format_yes_no(value)) is value
+
+
+# ---------------------------------------------------------------- words people use
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("赤字500万", -5_000_000),
+        ("500万の赤字", -5_000_000),
+        ("赤字で500万", -5_000_000),
+        ("500万赤字", -5_000_000),
+        ("損失300万円", -3_000_000),
+        ("黒字で300万", 3_000_000),
+        ("ゼロ", 0),
+        ("ゼロです", 0),
+        ("零", 0),
+    ],
+)
+def test_losses_and_zero_in_words(text: str, expected: int) -> None:
+    assert parse_amount(text) == Decimal(expected)
+
+
+def test_a_loss_word_with_a_sign_is_not_negated_twice() -> None:
+    with pytest.raises(ParseError):
+        parse_amount("赤字▲▲500万")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("初年度", 1),
+        ("1回目", 1),
+        ("一回目", 1),
+        ("初回です", 1),
+        ("2回目", 2),
+        ("2年目の報告", 2),
+        ("最初", 1),
+    ],
+)
+def test_report_year_in_words(text: str, expected: int) -> None:
+    assert parse_report_year(text) == expected
+
+
+TODAY = date(2026, 11, 28)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("今日", TODAY),
+        ("本日", TODAY),
+        ("昨日", date(2026, 11, 27)),
+        ("一昨日", date(2026, 11, 26)),
+        ("先月末", date(2026, 10, 31)),
+        ("今月末", date(2026, 11, 30)),
+        ("先月15日", date(2026, 10, 15)),
+        ("先月の15日", date(2026, 10, 15)),
+        ("来月1日", date(2026, 12, 1)),
+        ("去年の4月1日", date(2025, 4, 1)),
+        ("昨年4月1日", date(2025, 4, 1)),
+        ("去年の12月末", date(2025, 12, 31)),
+        ("今年の3月31日", date(2026, 3, 31)),
+    ],
+)
+def test_relative_dates_use_the_given_today(text: str, expected: date) -> None:
+    assert parse_date(text, today=TODAY) == expected
+
+
+def test_relative_dates_in_january_cross_the_year() -> None:
+    assert parse_date("先月末", today=date(2027, 1, 10)) == date(2026, 12, 31)
+
+
+@pytest.mark.parametrize(("text", "shown"), [("去年の4月", "2025年4月"), ("5月1日", "年も入力")])
+def test_a_date_without_day_or_year_is_asked_again_with_what_was_read(text: str, shown: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_date(text, today=TODAY)
+    assert shown in info.value.message
+
+
+def test_relative_dates_need_a_clock() -> None:
+    with pytest.raises(ParseError):
+        parse_date("先月末")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022年3月末", date(2022, 3, 31)),
+        ("令和4年2月末", date(2022, 2, 28)),
+        ("2024年2月末日", date(2024, 2, 29)),
+    ],
+)
+def test_the_end_of_a_month(text: str, expected: date) -> None:
+    assert parse_date(text) == expected

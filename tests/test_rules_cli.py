@@ -178,6 +178,17 @@ def test_withdrawal_2023_has_null_dates() -> None:
     assert data["contact"] == "it2023-callcenter"
 
 
+def test_withdrawal_2023_needs_no_dates() -> None:
+    # The 2023 手引き sets no date rule, so its check asks for none; 2020 still needs all three.
+    data = json.loads(
+        run("check", "withdrawal", "--program", "it2023-multi", "--event", "cancel-part", "--json").stdout
+    )
+    assert (data["withdrawal_required"], data["refund"]) == (True, "decided_by_office")
+    assert data["inputs"]["cancelled"] is None
+    line = one_line_error(run("check", "withdrawal", "--program", "it2020", "--event", "cancel-all"))
+    assert "--delivered" in line and "--cancelled" in line and "--completed" in line
+
+
 def test_withdrawal_2020_closure_is_null() -> None:
     args = [a if a != "cancel-part" else "closure" for a in WITHDRAWAL]
     data = json.loads(run(*args, "--json").stdout)

@@ -288,6 +288,9 @@ def test_never_crashes_on_possible_inputs(
     )
     data = result.as_dict()
     json.dumps(data)
-    assert (data["growth_rate"] is None) == (data["meets_threshold"] is None)
+    # No verdict only when there is no base to compare with; a decline below a positive base is "not met".
+    no_base = baseline is None or baseline <= 0
+    assert (data["meets_threshold"] is None) == no_base
     if data["growth_rate"] is None:
         assert result.growth_unavailable_reason
+        assert no_base or data["meets_threshold"] is False
