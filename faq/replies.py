@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faq.loader import KnowledgeBase
 from faq.policy import Outcome
-from faq.render import answer_text, contacts_text
+from faq.render import answer_text, contacts_text, program_answer_text
 
 FLOW_NAMES = {"productivity": "労働生産性・伸び率の計算", "withdrawal": "辞退・返還の確認"}
 NO_MATCH = (
@@ -32,7 +32,7 @@ def _other_programs(kb: KnowledgeBase, program: str) -> list[str]:
 
 def outcome_text(kb: KnowledgeBase, outcome: Outcome) -> str:
     if outcome.status == "answered" and len(outcome.answers) > 1:
-        return BOTH_HEAD + "\n\n" + DIVIDER.join(answer_text(kb, e) for e in outcome.answers)
+        return BOTH_HEAD + "\n\n" + DIVIDER.join(program_answer_text(kb, e) for e in outcome.answers)
     if outcome.status == "answered" and outcome.entry is not None:
         text = answer_text(kb, outcome.entry)
         program = kb.programs.get(outcome.entry.program)

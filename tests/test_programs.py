@@ -99,3 +99,24 @@ def test_a_new_question_is_not_a_reply(kb: KnowledgeBase, text: str) -> None:
 
 def test_a_program_not_offered_is_not_picked(kb: KnowledgeBase) -> None:
     assert read_program_reply(kb, "2020です", ("it2023-multi",)) is None
+
+
+def test_both_programs_answers_each_carry_their_own_line(kb: KnowledgeBase) -> None:
+    from faq import Policy
+    from faq.replies import DIVIDER, outcome_text
+
+    outcome = Policy(kb).decide("ツールを半年で解約したらどうなる？")
+    assert len(outcome.answers) == 2
+    sides = outcome_text(kb, outcome).split(DIVIDER)
+    assert len(sides) == 2
+    for side, entry in zip(sides, outcome.answers, strict=True):
+        own = [c for c in kb.contacts.values() if c.id in kb.programs[entry.program].general_contacts]
+        other = [
+            c
+            for pid, p in kb.programs.items()
+            if pid not in (entry.program, "common")
+            for c in kb.contacts.values()
+            if c.id in p.general_contacts
+        ]
+        assert any(c.phones[0].number in side for c in own), side
+        assert not any(ph.number in side for c in other for ph in c.phones), side
