@@ -52,7 +52,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, Defaults
 from telegram.request import HTTPXRequest
@@ -77,6 +77,7 @@ ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 SERVICE_THREADS = 4  # threads running service turns and store calls (see TelegramAdapter)
 SENDERS = 8  # chats whose outbox is being sent at once (each holds a database connection)
 SWEEP_INTERVAL = 5.0  # seconds between looks for messages left unsent
+TYPING_AFTER = 0.5  # seconds of waiting for the send budget after which "typing…" is shown
 POLL_BACKOFF, POLL_BACKOFF_MAX = 0.5, 10.0  # seconds before fetching again after a failure
 
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -291,12 +292,11 @@ class RetryingRateLimiter(AIORateLimiter):
     def __init__(
         self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5, rate: float = 30.0
     ) -> None:
-        # rate 0: no flood limiter (each send still retried after a 429's retry_after).
+        # rate 0: no overall limit (group limits stay; a 429 is still retried after its retry_after).
         super().__init__(
             max_retries=max_retries,
             overall_max_rate=rate,
             overall_time_period=1,
-            group_max_rate=20 if rate else 0,
         )
         self.network_retries = network_retries
         self.backoff = backoff
@@ -354,8 +354,17 @@ class TelegramAdapter:
     5xx and polling does not confirm the update, so Telegram delivers it again.
     """
 
-    def __init__(self, service: ConversationService, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        service: ConversationService,
+        clock: Callable[[], datetime] | None = None,
+        send_rate: float = 0.0,
+    ) -> None:
         self.service = service
+        # One send budget per bot, kept in PostgreSQL and shared by every worker and host; on
+        # SQLite (one process) the rate limiter of the process is the budget.
+        self.shared_budget = send_rate > 0 and service.store.engine.dialect.name == "postgresql"
+        self._budget = (send_rate, max(1.0, send_rate)) if self.shared_budget else None
         self.kb = service.kb
         self._clock = clock or (lambda: datetime.now(TOKYO))
         # The store's blocking calls run here, off the event loop: few threads (the work is
@@ -413,31 +422,58 @@ class TelegramAdapter:
                 handled = await self._blocking(
                     self._commit, source, update.update_id, chat, _notice(ERROR_TEXT)
                 )
+            send_at = asyncio.get_running_loop().time() + handled.send_delay
             if not handled.fresh:
                 log.info("update %d handled before: sending what is left of its replies", update.update_id)
             elif update.callback_query is not None:
                 await self._answer_query(update.callback_query, handled.result)
-            await self._flush(bot, chat)
+            await self._flush(bot, chat, send_at)
             return handled.fresh
 
     def _commit(self, source: str, update_id: int, chat: str, work: Work) -> Handled[str | None]:
-        return self.service.store.run_update(CHANNEL, chat, work, source=source, update_id=update_id)
+        return self.service.store.run_update(
+            CHANNEL, chat, work, source=source, update_id=update_id, budget=self._budget
+        )
 
     # -- the outbox -----------------------------------------------------------------------
 
-    async def _flush(self, bot: Any, chat: str) -> None:
-        """Send the chat's unsent messages in order and mark them sent (call under its order)."""
+    async def _wait_for_budget(self, bot: Any, chat_id: int, send_at: float, typed: bool) -> bool:
+        """Sleep until `send_at` (loop time); a user kept waiting sees "typing…".  Returns whether
+        the chat action was sent."""
+        wait = send_at - asyncio.get_running_loop().time()
+        if wait <= 0:
+            return typed
+        if wait >= TYPING_AFTER and not typed:
+            try:
+                await bot.send_chat_action(chat_id, ChatAction.TYPING)
+            except TelegramError as exc:
+                log.info("typing… not shown: %s", exc)
+            typed = True
+            wait = send_at - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return typed
+
+    async def _flush(self, bot: Any, chat: str, send_at: float = 0.0) -> None:
+        """Send the chat's unsent messages in order and mark them sent (call under its order).
+
+        With the shared budget the first goes at `send_at` (loop time) and the next ones one
+        budget slot apart."""
         source = self.source(bot)
         batch = self.service.store.outbox(source, chat)
         async with self._senders:
             pending = await self._blocking(batch.take)
             progress: dict[int, tuple[int, bool]] = {}
+            typed = False
             try:
                 for unsent in pending:
                     done = max(unsent.sent, self._unrecorded.get((source, unsent.update_id), (0, False))[0])
                     if done:
                         progress[unsent.update_id] = (done, False)
                     for item in unsent.messages[done:]:
+                        if self._budget is not None:
+                            typed = await self._wait_for_budget(bot, int(chat), send_at, typed)
+                            send_at = max(send_at, asyncio.get_running_loop().time()) + 1 / self._budget[0]
                         await self._deliver(bot, int(chat), item)
                         done += 1
                         progress[unsent.update_id] = (done, False)
@@ -768,14 +804,17 @@ def build_application(
     `polling` only selects the request used for getUpdates."""
     token = settings.require_token()
     _durations_as_timedelta()
-    adapter = TelegramAdapter(service, clock)
+    adapter = TelegramAdapter(service, clock, settings.telegram_send_rate)
+    # With the shared budget the process limits no overall rate itself (group limits and the
+    # retries after a 429 stay); without it the process's own limiter is the budget.
+    process_rate = 0.0 if adapter.shared_budget else settings.telegram_send_rate
     builder = (
         Application.builder()
         .token(token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(file_base_url(settings.telegram_api_base_url))
         .request(HTTPXRequest(connection_pool_size=32, connect_timeout=5.0, read_timeout=15.0))
-        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=settings.telegram_send_rate))
+        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=process_rate))
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )

@@ -462,6 +462,30 @@ def test_a_send_the_bot_api_accepted_and_then_failed_is_shown_twice_and_nothing_
     assert len(store.recent_queries()) == 2  # the question and the /help of sync: logged once each
 
 
+def test_on_postgresql_the_send_budget_paces_the_replies_and_waiting_users_see_typing(
+    fake: FakeTelegram, pg_url: str, kb: KnowledgeBase, policy: Policy
+) -> None:
+    settings = load_settings(
+        telegram_token=fake.token,
+        telegram_api_base_url=fake.base_url,
+        database_url=pg_url,
+        telegram_send_rate=4,
+    )
+    with Store.open(pg_url) as store:
+        runner = BotThread(settings, ConversationService(kb, policy, store)).start()
+        try:
+            for chat in range(801, 809):
+                fake.message(chat, "申請マイページのIDがわからない")
+            started = time.monotonic()
+            for chat in range(801, 809):
+                fake.wait_messages(chat, 1)
+            took = time.monotonic() - started
+        finally:
+            runner.stop()
+    assert took >= (8 - 4) / 4 - 0.2  # 8 replies at 4/s after a burst of 4: about a second at least
+    assert fake.method_calls("sendChatAction")  # the ones kept waiting were shown "typing…"
+
+
 def test_an_error_is_logged_without_the_token_and_the_user_is_told(
     fake: FakeTelegram, db_url: str, kb: KnowledgeBase, policy: Policy
 ) -> None:
