@@ -17,8 +17,10 @@ does not get a 200 is delivered again, as Telegram does.  Measured per bot:
                  after the server answered) / updates — the echo bot has no database;
   API calls/upd. Bot API calls the fake received / updates.
 
-Both run twice: with no send limiter, and under a send budget of 30 messages/s per process
-(`KOUNEN_TELEGRAM_SEND_RATE`, AIORateLimiter(overall_max_rate=30) in the echo bot).
+Both run twice: with no send limiter, and under a send budget of 30 messages/s
+(`KOUNEN_TELEGRAM_SEND_RATE`: one budget in PostgreSQL for both workers; AIORateLimiter(overall_max_rate=30)
+in the one-process echo bot).  Under the budget a second, open-loop load of 20 updates/s (below
+the budget) measures how long users wait when the budget is not the limit.
 """
 
 from __future__ import annotations
@@ -191,6 +193,30 @@ async def drive(
         return time.monotonic() - started, latencies, lost
 
 
+async def drive_paced(fake: Replies, url: str, updates: int, users: int, rate: float) -> list[float]:
+    """Open-loop load below the budget: update i is posted at i / rate s, whatever came back."""
+    fake.loop = asyncio.get_running_loop()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            await asyncio.sleep(i / rate)
+            chat = 300_000 + i % users
+            while chat in fake.waiting:  # this user's previous question is still open
+                await asyncio.sleep(0.01)
+            update = fake.make_message(chat, QUESTIONS[i % len(QUESTIONS)])
+            answered: asyncio.Future[float] = fake.loop.create_future()  # type: ignore[union-attr]
+            fake.waiting[chat] = answered
+            started = time.monotonic()
+            while (await client.post("/telegram/webhook", json=update, headers=headers)).status_code != 200:
+                await asyncio.sleep(0.2)
+            latencies.append(await asyncio.wait_for(answered, REPLY_TIMEOUT) - started)
+
+        await asyncio.gather(*(one(i) for i in range(updates)))
+    return sorted(latencies)
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -283,6 +309,10 @@ def run_bot(kind: str, rate: float, args: argparse.Namespace, work: Path) -> dic
             cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
             calls = len(fake.calls) - calls_before
             trips = (proxy.round_trips - trips_before) if proxy else 0
+            paced: list[float] = []
+            if rate:  # offered load below the budget: does anyone wait?
+                time.sleep(2)  # the budget recovers
+                paced = asyncio.run(drive_paced(fake, url, args.paced_updates, args.users, rate * 2 / 3))
         finally:
             stop(proc)
             if proxy is not None:
@@ -299,6 +329,8 @@ def run_bot(kind: str, rate: float, args: argparse.Namespace, work: Path) -> dic
         "db_trips": trips / n,
         "api_calls": calls / n,
         "lost": float(len(lost)),
+        "paced_p50": statistics.median(paced) if paced else 0.0,
+        "paced_p99": paced[min(len(paced) - 1, int(len(paced) * 0.99))] if paced else 0.0,
     }
 
 
@@ -314,7 +346,7 @@ def report(results: dict[tuple[str, float], dict[str, float]], args: argparse.Na
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for rate in (0.0, 30.0):
-        budget = "none" if not rate else f"{rate:.0f}/s per process"
+        budget = "none" if not rate else f"{rate:.0f}/s (kounen: one budget for both workers)"
         for kind in ("kounen", "echo"):
             r = results[(kind, rate)]
             name = "`kounen serve --workers 2` (PostgreSQL)" if kind == "kounen" else "PTB echo bot"
@@ -328,6 +360,17 @@ def report(results: dict[tuple[str, float], dict[str, float]], args: argparse.Na
             f"{k['p50'] / e['p50']:.2f} | {k['p99'] / e['p99']:.2f} | {k['cpu_ms'] / e['cpu_ms']:.2f} | | "
             f"{k['api_calls'] / e['api_calls']:.2f} | |"
         )
+    lines += [
+        "",
+        "Offered load below the budget (open loop, 2/3 of the budget: "
+        f"{args.paced_updates} updates at {30.0 * 2 / 3:.0f}/s):",
+        "",
+        "| bot | p50 | p99 |",
+        "|---|---|---|",
+    ]
+    for kind in ("kounen", "echo"):
+        r = results[(kind, 30.0)]
+        lines.append(f"| {kind} | {r['paced_p50'] * 1000:.0f} ms | {r['paced_p99'] * 1000:.0f} ms |")
     return "\n".join(lines) + "\n"
 
 
@@ -336,6 +379,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=40)
+    parser.add_argument("--paced-updates", type=int, default=300)
     args = parser.parse_args()
     results: dict[tuple[str, float], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kounen-bench-") as tmp:
