@@ -25,8 +25,11 @@ webhook answers 503 and polling does not move its offset, so Telegram delivers i
 What stays at-least-once is the send itself (see README, "Delivery").
 One chat's updates are handled one at a time (`ChatOrder` in a process; the locked
 conversation row and outbox rows across processes); different chats run concurrently.
-Bot API calls go through `RetryingRateLimiter`: AIORateLimiter (flood limits and
-retries on 429) plus retries with exponential backoff on network errors and 5xx.
+Sends respect one budget per bot (KOUNEN_TELEGRAM_SEND_RATE): on PostgreSQL it is taken in
+the update's transaction and shared by every worker (a user kept waiting sees "typing…"); on
+SQLite the process's limiter is the budget.  Bot API calls go through `RetryingRateLimiter`:
+AIORateLimiter (group limits, retries on 429) plus retries with exponential backoff on network
+errors and 5xx.
 """
 
 from __future__ import annotations
