@@ -820,6 +820,19 @@ class Store:
         with self._session("clearing login failures") as session:
             session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
 
+    def pause_sends(self, source: str, seconds: float) -> None:
+        """Nothing more from the shared send budget for `seconds` (Telegram answered 429)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self._session("pausing the send budget") as session:
+            session.execute(
+                text(
+                    "UPDATE send_budget SET next_at = greatest(next_at, "
+                    "extract(epoch FROM clock_timestamp())::float8 + :seconds) WHERE source = :source"
+                ),
+                {"source": source, "seconds": float(seconds)},
+            )
+
     def chats_with_unsent(self, source: str, older_than: float = 0.0) -> list[str]:
         """Chats whose committed messages are not all sent (a send failed, or its worker died)."""
         cutoff = utcnow() - timedelta(seconds=older_than)

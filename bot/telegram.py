@@ -40,7 +40,7 @@ import html
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -303,6 +303,8 @@ class RetryingRateLimiter(AIORateLimiter):
         )
         self.network_retries = network_retries
         self.backoff = backoff
+        # Called with retry_after (seconds or a timedelta) on every 429, before the wait.
+        self.on_retry_after: Callable[[Any], Awaitable[None]] | None = None
 
     async def process_request(
         self,
@@ -314,9 +316,19 @@ class RetryingRateLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         delay = self.backoff
+        on_retry_after = self.on_retry_after
+
+        async def call(*call_args: Any, **call_kwargs: Any) -> bool | dict[str, Any] | list[dict[str, Any]]:
+            try:
+                return await callback(*call_args, **call_kwargs)
+            except RetryAfter as exc:  # tell the other workers too, then let the limiter wait
+                if on_retry_after is not None:
+                    await on_retry_after(exc.retry_after)
+                raise
+
         for attempt in range(self.network_retries + 1):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+                return await super().process_request(call, args, kwargs, endpoint, data, rate_limit_args)
             except BadRequest:
                 raise  # a NetworkError subclass, but retrying cannot fix the request
             except NetworkError as exc:
@@ -439,6 +451,16 @@ class TelegramAdapter:
         )
 
     # -- the outbox -----------------------------------------------------------------------
+
+    async def pause_budget(self, bot: Any, retry_after: Any) -> None:
+        """A 429 with `retry_after`: no worker sends from the shared budget before it is over."""
+        if not self.shared_budget:
+            return  # the process's own limiter already waits
+        seconds = retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+        try:
+            await self._blocking(self.service.store.pause_sends, self.source(bot), seconds)
+        except StoreError as exc:
+            log.warning("could not share a 429's retry_after: %s", exc)
 
     async def _wait_for_budget(self, bot: Any, chat_id: int, send_at: float, typed: bool) -> bool:
         """Sleep until `send_at` (loop time); a user kept waiting sees "typing…".  Returns whether
@@ -827,6 +849,13 @@ def build_application(
         builder = builder.get_updates_request(HTTPXRequest(connect_timeout=5.0, read_timeout=15.0))
     application = builder.build()
     application.bot_data["adapter"] = adapter
+    limiter = application.bot.rate_limiter
+    if isinstance(limiter, RetryingRateLimiter):
+
+        async def paused(retry_after: Any) -> None:
+            await adapter.pause_budget(application.bot, retry_after)
+
+        limiter.on_retry_after = paused
     return application
 
 

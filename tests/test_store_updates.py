@@ -151,3 +151,17 @@ def test_on_postgresql_the_send_budget_is_one_for_every_worker(pg_url: str) -> N
     # (less the time these commits took), the one after it about 2 s.
     assert 1.3 <= delays[-1] <= 1.85, delays
     assert later.send_delay >= delays[-1] + 0.1
+
+
+def test_on_postgresql_a_429_pauses_the_budget_for_every_worker(pg_url: str) -> None:
+    with Store.open(pg_url) as first, Store.open(pg_url) as second:
+
+        def one_message(unit: UpdateUnit) -> None:
+            unit.send({"method": "sendMessage", "text": "a"})
+
+        assert first.run_update(
+            "telegram", "1", one_message, source=SOURCE, update_id=1, budget=(30, 30)
+        ).fresh
+        first.pause_sends(SOURCE, 2.0)  # the worker that got the 429
+        handled = second.run_update("telegram", "2", one_message, source=SOURCE, update_id=2, budget=(30, 30))
+    assert 1.8 <= handled.send_delay <= 2.05
