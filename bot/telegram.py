@@ -418,7 +418,11 @@ class TelegramAdapter:
         if chat is None:
             return True
         async with self._order(chat):
-            work = self.plan(update, bot)
+            try:
+                work = self.plan(update, bot)
+            except Exception as exc:  # an update of a shape nobody expected: a bug, answered
+                log.error("cannot read update %s: %s: %s", update.update_id, type(exc).__name__, exc)
+                work = _notice(ERROR_TEXT)
             if work is None:
                 return True
             source = self.source(bot)
