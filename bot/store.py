@@ -179,6 +179,17 @@ class ProcessedUpdate(Base):
     pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
+class SendBudget(Base):
+    """The bot's shared send budget (PostgreSQL): the time (database clock, seconds since the
+    epoch) from which the next message may go; each committed update moves it on by its
+    messages / rate (see `Store.run_update`)."""
+
+    __tablename__ = "send_budget"
+
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Float)
+
+
 class SharedSecret(Base):
     """A secret every process on this database must agree on (e.g. the console's cookie key)."""
 
@@ -380,6 +391,24 @@ _CLAIM = {
     "postgresql": pg_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
     "sqlite": sqlite_insert(_UPDATES).on_conflict_do_nothing().returning(_UPDATES.c.update_id),
 }
+# The claim that also takes the update's messages from the bot's send budget (PostgreSQL): a
+# virtual schedule, next_at moving on by n / rate, never further back than `burst` messages.
+_CLAIM_WITH_BUDGET = text(
+    """
+    WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
+    slot AS (
+        INSERT INTO send_budget (source, next_at)
+        SELECT :source, now + :n / :rate FROM clock
+        ON CONFLICT (source) DO UPDATE SET next_at =
+            greatest(send_budget.next_at, (SELECT now FROM clock) - :burst / :rate) + :n / :rate
+        RETURNING next_at
+    )
+    INSERT INTO processed_updates (source, update_id, time, chat, outbox, sent, pending)
+    VALUES (:source, :update_id, :time, :chat, CAST(:outbox AS json), :sent, :pending)
+    ON CONFLICT DO NOTHING
+    RETURNING update_id, (SELECT next_at FROM slot) - :n / :rate - (SELECT now FROM clock) AS start
+    """
+)
 _UNSENT = (
     select(_UPDATES.c.update_id, _UPDATES.c.outbox, _UPDATES.c.sent)
     .where(
@@ -625,6 +654,7 @@ class Store:
         source: str | None = None,
         update_id: int | None = None,
         attempts: int = 10,
+        budget: tuple[float, float] | None = None,
     ) -> Handled[T]:
         """Run `work` in one transaction and commit what it did as one fact.
 
@@ -634,6 +664,8 @@ class Store:
         claimed in the same transaction: when it was already committed (a redelivery), nothing
         of this run is kept and `Handled.fresh` is False.  A conflicting writer makes `work` run
         again on the fresh state, up to `attempts` times; then `ConcurrentUpdate`.
+        `budget` (messages per second, burst): see `_claim`; `Handled.send_delay` says how long
+        the first queued message must wait.
         Any database failure is a `StoreError` and nothing is kept.
         """
         self._check_key(channel, user_id)
@@ -642,16 +674,18 @@ class Store:
                 with self._sessions() as session, session.begin():
                     unit = UpdateUnit(self, session, channel, user_id)
                     result = work(unit)
+                    delay: float | None = 0.0
                     if source is not None and update_id is not None:
-                        if not self._claim(session, source, update_id, unit):
+                        delay = self._claim(session, source, update_id, unit, budget)
+                        if delay is None:
                             raise _Redelivered
                     elif unit.outbox:
                         raise StoreError("messages queued without an update to send them from")
                 if update_id is not None and update_id % 500 == 0:
                     self._forget_old_updates()
-                return Handled(True, result)
+                return Handled(True, result, delay or 0.0)
             except _Redelivered:
-                return Handled(False, None)
+                return Handled(False, None, 0.0)
             except (ConcurrentUpdate, IntegrityError, OperationalError) as exc:
                 if isinstance(exc, OperationalError) and not _stale_sqlite_read(exc):
                     raise StoreError(
@@ -667,8 +701,19 @@ class Store:
                 ) from None
         raise ConcurrentUpdate(f"conversation {channel}/{user_id} kept changing")  # pragma: no cover
 
-    def _claim(self, session: Session, source: str, update_id: int, unit: UpdateUnit) -> bool:
-        """Insert the update's row (with its outbox); False when it is already there."""
+    def _claim(
+        self,
+        session: Session,
+        source: str,
+        update_id: int,
+        unit: UpdateUnit,
+        budget: tuple[float, float] | None,
+    ) -> float | None:
+        """Insert the update's row (with its outbox); None when it is already there.
+
+        With `budget` (messages per second, burst) on PostgreSQL the same statement takes the
+        outbox's messages from the bot's shared send budget and returns how many seconds from
+        now the first of them may go (0.0 otherwise)."""
         values = {
             "source": source,
             "update_id": update_id,
@@ -678,8 +723,27 @@ class Store:
             "sent": 0,
             "pending": bool(unit.outbox),
         }
+        if budget is not None and unit.outbox and self.engine.dialect.name == "postgresql":
+            rate, burst = budget
+            row = (
+                session.connection()
+                .execute(
+                    _CLAIM_WITH_BUDGET,
+                    values
+                    | {
+                        "outbox": json.dumps(unit.outbox, ensure_ascii=False),
+                        "n": len(unit.outbox),
+                        "rate": float(rate),
+                        "burst": float(burst),
+                    },
+                )
+                .first()
+            )
+            if row is None:
+                return None
+            return max(0.0, float(row.start))
         statement = _CLAIM["postgresql" if self.engine.dialect.name == "postgresql" else "sqlite"]
-        return session.connection().execute(statement, values).first() is not None
+        return 0.0 if session.connection().execute(statement, values).first() is not None else None
 
     def _forget_old_updates(self) -> None:
         cutoff = utcnow() - timedelta(days=PROCESSED_UPDATES_KEPT_DAYS)
@@ -756,6 +820,19 @@ class Store:
         with self._session("clearing login failures") as session:
             session.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
 
+    def pause_sends(self, source: str, seconds: float) -> None:
+        """Nothing more from the shared send budget for `seconds` (Telegram answered 429)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self._session("pausing the send budget") as session:
+            session.execute(
+                text(
+                    "UPDATE send_budget SET next_at = greatest(next_at, "
+                    "extract(epoch FROM clock_timestamp())::float8 + :seconds) WHERE source = :source"
+                ),
+                {"source": source, "seconds": float(seconds)},
+            )
+
     def chats_with_unsent(self, source: str, older_than: float = 0.0) -> list[str]:
         """Chats whose committed messages are not all sent (a send failed, or its worker died)."""
         cutoff = utcnow() - timedelta(seconds=older_than)
@@ -787,6 +864,7 @@ class _Redelivered(Exception):
 class Handled(Generic[T]):
     fresh: bool  # False: the update had been committed before; this run changed nothing
     result: T | None
+    send_delay: float = 0.0  # seconds before its first message may go (the shared send budget)
 
 
 class UpdateUnit:

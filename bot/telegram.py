@@ -25,8 +25,11 @@ webhook answers 503 and polling does not move its offset, so Telegram delivers i
 What stays at-least-once is the send itself (see README, "Delivery").
 One chat's updates are handled one at a time (`ChatOrder` in a process; the locked
 conversation row and outbox rows across processes); different chats run concurrently.
-Bot API calls go through `RetryingRateLimiter`: AIORateLimiter (flood limits and
-retries on 429) plus retries with exponential backoff on network errors and 5xx.
+Sends respect one budget per bot (KOUNEN_TELEGRAM_SEND_RATE): on PostgreSQL it is taken in
+the update's transaction and shared by every worker (a user kept waiting sees "typing…"); on
+SQLite the process's limiter is the budget.  Bot API calls go through `RetryingRateLimiter`:
+AIORateLimiter (group limits, retries on 429) plus retries with exponential backoff on network
+errors and 5xx.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import html
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,7 +55,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, Defaults
 from telegram.request import HTTPXRequest
@@ -77,6 +80,7 @@ ALLOWED_UPDATES = ("message", "edited_message", "callback_query")
 SERVICE_THREADS = 4  # threads running service turns and store calls (see TelegramAdapter)
 SENDERS = 8  # chats whose outbox is being sent at once (each holds a database connection)
 SWEEP_INTERVAL = 5.0  # seconds between looks for messages left unsent
+TYPING_AFTER = 0.5  # seconds of waiting for the send budget after which "typing…" is shown
 POLL_BACKOFF, POLL_BACKOFF_MAX = 0.5, 10.0  # seconds before fetching again after a failure
 
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -291,15 +295,16 @@ class RetryingRateLimiter(AIORateLimiter):
     def __init__(
         self, *, max_retries: int = 3, network_retries: int = 3, backoff: float = 0.5, rate: float = 30.0
     ) -> None:
-        # rate 0: no flood limiter (each send still retried after a 429's retry_after).
+        # rate 0: no overall limit (group limits stay; a 429 is still retried after its retry_after).
         super().__init__(
             max_retries=max_retries,
             overall_max_rate=rate,
             overall_time_period=1,
-            group_max_rate=20 if rate else 0,
         )
         self.network_retries = network_retries
         self.backoff = backoff
+        # Called with retry_after (seconds or a timedelta) on every 429, before the wait.
+        self.on_retry_after: Callable[[Any], Awaitable[None]] | None = None
 
     async def process_request(
         self,
@@ -311,9 +316,19 @@ class RetryingRateLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         delay = self.backoff
+        on_retry_after = self.on_retry_after
+
+        async def call(*call_args: Any, **call_kwargs: Any) -> bool | dict[str, Any] | list[dict[str, Any]]:
+            try:
+                return await callback(*call_args, **call_kwargs)
+            except RetryAfter as exc:  # tell the other workers too, then let the limiter wait
+                if on_retry_after is not None:
+                    await on_retry_after(exc.retry_after)
+                raise
+
         for attempt in range(self.network_retries + 1):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+                return await super().process_request(call, args, kwargs, endpoint, data, rate_limit_args)
             except BadRequest:
                 raise  # a NetworkError subclass, but retrying cannot fix the request
             except NetworkError as exc:
@@ -354,8 +369,17 @@ class TelegramAdapter:
     5xx and polling does not confirm the update, so Telegram delivers it again.
     """
 
-    def __init__(self, service: ConversationService, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        service: ConversationService,
+        clock: Callable[[], datetime] | None = None,
+        send_rate: float = 0.0,
+    ) -> None:
         self.service = service
+        # One send budget per bot, kept in PostgreSQL and shared by every worker and host; on
+        # SQLite (one process) the rate limiter of the process is the budget.
+        self.shared_budget = send_rate > 0 and service.store.engine.dialect.name == "postgresql"
+        self._budget = (send_rate, max(1.0, send_rate)) if self.shared_budget else None
         self.kb = service.kb
         self._clock = clock or (lambda: datetime.now(TOKYO))
         # The store's blocking calls run here, off the event loop: few threads (the work is
@@ -394,7 +418,11 @@ class TelegramAdapter:
         if chat is None:
             return True
         async with self._order(chat):
-            work = self.plan(update, bot)
+            try:
+                work = self.plan(update, bot)
+            except Exception as exc:  # an update of a shape nobody expected: a bug, answered
+                log.error("cannot read update %s: %s: %s", update.update_id, type(exc).__name__, exc)
+                work = _notice(ERROR_TEXT)
             if work is None:
                 return True
             source = self.source(bot)
@@ -413,31 +441,68 @@ class TelegramAdapter:
                 handled = await self._blocking(
                     self._commit, source, update.update_id, chat, _notice(ERROR_TEXT)
                 )
+            send_at = asyncio.get_running_loop().time() + handled.send_delay
             if not handled.fresh:
                 log.info("update %d handled before: sending what is left of its replies", update.update_id)
             elif update.callback_query is not None:
                 await self._answer_query(update.callback_query, handled.result)
-            await self._flush(bot, chat)
+            await self._flush(bot, chat, send_at)
             return handled.fresh
 
     def _commit(self, source: str, update_id: int, chat: str, work: Work) -> Handled[str | None]:
-        return self.service.store.run_update(CHANNEL, chat, work, source=source, update_id=update_id)
+        return self.service.store.run_update(
+            CHANNEL, chat, work, source=source, update_id=update_id, budget=self._budget
+        )
 
     # -- the outbox -----------------------------------------------------------------------
 
-    async def _flush(self, bot: Any, chat: str) -> None:
-        """Send the chat's unsent messages in order and mark them sent (call under its order)."""
+    async def pause_budget(self, bot: Any, retry_after: Any) -> None:
+        """A 429 with `retry_after`: no worker sends from the shared budget before it is over."""
+        if not self.shared_budget:
+            return  # the process's own limiter already waits
+        seconds = retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+        try:
+            await self._blocking(self.service.store.pause_sends, self.source(bot), seconds)
+        except StoreError as exc:
+            log.warning("could not share a 429's retry_after: %s", exc)
+
+    async def _wait_for_budget(self, bot: Any, chat_id: int, send_at: float, typed: bool) -> bool:
+        """Sleep until `send_at` (loop time); a user kept waiting sees "typing…".  Returns whether
+        the chat action was sent."""
+        wait = send_at - asyncio.get_running_loop().time()
+        if wait <= 0:
+            return typed
+        if wait >= TYPING_AFTER and not typed:
+            try:
+                await bot.send_chat_action(chat_id, ChatAction.TYPING)
+            except TelegramError as exc:
+                log.info("typing… not shown: %s", exc)
+            typed = True
+            wait = send_at - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return typed
+
+    async def _flush(self, bot: Any, chat: str, send_at: float = 0.0) -> None:
+        """Send the chat's unsent messages in order and mark them sent (call under its order).
+
+        With the shared budget the first goes at `send_at` (loop time) and the next ones one
+        budget slot apart."""
         source = self.source(bot)
         batch = self.service.store.outbox(source, chat)
         async with self._senders:
             pending = await self._blocking(batch.take)
             progress: dict[int, tuple[int, bool]] = {}
+            typed = False
             try:
                 for unsent in pending:
                     done = max(unsent.sent, self._unrecorded.get((source, unsent.update_id), (0, False))[0])
                     if done:
                         progress[unsent.update_id] = (done, False)
                     for item in unsent.messages[done:]:
+                        if self._budget is not None:
+                            typed = await self._wait_for_budget(bot, int(chat), send_at, typed)
+                            send_at = max(send_at, asyncio.get_running_loop().time()) + 1 / self._budget[0]
                         await self._deliver(bot, int(chat), item)
                         done += 1
                         progress[unsent.update_id] = (done, False)
@@ -768,14 +833,17 @@ def build_application(
     `polling` only selects the request used for getUpdates."""
     token = settings.require_token()
     _durations_as_timedelta()
-    adapter = TelegramAdapter(service, clock)
+    adapter = TelegramAdapter(service, clock, settings.telegram_send_rate)
+    # With the shared budget the process limits no overall rate itself (group limits and the
+    # retries after a 429 stay); without it the process's own limiter is the budget.
+    process_rate = 0.0 if adapter.shared_budget else settings.telegram_send_rate
     builder = (
         Application.builder()
         .token(token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(file_base_url(settings.telegram_api_base_url))
         .request(HTTPXRequest(connection_pool_size=32, connect_timeout=5.0, read_timeout=15.0))
-        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=settings.telegram_send_rate))
+        .rate_limiter(RetryingRateLimiter(max_retries=3, rate=process_rate))
         .defaults(
             Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         )
@@ -785,6 +853,13 @@ def build_application(
         builder = builder.get_updates_request(HTTPXRequest(connect_timeout=5.0, read_timeout=15.0))
     application = builder.build()
     application.bot_data["adapter"] = adapter
+    limiter = application.bot.rate_limiter
+    if isinstance(limiter, RetryingRateLimiter):
+
+        async def paused(retry_after: Any) -> None:
+            await adapter.pause_budget(application.bot, retry_after)
+
+        limiter.on_retry_after = paused
     return application
 
 

@@ -354,4 +354,7 @@ def serve(settings: Settings) -> None:
         # uvicorn would otherwise believe X-Forwarded-For from any local process.
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        # A worker loading the dictionary on a busy machine can miss uvicorn's 5 s health check
+        # and be killed and restarted over and over; the master is told to be patient.
+        timeout_worker_healthcheck=30,
     )

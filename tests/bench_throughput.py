@@ -17,8 +17,10 @@ does not get a 200 is delivered again, as Telegram does.  Measured per bot:
                  after the server answered) / updates — the echo bot has no database;
   API calls/upd. Bot API calls the fake received / updates.
 
-Both run twice: with no send limiter, and under a send budget of 30 messages/s per process
-(`KOUNEN_TELEGRAM_SEND_RATE`, AIORateLimiter(overall_max_rate=30) in the echo bot).
+Both run twice: with no send limiter, and under a send budget of 30 messages/s
+(`KOUNEN_TELEGRAM_SEND_RATE`: one budget in PostgreSQL for both workers; AIORateLimiter(overall_max_rate=30)
+in the one-process echo bot).  Under the budget a second, open-loop load of 20 updates/s (below
+the budget) measures how long users wait when the budget is not the limit.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 KOUNEN = BIN / "kounen"
 SECRET = "bench-secret_0123456789"
+REPLY_TIMEOUT = 20.0  # seconds after which an update's reply counts as lost
 PG = os.environ.get("KOUNEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 QUESTIONS = (
     "申請マイページのIDがわからない",
@@ -77,6 +80,7 @@ ECHO_BOT = textwrap.dedent(
         builder = (
             Application.builder().token(os.environ["ECHO_TOKEN"]).base_url(os.environ["ECHO_BASE"])
             .updater(None).concurrent_updates(True)  # as kounen: updates side by side
+            .connection_pool_size(32)  # as kounen (PTB's default of 1 times out under this load)
         )
         if rate:
             builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=rate, max_retries=3))
@@ -156,6 +160,7 @@ async def drive(
     fake.loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(in_flight)
     latencies: list[float] = []
+    lost: list[int] = []
     per_user = [updates // users + (1 if i < updates % users else 0) for i in range(users)]
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     limits = httpx.Limits(max_connections=in_flight + 8)
@@ -177,11 +182,39 @@ async def drive(
                         except httpx.HTTPError:
                             pass
                         await asyncio.sleep(0.2)
-                    latencies.append(await asyncio.wait_for(answered, 60) - started)
+                    try:
+                        latencies.append(await asyncio.wait_for(answered, REPLY_TIMEOUT) - started)
+                    except TimeoutError:
+                        fake.waiting.pop(chat, None)
+                        lost.append(int(update["update_id"]))
 
         started = time.monotonic()
         await asyncio.gather(*(user(i) for i in range(users)))
-        return time.monotonic() - started, latencies
+        return time.monotonic() - started, latencies, lost
+
+
+async def drive_paced(fake: Replies, url: str, updates: int, users: int, rate: float) -> list[float]:
+    """Open-loop load below the budget: update i is posted at i / rate s, whatever came back."""
+    fake.loop = asyncio.get_running_loop()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            await asyncio.sleep(i / rate)
+            chat = 300_000 + i % users
+            while chat in fake.waiting:  # this user's previous question is still open
+                await asyncio.sleep(0.01)
+            update = fake.make_message(chat, QUESTIONS[i % len(QUESTIONS)])
+            answered: asyncio.Future[float] = fake.loop.create_future()  # type: ignore[union-attr]
+            fake.waiting[chat] = answered
+            started = time.monotonic()
+            while (await client.post("/telegram/webhook", json=update, headers=headers)).status_code != 200:
+                await asyncio.sleep(0.2)
+            latencies.append(await asyncio.wait_for(answered, REPLY_TIMEOUT) - started)
+
+        await asyncio.gather(*(one(i) for i in range(updates)))
+    return sorted(latencies)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], path: str = "/healthz", timeout: float = 90) -> None:
@@ -272,10 +305,14 @@ def run_bot(kind: str, rate: float, args: argparse.Namespace, work: Path) -> dic
             cpu_before = sum(cpu_seconds(p) for p in pids)
             calls_before = len(fake.calls)
             trips_before = proxy.round_trips if proxy else 0
-            wall, latencies = asyncio.run(drive(fake, url, args.updates, args.users, args.in_flight))
+            wall, latencies, lost = asyncio.run(drive(fake, url, args.updates, args.users, args.in_flight))
             cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
             calls = len(fake.calls) - calls_before
             trips = (proxy.round_trips - trips_before) if proxy else 0
+            paced: list[float] = []
+            if rate:  # offered load below the budget: does anyone wait?
+                time.sleep(2)  # the budget recovers
+                paced = asyncio.run(drive_paced(fake, url, args.paced_updates, args.users, rate * 2 / 3))
         finally:
             stop(proc)
             if proxy is not None:
@@ -291,6 +328,9 @@ def run_bot(kind: str, rate: float, args: argparse.Namespace, work: Path) -> dic
         "cpu_ms": 1000 * cpu / n,
         "db_trips": trips / n,
         "api_calls": calls / n,
+        "lost": float(len(lost)),
+        "paced_p50": statistics.median(paced) if paced else 0.0,
+        "paced_p99": paced[min(len(paced) - 1, int(len(paced) * 0.99))] if paced else 0.0,
     }
 
 
@@ -301,24 +341,38 @@ def report(results: dict[tuple[str, float], dict[str, float]], args: argparse.Na
         f"Machine: {os.cpu_count()} CPUs ({platform.machine()}, shared), Python {platform.python_version()}; "
         f"{date.today()}. {args.updates} updates from {args.users} users, {args.in_flight} in flight.",
         "",
-        "| send budget | bot | updates/s | p50 | p99 | worker CPU ms/update | DB round trips/update | Bot API calls/update |",
-        "|---|---|---|---|---|---|---|---|",
+        "| send budget | bot | updates/s | p50 | p99 | worker CPU ms/update | DB round trips/update "
+        "| Bot API calls/update | replies lost |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for rate in (0.0, 30.0):
-        budget = "none" if not rate else f"{rate:.0f}/s per process"
-        for kind in ("kounen", "echo"):
+    for rate in args.budget_list:
+        budget = "none" if not rate else f"{rate:.0f}/s (kounen: one budget for both workers)"
+        for kind in args.bot_list:
             r = results[(kind, rate)]
             name = "`kounen serve --workers 2` (PostgreSQL)" if kind == "kounen" else "PTB echo bot"
             lines.append(
                 f"| {budget} | {name} | {r['updates_s']:.1f} | {r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms "
-                f"| {r['cpu_ms']:.1f} | {r['db_trips']:.1f} | {r['api_calls']:.2f} |"
+                f"| {r['cpu_ms']:.1f} | {r['db_trips']:.1f} | {r['api_calls']:.2f} | {r['lost']:.0f} |"
             )
+        if len(args.bot_list) < 2:
+            continue
         k, e = results[("kounen", rate)], results[("echo", rate)]
         lines.append(
             f"| {budget} | ratio kounen / echo | {k['updates_s'] / e['updates_s']:.2f} | "
             f"{k['p50'] / e['p50']:.2f} | {k['p99'] / e['p99']:.2f} | {k['cpu_ms'] / e['cpu_ms']:.2f} | | "
-            f"{k['api_calls'] / e['api_calls']:.2f} |"
+            f"{k['api_calls'] / e['api_calls']:.2f} | |"
         )
+    lines += [
+        "",
+        "Offered load below the budget (open loop, 2/3 of the budget: "
+        f"{args.paced_updates} updates at {30.0 * 2 / 3:.0f}/s):",
+        "",
+        "| bot | p50 | p99 |",
+        "|---|---|---|",
+    ]
+    for kind in args.bot_list if 30.0 in args.budget_list else ():
+        r = results[(kind, 30.0)]
+        lines.append(f"| {kind} | {r['paced_p50'] * 1000:.0f} ms | {r['paced_p99'] * 1000:.0f} ms |")
     return "\n".join(lines) + "\n"
 
 
@@ -327,11 +381,16 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=40)
+    parser.add_argument("--paced-updates", type=int, default=300)
+    parser.add_argument("--bots", default="kounen,echo", help="which bots, comma-separated")
+    parser.add_argument("--budgets", default="0,30", help="send budgets to run, messages/s (0: none)")
     args = parser.parse_args()
+    args.bot_list = [b for b in args.bots.split(",") if b in ("kounen", "echo")]
+    args.budget_list = [float(b) for b in args.budgets.split(",")]
     results: dict[tuple[str, float], dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kounen-bench-") as tmp:
-        for rate in (0.0, 30.0):
-            for kind in ("kounen", "echo"):
+        for rate in args.budget_list:
+            for kind in args.bot_list:
                 work = Path(tmp) / f"{kind}-{rate:.0f}"
                 work.mkdir()
                 results[(kind, rate)] = run_bot(kind, rate, args, work)

@@ -472,6 +472,9 @@ class FakeTelegram:
             message.edits += 1
         return self._message_json(message)
 
+    async def _m_sendChatAction(self, params: dict[str, Any]) -> Any:
+        return True
+
     async def _m_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         with self._changed:
             self.answers.append(params)

@@ -3,6 +3,7 @@ outbox they leave.  Every test runs on a SQLite file and on the local PostgreSQL
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -124,3 +125,43 @@ def test_on_postgresql_one_chats_outbox_is_sent_by_one_worker_at_a_time(pg_url: 
         sending.finish({1: (1, True)})
         thread.join(timeout=10)
         assert seen == [[2]]
+
+
+def test_on_postgresql_the_send_budget_is_one_for_every_worker(pg_url: str) -> None:
+    """Ten updates of two messages each, committed by two workers at 10 messages/s: each is
+    told to wait until its messages fit the one budget; a redelivery takes nothing from it."""
+    with Store.open(pg_url) as first, Store.open(pg_url) as second:
+
+        def two_messages(unit: UpdateUnit) -> None:
+            unit.send({"method": "sendMessage", "text": "a"}, {"method": "sendMessage", "text": "b"})
+
+        delays = []
+        for n in range(10):
+            store = (first, second)[n % 2]
+            handled = store.run_update(
+                "telegram", str(n), two_messages, source=SOURCE, update_id=n, budget=(10, 1)
+            )
+            delays.append(handled.send_delay)
+        again = first.run_update("telegram", "0", two_messages, source=SOURCE, update_id=0, budget=(10, 1))
+        assert not again.fresh and again.send_delay == 0.0
+        later = second.run_update("telegram", "x", two_messages, source=SOURCE, update_id=99, budget=(10, 1))
+    assert delays[0] == 0.0
+    assert all(b >= a - 0.05 for a, b in itertools.pairwise(delays))  # queued in order
+    # 20 messages at 10/s: the tenth update's pair goes about 1.8 s after the first pair
+    # (less the time these commits took), the one after it about 2 s.
+    assert 1.3 <= delays[-1] <= 1.85, delays
+    assert later.send_delay >= delays[-1] + 0.1
+
+
+def test_on_postgresql_a_429_pauses_the_budget_for_every_worker(pg_url: str) -> None:
+    with Store.open(pg_url) as first, Store.open(pg_url) as second:
+
+        def one_message(unit: UpdateUnit) -> None:
+            unit.send({"method": "sendMessage", "text": "a"})
+
+        assert first.run_update(
+            "telegram", "1", one_message, source=SOURCE, update_id=1, budget=(30, 30)
+        ).fresh
+        first.pause_sends(SOURCE, 2.0)  # the worker that got the 429
+        handled = second.run_update("telegram", "2", one_message, source=SOURCE, update_id=2, budget=(30, 30))
+    assert 1.8 <= handled.send_delay <= 2.05

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fake_telegram import FakeTelegram, SentMessage
+from sqlalchemy import text
 
 from bot.service import ConversationService, ServiceTurn
 from bot.settings import Settings, load_settings, redact_in_logs
@@ -461,6 +462,53 @@ def test_a_send_the_bot_api_accepted_and_then_failed_is_shown_twice_and_nothing_
     Chat(fake).sync()
     assert len([m for m in fake.chat_messages(CHAT) if GBIZ_PHONE in m.text]) == 2
     assert len(store.recent_queries()) == 2  # the question and the /help of sync: logged once each
+
+
+def test_on_postgresql_the_send_budget_paces_the_replies_and_waiting_users_see_typing(
+    fake: FakeTelegram, pg_url: str, kb: KnowledgeBase, policy: Policy
+) -> None:
+    settings = load_settings(
+        telegram_token=fake.token,
+        telegram_api_base_url=fake.base_url,
+        database_url=pg_url,
+        telegram_send_rate=4,
+    )
+    with Store.open(pg_url) as store:
+        runner = BotThread(settings, ConversationService(kb, policy, store)).start()
+        try:
+            for chat in range(801, 809):
+                fake.message(chat, "申請マイページのIDがわからない")
+            started = time.monotonic()
+            for chat in range(801, 809):
+                fake.wait_messages(chat, 1)
+            took = time.monotonic() - started
+        finally:
+            runner.stop()
+    assert took >= (8 - 4) / 4 - 0.2  # 8 replies at 4/s after a burst of 4: about a second at least
+    assert fake.method_calls("sendChatAction")  # the ones kept waiting were shown "typing…"
+
+
+def test_on_postgresql_a_429_pauses_the_shared_budget(
+    fake: FakeTelegram, pg_url: str, kb: KnowledgeBase, policy: Policy
+) -> None:
+    settings = load_settings(
+        telegram_token=fake.token, telegram_api_base_url=fake.base_url, database_url=pg_url
+    )
+    with Store.open(pg_url) as store:
+        runner = BotThread(settings, ConversationService(kb, policy, store)).start()
+        try:
+            fake.fail_next("sendMessage", 429, retry_after=3)
+            fake.message(CHAT, "申請マイページのIDがわからない")
+            fake.wait_for(lambda: fake.method_calls("sendMessage"), what="the send that gets a 429")
+            time.sleep(0.5)
+            with store.engine.connect() as connection:
+                ahead = connection.execute(
+                    text("SELECT max(next_at) - extract(epoch FROM clock_timestamp()) FROM send_budget")
+                ).scalar_one()
+            fake.wait_messages(CHAT, 1)
+        finally:
+            runner.stop()
+    assert 1.5 <= float(ahead) <= 3.1  # every worker now waits for the retry_after too
 
 
 def test_an_error_is_logged_without_the_token_and_the_user_is_told(
