@@ -47,15 +47,6 @@ TYPO_MIN_LEN = 3
 TYPO_CUTOFF = 80.0
 # Kana runs are read against the knowledge base's word readings of at least this length.
 READING_MIN = 3
-# An everyday word of general Japanese (one dictionary unit, a common noun, verb or adverb standing
-# alone: 会社, 根拠, 全部, 内訳, 切れる; faq.text.Concept.common) weighs at most this share of the
-# weight of a word the KB does not know, whether the KB happens to use it or not.  The KB's own IDF
-# says how rare a word is in 58 entries, not how telling it is: 全部 or 内訳 used once in the KB is
-# no evidence of a subject, and a question full of everyday words about a KB topic is still on
-# that topic.  Compounds, proper nouns, out-of-dictionary words and nouns written next to another
-# noun (省エネ補助金) keep their full weight: they name specific things.  Scale-free (a share of the
-# KB's own maximum IDF); fitted on tests/data/dev_queries.jsonl (0.3, 0.5, 0.66 and no cap tried).
-EVERYDAY_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -130,9 +121,6 @@ class Query:
     concepts: tuple[
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
-    # What the question asks about (faq.text.Concept.subject) when the knowledge base knows no form
-    # of it: no entry describes the question's subject.
-    unknown_subjects: tuple[str, ...] = ()
 
 
 class Matcher:
@@ -182,8 +170,6 @@ class Matcher:
         df: Counter[str] = Counter(t for terms in self._entry_terms for t in terms)
         self._df = df
         self.unknown_idf = _idf(n, 0)
-        # An everyday word weighs at most this (see EVERYDAY_SHARE), known to the KB or not.
-        self.common_idf = self.unknown_idf * EVERYDAY_SHARE
         self._idf = {t: _idf(n, d) for t, d in df.items()}
         # Which programs' official answers use each word: a word of one program's document only
         # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
@@ -230,10 +216,7 @@ class Matcher:
                 else:
                     unknown.add(c.key)
             known = any(self.known(t) for t in terms) or any(self.known(p) for p in c.parts)
-            weight = self._weight(terms)
-            if c.common:
-                weight = min(weight, self.common_idf)
-            out.append((terms, c.parts, weight, c.countable and (known or c.salient)))
+            out.append((terms, c.parts, self._weight(terms), c.countable and (known or c.salient)))
         # A kana-written question splits into short dictionary words that mean nothing here
         # (じぎょうしゃぽーたる → じ / 行 / しゃ / …); read such a run against the KB's readings.
         # A found word replaces the words it spans when it joins several of them or explains an
@@ -257,12 +240,7 @@ class Matcher:
             out = [o for o, c in zip(out, analysis.concepts, strict=True) if c.key not in dropped]
             have = {t for o in out for t in o[0]}
             out.extend(((w,), (), self._weight((w,)), True) for w in dict.fromkeys(added) if w not in have)
-        subjects = tuple(
-            c.key
-            for c in analysis.concepts
-            if c.subject and c.salient and c.countable and c.key in unknown and c.key not in dropped
-        )
-        return Query(analysis, tuple(out), subjects)
+        return Query(analysis, tuple(out))
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""

@@ -221,10 +221,6 @@ class Policy:
         cfg = self.config
         if not candidates or candidates[0].coverage < cfg.coverage_min:
             return Outcome(query, "no_match", candidates, program=program, reason="not covered")
-        if prepared is not None and prepared.unknown_subjects:
-            # What the question asks about (公募は, 手数料はいくら, 株価いくら) is a word no entry uses:
-            # no entry describes it, however many of its other words the top entry shares.
-            return Outcome(query, "no_match", candidates, program=program, reason="not covered")
         top = candidates[0]
         covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
         second = candidates[1].relevance if len(candidates) > 1 else 0.0

@@ -91,13 +91,6 @@ class Concept:
     # verbs, adverbs and time or quantity nouns (今日, 全部, 途中) say how.  A word the knowledge
     # base does not know only counts against coverage when it is salient.
     salient: bool = True
-    # A common word of general Japanese (an in-dictionary 普通名詞 / 形状詞 such as 会社, 先月, 根拠):
-    # when the knowledge base does not know it, it is weak evidence that the question is about
-    # something else, where a rare or out-of-dictionary word (固有名詞, ゲーム titles, 省エネ) is strong.
-    common: bool = False
-    # The thing asked about: a noun marked as topic, subject or object (公募は, 補助率って, コツを)
-    # or asked about directly (締切いつ).  When no entry knows it, no entry describes the question.
-    subject: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,7 +216,6 @@ class Analyzer:
             run.clear()
             spans.clear()
 
-        asked_from = _last_sentence(tokens)
         i = 0
         while i < len(tokens):
             tok = tokens[i]
@@ -260,30 +252,12 @@ class Analyzer:
                     parts = found if len(found) > 1 else ()
                 countable = (
                     tok.pos2 != "数詞"
-                    and not (i > 0 and _with_unit(tokens, i - 1) != tokens[i - 1].norm)  # 6年's 年
                     and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
                 )
                 salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
-                # One dictionary unit, not a compound: compounds (迷惑メール, 経常利益, 有給休暇) name
-                # specific things, where single everyday units (会社, 根拠, 全部, 切れる) do not.
-                # A word written next to another noun is part of a name (省エネ + 補助金): specific too.
-                common = (
-                    not tok.oov
-                    and not parts
-                    and (tok.pos2 == "普通名詞" or not salient)
-                    and not _in_compound(tokens, i)
-                )
-                # Earlier sentences of a long question give the context; the last one asks.
-                subject = (
-                    i >= asked_from
-                    and tok.pos == "名詞"
-                    and len(tok.surface) >= 2
-                    and _marks_subject(tokens, i + 1)
-                )
-                key = _with_unit(tokens, i) if tok.pos2 == "数詞" else tok.norm
-                concepts.append(Concept(key, (key,), parts, tok.reading, countable, salient, common, subject))
+                concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
             i += 1
         close_run()
@@ -304,54 +278,6 @@ class Analyzer:
     @staticmethod
     def _is_content(tok: _Token) -> bool:
         return tok.pos in _CONTENT_POS and tok.norm not in STOPWORDS and len(tok.norm) > 0
-
-
-# Particles after the thing a question is about: topic (は, って), subject (が), object (を), also (も).
-_SUBJECT_MARKS = frozenset({"は", "って", "が", "を", "も"})
-
-
-def _with_unit(tokens: Sequence[_Token], i: int) -> str:
-    """A number with its unit or counter (6年, 6%, 8箇月): 6年目 is not the 6 of 6%."""
-    j = i + 1
-    if tokens[i].pos2 == "数詞" and j < len(tokens):
-        unit = tokens[j]
-        if (
-            unit.pos in ("名詞", "接尾辞")
-            and unit.pos2 != "数詞"
-            and (not unit.symbol or unit.surface == "%")
-        ):
-            return tokens[i].norm + unit.norm
-    return tokens[i].norm
-
-
-def _in_compound(tokens: Sequence[_Token], i: int) -> bool:
-    """Whether the noun at i is written next to another noun, with no particle between."""
-    if tokens[i].pos != "名詞":
-        return False
-    near = [tokens[j] for j in (i - 1, i + 1) if 0 <= j < len(tokens)]
-    return any(t.pos == "名詞" and t.pos2 != "数詞" and not t.symbol for t in near)
-
-
-_SENTENCE_ENDS = frozenset("。？?！!")
-
-
-def _last_sentence(tokens: Sequence[_Token]) -> int:
-    """Where the last sentence with words in it starts."""
-    start = 0
-    for j, tok in enumerate(tokens[:-1]):
-        if tok.surface in _SENTENCE_ENDS and any(not t.symbol for t in tokens[j + 1 :]):
-            start = j + 1
-    return start
-
-
-def _marks_subject(tokens: Sequence[_Token], j: int) -> bool:
-    """Whether the token at j marks the noun before it as what the question is about."""
-    if j >= len(tokens):
-        return False
-    nxt = tokens[j]
-    if nxt.pos == "助詞" and nxt.surface in _SUBJECT_MARKS:
-        return True
-    return nxt.norm in INTERROGATIVES or nxt.surface in INTERROGATIVES
 
 
 def _reading(tokens: Sequence[_Token]) -> str:
