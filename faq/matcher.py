@@ -130,6 +130,8 @@ class Matcher:
         self.kb = kb
         self.analyzer = analyzer or Analyzer(kb.synonyms, ignore=ignored_phrases(kb))
         self.entries: tuple[Entry, ...] = kb.entries
+        # Where each entry id sits in `entries` (a dict: comparing pydantic entries costs more).
+        self.position = {e.id: i for i, e in enumerate(self.entries)}
         variant_entry: list[int] = []
         wording_docs: list[tuple[str, ...]] = []
         pooled_docs: list[tuple[str, ...]] = []

@@ -128,6 +128,11 @@ class Policy:
         self._flows = (
             [(d.flow, tuple(normalize(t) for t in d.topics)) for d in intents.dialog] if intents else []
         )
+        # Each flow's topic + object action phrases (人件費を計算), joined once rather than per question.
+        self._direct = {
+            flow: tuple(t + p + a for t in topics for p in ("", "を") for a in self._object_actions)
+            for flow, topics in self._flows
+        }
 
     # -- recognisers -------------------------------------------------------
     def detect_program(self, norm: str) -> str | None:
@@ -145,7 +150,7 @@ class Policy:
         asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
-            direct = any(t + p + a in norm for t in topics for p in ("", "を") for a in self._object_actions)
+            direct = any(phrase in norm for phrase in self._direct[flow])
             if not (asked or direct):
                 continue
             hits = sum(1 for t in topics if t in norm)
@@ -230,7 +235,7 @@ class Policy:
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.
         own_words = (
-            self.matcher.one_program_words(prepared, self.matcher.entries.index(top.entry))
+            self.matcher.one_program_words(prepared, self.matcher.position[top.entry.id])
             if prepared is not None
             else ()
         )
