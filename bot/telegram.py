@@ -517,7 +517,7 @@ class TelegramAdapter:
 
     def start_sweeper(self, bot: Any) -> None:
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self.sweep(bot))
+            self._sweeper = asyncio.get_running_loop().create_task(self.sweep(bot, SWEEP_INTERVAL))
 
     async def stop_sweeper(self) -> None:
         task, self._sweeper = self._sweeper, None
