@@ -159,6 +159,10 @@ def test_staff_see_a_new_case_open_it_reply_and_close_it(
         ("staff", "yamada"),
         ("closed", "yamada"),
     ]
+    # Insights: the case counted, its first question offered as a gap of the knowledge base.
+    page.goto("/console/insights")
+    cases_section = page.locator("#cases").inner_text()
+    assert "引き継ぎ" in cases_section and "ほげほげふがふが" in cases_section
     # At phone width.
     phone = _context(
         browser, url, viewport={"width": 375, "height": 800}, storage_state=context.storage_state()
