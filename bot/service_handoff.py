@@ -115,6 +115,8 @@ class HandoffMixin:
         action = routed.handoff
         if action is not None:
             routed.replies[:0] = self._handoff_action(unit, conv, state, action)
+        else:
+            state.pop("step", None)  # another button or command: the request was not pursued
         self._handoff_count(unit, routed, state)
         number = state.get("case")
         if number is not None:

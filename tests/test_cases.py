@@ -251,3 +251,36 @@ def test_queues_views_and_stats(service: ConversationService, store: Store) -> N
     stats = cases.stats(start, start + timedelta(days=1))
     assert stats.total == 2 and stats.open == 1 and stats.by_reason == {"not_found": 2}
     assert stats.first_reply_minutes is not None and stats.gaps == [(first, NONSENSE[0])]
+
+
+def test_a_user_cannot_reach_another_users_case(service: ConversationService, store: Store) -> None:
+    number = open_case(service, "u1")
+    Cases(store).reply(number, "sato", "u1 だけへのお返事")
+    other = say(service, number, "u2")  # the number typed by someone else is only a question
+    assert "u1 だけへのお返事" not in text(other)
+    assert "取り消し" not in text(say(service, "/cancel", "u2"))
+    case = Cases(store).get(number)
+    assert case is not None and case.is_open
+    assert all(e.kind != "user" or "u2" not in (e.text or "") for e in case.events)
+    assert "u1 だけへのお返事" in text(say(service, "こんにちは", "u1"))
+
+
+def test_staff_chat_notice_has_no_personal_data(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    service = ConversationService(kb, policy, store)
+    service._case_settings = CaseSettings(staff_chat_id=-100123)
+    say(service, "人と話したい")
+    say(service, "山田商事 taro@example.com 1234567890123")
+    with store._sessions() as session:
+        rows = session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.chat == "-100123")).all()
+    assert len(rows) == 1 and rows[0].outbox is not None
+    notice = rows[0].outbox[0]["text"]
+    assert "新しいお問い合わせ" in notice and "taro" not in notice and "1234567890123" not in notice
+    assert "ご本人の希望" in notice
+
+
+def test_another_button_drops_the_pending_request(service: ConversationService, store: Store) -> None:
+    say(service, "人と話したい")
+    say(service, "/help")
+    answered = say(service, "申請マイページのIDがわからない")
+    assert "受付番号" not in text(answered)
+    assert Cases(store).list("open") == []
