@@ -14,7 +14,7 @@ from bot import handoff
 from bot.cases import CASE_SOURCE, CaseError, Cases, CaseSettings, reply_problem
 from bot.service import ConversationService, ServiceTurn
 from bot.store import ProcessedUpdate, Store
-from dialogs.types import UserInput
+from dialogs.types import Reply, UserInput
 from faq import KnowledgeBase, Policy
 
 NONSENSE = ("ほげほげふがふが", "ぴよぴよぱやぱや")
@@ -284,3 +284,25 @@ def test_another_button_drops_the_pending_request(service: ConversationService, 
     answered = say(service, "申請マイページのIDがわからない")
     assert "受付番号" not in text(answered)
     assert Cases(store).list("open") == []
+
+
+def test_a_result_left_to_the_office_offers_a_person(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    from dialogs.engine import Flow, Step
+
+    refunds = iter(["decided_by_office", "unknown", "full"])
+    flows = {
+        "withdrawal": Flow(
+            id="withdrawal",
+            title="辞退の判定",
+            intro="辞退の判定をご案内します。",
+            steps=(Step("event", "何がありましたか？", lambda text, _values: text, "説明"),),
+            finish=lambda v: [Reply("判定しました。", result={"refund": next(refunds), "inputs": {}})],
+        )
+    }
+    service = ConversationService(kb, policy, store, flows)
+    offers = []
+    for _ in range(3):
+        pick(service, "flow:withdrawal")
+        offers.append([v for v in values(say(service, "解約")) if v.startswith("hand:")])
+    assert offers == [["hand:office"], ["hand:unknown"], []]
+    assert handoff.outcome_reason({"withdrawal_required": None, "refund": "none"}) == "unknown"
