@@ -52,6 +52,7 @@ ACTIONS = ("opened", "viewed", "assigned", "replied", "closed", "expired", "canc
 OPEN = "open"
 CLOSED_STATES = ("closed", "expired", "cancelled")
 MAX_REPLY_TEXT = 4096
+VIEW_AGAIN = timedelta(minutes=10)  # a staff member looking again within this is not a new "viewed"
 
 
 class CaseSettings(BaseSettings):
@@ -306,6 +307,31 @@ def case_by_number_in(unit: UpdateUnit, number: str) -> Case | None:
     return _case(row) if row is not None else None
 
 
+def expire_if_due(unit: UpdateUnit, case: Case, settings: CaseSettings) -> bool:
+    """Expire the chat's own case when nobody took it in time (channels without a sweeper see it
+    at their next turn); True when it was expired now."""
+    now = utcnow()
+    if not case.is_open or case.assignee is not None:
+        return False
+    if now - case.opened_at < timedelta(hours=settings.case_expire_hours):
+        return False
+    row = unit.session.get(CaseRow, case.id)
+    if row is None or row.status != OPEN:
+        return False
+    row.status, row.closed_at = "expired", now
+    unit.session.add(CaseEventRow(case_id=case.id, time=now, kind="expired"))
+    unit.session.add(
+        CaseEventRow(
+            case_id=case.id,
+            time=now,
+            kind="notice",
+            text=handoff.expired_text(case.number),
+            delivery="pending",
+        )
+    )
+    return True
+
+
 def end_case(unit: UpdateUnit, case_id: int, status: str) -> None:
     """The user ended it (/cancel)."""
     now = utcnow()
@@ -362,8 +388,21 @@ class Cases:
             if row is None:
                 return None
             if viewer is not None:
-                session.add(CaseEventRow(case_id=row.id, time=utcnow(), kind="viewed", actor=viewer[:64]))
-                session.flush()
+                last = session.scalars(
+                    select(CaseEventRow)
+                    .where(CaseEventRow.case_id == row.id)
+                    .order_by(CaseEventRow.id.desc())
+                    .limit(1)
+                ).first()
+                again = (
+                    last is not None
+                    and last.kind == "viewed"
+                    and last.actor == viewer[:64]
+                    and utcnow() - _aware(last.time) < VIEW_AGAIN
+                )
+                if not again:  # one line per look, not one per reload
+                    session.add(CaseEventRow(case_id=row.id, time=utcnow(), kind="viewed", actor=viewer[:64]))
+                    session.flush()
             events = session.scalars(
                 select(CaseEventRow).where(CaseEventRow.case_id == row.id).order_by(CaseEventRow.id)
             ).all()

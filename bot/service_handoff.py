@@ -124,6 +124,8 @@ class HandoffMixin:
             if case is None or case.channel != unit.channel or case.user_id != unit.user_id:
                 state.pop("case", None)
             else:
+                if channel not in PUSH_CHANNELS and cases.expire_if_due(unit, case, self.case_settings):
+                    case = dataclasses.replace(case, status="expired")
                 text = user_input.text if user_input.choice is None else f"[選択] {user_input.choice}"
                 if case.is_open:
                     cases.attach(unit, case.id, "user", text)

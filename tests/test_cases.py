@@ -3,6 +3,7 @@ and the store contract of cases (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -306,3 +307,16 @@ def test_a_result_left_to_the_office_offers_a_person(kb: KnowledgeBase, policy: 
         offers.append([v for v in values(say(service, "解約")) if v.startswith("hand:")])
     assert offers == [["hand:office"], ["hand:unknown"], []]
     assert handoff.outcome_reason({"withdrawal_required": None, "refund": "none"}) == "unknown"
+
+
+def test_the_terminal_chat_sees_its_case_expire_at_the_next_turn(
+    service: ConversationService, store: Store
+) -> None:
+    number = open_case(service)
+    service._case_settings = CaseSettings(case_expire_hours=0.0001)  # 0.36 s
+    time.sleep(0.5)
+    told = say(service, "こんにちは")
+    assert "受付期限" in told.replies[0].text
+    case = Cases(store).get(number)
+    assert case is not None and case.status == "expired"
+    assert "受付期限" not in text(say(service, "こんにちは"))

@@ -30,6 +30,7 @@ ACTION_NAMES = {
     "opened": "受付",
     "viewed": "閲覧",
     "assigned": "担当",
+    "staff": "返信",
     "closed": "終了",
     "expired": "期限切れ",
     "cancelled": "ご本人が取り消し",
