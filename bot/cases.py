@@ -231,6 +231,7 @@ def create_case(
     first_question: str | None,
     personal: str | None,
     settings: CaseSettings,
+    program_label: str | None = None,
     attempts: int = 8,
 ) -> Case:
     """A new open case for the unit's chat, with a fresh number (another on a collision)."""
@@ -257,7 +258,8 @@ def create_case(
         unit.session.flush()
         unit.session.add(CaseEventRow(case_id=row.id, time=now, kind="opened", actor=None, text=reason))
         if settings.staff_chat_id is not None:
-            notice = f"新しいお問い合わせ {number}（{program or '制度未指定'}・{handoff.REASONS.get(reason, reason)}）"
+            label = program_label or "制度未指定"
+            notice = f"新しいお問い合わせ {number}（{label}・{handoff.REASONS.get(reason, reason)}）"
             unit.session.add(
                 ProcessedUpdate(
                     source=CASE_SOURCE,

@@ -227,6 +227,7 @@ class HandoffMixin:
             first_question=first,
             personal=details or None,
             settings=self.case_settings,
+            program_label=self.kb.programs[program].short if program in self.kb.programs else None,
         )
         state["case"] = case.number
         lines = []

@@ -270,13 +270,18 @@ def test_staff_chat_notice_has_no_personal_data(kb: KnowledgeBase, policy: Polic
     service = ConversationService(kb, policy, store)
     service._case_settings = CaseSettings(staff_chat_id=-100123)
     say(service, "人と話したい")
-    say(service, "山田商事 taro@example.com 1234567890123")
+    pick(service, "hand:p-it2020")
     with store._sessions() as session:
         rows = session.scalars(select(ProcessedUpdate).where(ProcessedUpdate.chat == "-100123")).all()
     assert len(rows) == 1 and rows[0].outbox is not None
     notice = rows[0].outbox[0]["text"]
     assert "新しいお問い合わせ" in notice and "taro" not in notice and "1234567890123" not in notice
-    assert "ご本人の希望" in notice
+    assert "ご本人の希望" in notice and "IT導入補助金2020" in notice and "it2020" not in notice
+    say(service, "人と話したい", "u2")
+    say(service, "山田商事 taro@example.com 1234567890123", "u2")
+    with store._sessions() as session:
+        texts = [r.outbox[0]["text"] for r in session.scalars(select(ProcessedUpdate)).all() if r.outbox]
+    assert len(texts) == 2 and not any("taro" in t or "1234567890123" in t for t in texts)
 
 
 def test_another_button_drops_the_pending_request(service: ConversationService, store: Store) -> None:
