@@ -86,7 +86,8 @@ class HandoffMixin:
             if conv.dialog is not None and self._step_reads(conv, user_input):
                 return None
             return _routed([], conv, ("ask", "requested", user_input.text))
-        if "step" in state and conv.dialog is None and text and not text.startswith("/"):
+        details = "step" in state and bool(text) and not text.startswith("/")
+        if details and (conv.dialog is None or not self._step_reads(conv, user_input)):
             return _routed([], conv, ("open", str(state["step"]), user_input.text, ""))
         return None
 

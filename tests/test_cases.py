@@ -325,3 +325,16 @@ def test_the_terminal_chat_sees_its_case_expire_at_the_next_turn(
     case = Cases(store).get(number)
     assert case is not None and case.status == "expired"
     assert "受付期限" not in text(say(service, "こんにちは"))
+
+
+def test_a_request_inside_a_calculation_keeps_the_calculation(
+    service: ConversationService, store: Store
+) -> None:
+    started = pick(service, "flow:productivity")
+    assert started.dialog == "productivity"
+    asked = say(service, "オペレーターにつないで")  # not an answer the step can read
+    assert "担当者におつなぎします" in text(asked) and asked.dialog == "productivity"
+    opened = say(service, "山田商事の山田です")
+    assert "受付番号" in text(opened) and opened.dialog == "productivity"
+    assert len(Cases(store).list("open")) == 1
+    assert say(service, "3000万").dialog == "productivity"  # the calculation goes on
