@@ -1,4 +1,5 @@
-"""`kounen` command line: ask, chat, kb check, eval, bench, calc, check, bot (Telegram polling), serve (webhook).
+"""`kounen` command line: ask, chat, kb check, eval, bench, calc, check, bot (Telegram polling), serve
+(webhook), console (the console alone), cases (cases handed to staff).
 
 Every user mistake (a missing file, a broken line, a bad option) ends in one
 line on stderr and a non-zero exit; tracebacks are for bugs only.
@@ -290,6 +291,107 @@ def serve_cmd(
         serve(settings)
     except (SettingsError, BotStartError, ConsoleSettingsError) as exc:
         fail(" ".join(str(exc).split()))
+
+
+@app.command("console", cls=OneLineCommand)
+def console_cmd(
+    host: Annotated[str | None, typer.Option("--host", help="待ち受けるアドレス（既定 127.0.0.1）")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="ポート（既定 8080）")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="ワーカープロセス数（既定 1）")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy の URL（複数ワーカーでは PostgreSQL）"),
+    ] = None,
+) -> None:
+    """コールセンター用コンソールだけを起動する（Telegram のトークンは不要）。"""
+    from bot.console import ConsoleSettingsError
+    from bot.settings import SettingsError, configure_logging, load_settings
+    from bot.telegram import BotStartError
+    from bot.web import console_settings, serve_console
+
+    try:
+        settings = load_settings(
+            listen_host=host, listen_port=port, workers=workers, database_url=database_url
+        )
+        configure_logging(settings)
+        console_settings(settings)
+        serve_console(settings)
+    except (SettingsError, BotStartError, ConsoleSettingsError) as exc:
+        fail(" ".join(str(exc).split()))
+
+
+class CaseView(StrEnum):
+    open = "open"
+    mine = "mine"
+    closed = "closed"
+
+
+@app.command("cases", cls=OneLineCommand)
+def cases_cmd(
+    view: Annotated[
+        CaseView, typer.Option("--view", help="open（対応待ち・対応中）/ mine / closed")
+    ] = CaseView.open,
+    staff: Annotated[str | None, typer.Option("--staff", help="--view mine の担当者名")] = None,
+    number: Annotated[str | None, typer.Option("--number", help="受付番号（詳細を表示）")] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="SQLAlchemy の URL（省略時は KOUNEN_DATABASE_URL）")
+    ] = None,
+) -> None:
+    """担当者への引き継ぎ（お問い合わせ）を一覧する。"""
+    from bot.cases import Cases
+    from bot.console.case_pages import STATUS, age
+    from bot.handoff import REASONS, normal_case_number
+    from bot.settings import SettingsError, load_settings
+    from bot.store import Store, StoreError
+
+    if view is CaseView.mine and not staff:
+        fail("--view mine needs --staff NAME")
+    programs = {pid: p.short for pid, p in _load(None).programs.items()}
+
+    def program(pid: str | None) -> str:
+        return programs.get(pid or "", "制度未指定")
+
+    try:
+        settings = load_settings(database_url=database_url)
+        with Store.open(settings.database_url, salt=settings.hash_salt.get_secret_value()) as store:
+            cases = Cases(store)
+            cases.housekeeping()
+            if number:
+                case = cases.get(normal_case_number(number))
+                if case is None:
+                    fail(f"no case {number!r} (check the number: e.g. KX4-7TA)", 1)
+                typer.echo(
+                    f"{case.number}  {STATUS.get(case.status, case.status)}  {case.program or '制度未指定'}"
+                )
+                typer.echo(f"理由：{REASONS.get(case.reason, case.reason)}  担当：{case.assignee or '—'}")
+                for turn in case.summary.get("turns", []):
+                    typer.echo(f"  質問：{turn['text']} → {turn.get('title') or turn['status']}")
+                for event in case.events:
+                    if event.kind in ("user", "bot", "staff", "notice"):
+                        first = (event.text or "").splitlines()[0] if event.text else ""
+                        typer.echo(f"  [{event.kind}] {first}")
+                return
+            found = cases.list(view.value, staff)
+    except (SettingsError, StoreError) as exc:
+        fail(" ".join(str(exc).split()))
+    if not found:
+        typer.echo("該当するお問い合わせはありません。")
+    for case in found:
+        typer.echo(
+            "\t".join(
+                [
+                    case.number,
+                    age(case.opened_at),
+                    program(case.program),
+                    REASONS.get(case.reason, case.reason),
+                    case.assignee or "—",
+                    STATUS.get(case.status, case.status),
+                    (case.first_question or "")[:40],
+                ]
+            )
+        )
 
 
 def main() -> None:

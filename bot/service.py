@@ -29,6 +29,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.masking import mask
+from bot.service_handoff import HandoffMixin
 from bot.store import ConcurrentUpdate, Store, StoreError, UpdateUnit, clean_text
 from dialogs import engine
 from dialogs.engine import Flow, FlowError
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 MAX_CHOICE_BYTES = 64
-_CHOICE_VALUE = re.compile(r"^(?:faq|prog|flow|cmd):[A-Za-z0-9_-]{1,58}$")
+_CHOICE_VALUE = re.compile(r"^(?:faq|prog|flow|cmd|hand):[A-Za-z0-9_-]{1,58}$")
 
 HELP = (
     "IT導入補助金2020の後年手続き、IT導入補助金2023（複数社連携）の効果報告についてお答えします。\n"
@@ -84,9 +85,11 @@ class Conversation:
     pending_query: str | None = None  # the question waiting for a program choice
     program: str | None = None  # set with /program or picked in a flow; narrows every FAQ search
     finished: DialogState | None = None  # the last finished flow, so that a correction can recompute it
+    # Handoff to a person (bot.handoff): not-found count, last calculation, step, open case.
+    handoff: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any] | None:
-        if self.dialog is None and self.pending_query is None and self.finished is None:
+        if self.dialog is None and self.pending_query is None and self.finished is None and not self.handoff:
             return None
         data: dict[str, Any] = {
             "format": STATE_FORMAT,
@@ -96,6 +99,8 @@ class Conversation:
         }
         if self.finished is not None:
             data["finished"] = self.finished.to_json()
+        if self.handoff:
+            data["handoff"] = self.handoff
         return data
 
     @classmethod
@@ -106,7 +111,8 @@ class Conversation:
             dialog = DialogState.from_json(data["dialog"]) if data.get("dialog") else None
             pending = data.get("pending_query")
             finished = DialogState.from_json(data["finished"]) if data.get("finished") else None
-            return cls(dialog, str(pending) if pending is not None else None, program, finished)
+            handoff = data.get("handoff") if isinstance(data.get("handoff"), dict) else None
+            return cls(dialog, str(pending) if pending is not None else None, program, finished, handoff)
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("dropping an unreadable conversation state (keys %s)", sorted(map(str, data))[:8])
             return cls(program=program)
@@ -121,6 +127,7 @@ class _Routed:
     status: str
     entry_id: str | None = None
     score: float | None = None
+    handoff: tuple[str, ...] | None = None  # what the handoff does in the unit (bot.service_handoff)
 
 
 def _normal(text: str) -> str:
@@ -158,7 +165,7 @@ def program_reader(kb: KnowledgeBase) -> Callable[[str], str | None]:
     return read
 
 
-class ConversationService:
+class ConversationService(HandoffMixin):
     """Routes each user message through commands, the dialog engine and the FAQ policy."""
 
     def __init__(
@@ -220,6 +227,7 @@ class ConversationService:
         before = Conversation.from_json(record.state, record.program)
         prior_flow = before.dialog.flow if before.dialog else None
         routed = self._route(before, user_input)
+        self._handoff_effects(unit, channel, routed, user_input)  # handoff to a person: cases
         after = routed.conversation
         state, program = after.to_json(), after.program
         unchanged = (state, program) == (record.state, record.program)
@@ -270,6 +278,11 @@ class ConversationService:
 
     def _route(self, conv: Conversation, user_input: UserInput) -> _Routed:
         text = _normal(user_input.text)
+        # -- handoff to a person: recognised from any state, before the FAQ ----------------
+        handoff = self._handoff_route(conv, user_input, text)
+        if handoff is not None:
+            return handoff
+        # ------------------------------------------------------------------------------------
         if user_input.choice is None and text.startswith("/"):
             return self._command(conv, text)
         if user_input.choice is not None and user_input.choice.split(":", 1)[0] in ("faq", "prog", "flow"):

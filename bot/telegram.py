@@ -60,6 +60,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import AIORateLimiter, Application, Defaults
 from telegram.request import HTTPXRequest
 
+from bot.handoff import OFFER_LABEL
 from bot.settings import Settings
 from bot.store import Handled, StoreError, UpdateUnit
 from dialogs.types import Reply, ReplyChoice, UserInput
@@ -111,6 +112,7 @@ FAQ_BACK = "« カテゴリ一覧"
 FEEDBACK_UP, FEEDBACK_DOWN = "👍 役に立った", "👎 役に立たなかった"
 FEEDBACK_THANKS = "ご評価ありがとうございます。今後の改善に使わせていただきます。"
 CONTACT_HEAD = "お問い合わせ先"
+NOT_HELPFUL_OFFER = "お役に立てず申し訳ありません。担当者に相談することもできます。"
 
 
 class BotStartError(Exception):
@@ -483,12 +485,13 @@ class TelegramAdapter:
             await asyncio.sleep(wait)
         return typed
 
-    async def _flush(self, bot: Any, chat: str, send_at: float = 0.0) -> None:
+    async def _flush(self, bot: Any, chat: str, send_at: float = 0.0, source: str | None = None) -> None:
         """Send the chat's unsent messages in order and mark them sent (call under its order).
 
         With the shared budget the first goes at `send_at` (loop time) and the next ones one
-        budget slot apart."""
-        source = self.source(bot)
+        budget slot apart.  `source`: another outbox than the bot's updates (CASE_SOURCE:
+        messages from staff)."""
+        source = source or self.source(bot)
         batch = self.service.store.outbox(source, chat)
         async with self._senders:
             pending = await self._blocking(batch.take)
@@ -503,7 +506,9 @@ class TelegramAdapter:
                         if self._budget is not None:
                             typed = await self._wait_for_budget(bot, int(chat), send_at, typed)
                             send_at = max(send_at, asyncio.get_running_loop().time()) + 1 / self._budget[0]
-                        await self._deliver(bot, int(chat), item)
+                        delivered = await self._deliver(bot, int(chat), item)
+                        if "case_event" in item:  # a message from staff: its delivery is shown on the case
+                            await self._blocking(self._case_delivery, int(item["case_event"]), delivered)
                         done += 1
                         progress[unsent.update_id] = (done, False)
                     progress[unsent.update_id] = (done, True)
@@ -518,7 +523,16 @@ class TelegramAdapter:
                 for update_id in progress:
                     self._unrecorded.pop((source, update_id), None)
 
-    async def _deliver(self, bot: Any, chat_id: int, item: dict[str, Any]) -> None:
+    def _case_delivery(self, event_id: int, delivered: bool) -> None:
+        from bot.cases import Cases
+
+        try:
+            Cases(self.service.store).mark_delivery(event_id, "sent" if delivered else "undeliverable")
+        except StoreError as exc:  # the message went (or was refused) all the same
+            log.warning("delivery of case message %d not recorded: %s", event_id, exc)
+
+    async def _deliver(self, bot: Any, chat_id: int, item: dict[str, Any]) -> bool:
+        """Send one outbox item; False when the Bot API refuses it for good (blocked, bad request)."""
         method = item.get("method")
         data = item.get("reply_markup")
         markup = InlineKeyboardMarkup.de_json(data, bot) if data else None
@@ -528,22 +542,27 @@ class TelegramAdapter:
                     await bot.edit_message_text(
                         item["text"], chat_id=chat_id, message_id=item["message_id"], reply_markup=markup
                     )
-                    return
+                    return True
                 except BadRequest as exc:
                     if "not modified" in exc.message:
-                        return  # already showing it
+                        return True  # already showing it
                     log.info("message not edited (%s): sending a new one", exc)
             elif method == "editMessageReplyMarkup":
                 await bot.edit_message_reply_markup(
                     chat_id=chat_id, message_id=item["message_id"], reply_markup=markup
                 )
-                return
+                return True
             await bot.send_message(chat_id, item["text"], reply_markup=markup)
+            return True
         except (BadRequest, Forbidden) as exc:  # retrying cannot fix these: dropped, said in the log
             log.warning("Bot API refused %s to chat %s: %s", method, chat_id, exc)
+            return False
 
     async def sweep(self, bot: Any, interval: float = SWEEP_INTERVAL) -> None:
         """Forever: send what is left in the outbox (a send failed, or another worker died)."""
+        from bot.cases import CASE_SOURCE, Cases
+
+        cases = Cases(self.service.store, self.service.case_settings)
         while True:
             await asyncio.sleep(interval)
             try:
@@ -551,6 +570,11 @@ class TelegramAdapter:
                 for chat in chats:
                     async with self._order(chat):
                         await self._flush(bot, chat)
+                # Cases: expiry and retention, then what staff sent (committed by the console).
+                await self._blocking(cases.housekeeping)
+                for chat in await self._blocking(self.service.store.chats_with_unsent, CASE_SOURCE):
+                    async with self._order(chat):
+                        await self._flush(bot, chat, source=CASE_SOURCE)
             except StoreError as exc:
                 log.warning("outbox sweep: %s", exc)
             except Exception as exc:
@@ -558,7 +582,7 @@ class TelegramAdapter:
 
     def start_sweeper(self, bot: Any) -> None:
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self.sweep(bot))
+            self._sweeper = asyncio.get_running_loop().create_task(self.sweep(bot, SWEEP_INTERVAL))
 
     async def stop_sweeper(self) -> None:
         task, self._sweeper = self._sweeper, None
@@ -711,6 +735,9 @@ class TelegramAdapter:
 
         def work(unit: UpdateUnit) -> str:
             unit.add_feedback(entry_id, helpful == "1")
+            if helpful == "0":  # 👎: a person may help where the answer did not
+                offer = ReplyChoice(OFFER_LABEL, "hand:not_helpful")
+                unit.send(_message(escape(NOT_HELPFUL_OFFER), keyboard([offer])))
             markup = message.reply_markup if message is not None else None
             if message is not None and markup is not None:
                 rows = [

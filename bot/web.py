@@ -358,3 +358,86 @@ def serve(settings: Settings) -> None:
         # and be killed and restarted over and over; the master is told to be patient.
         timeout_worker_healthcheck=30,
     )
+
+
+# -- `kounen console`: the console alone, no bot token ---------------------------------------
+
+
+def create_console_from_env() -> Starlette:
+    """uvicorn factory (`bot.web:create_console_from_env`) for `kounen console`: the console
+    under /console and /healthz, with the same settings and login as `kounen serve`, and no
+    Telegram at all (a call center that uses only the console needs no bot token)."""
+    from starlette.responses import RedirectResponse
+
+    from bot.settings import configure_logging, load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    follow_supervisor()
+    service = _open_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.store.close()
+
+    async def health(_request: Request) -> Response:
+        try:
+            await asyncio.to_thread(_ping, service)
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "database unavailable", "error": type(exc).__name__}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def home(_request: Request) -> Response:
+        return RedirectResponse("/console/", status_code=303)
+
+    try:
+        routes = [
+            Route("/", home, methods=["GET"]),
+            Route(HEALTH_PATH, health, methods=["GET"]),
+            *served_routes(settings, service),
+        ]
+    except BaseException:
+        service.store.close()
+        raise
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve_console(settings: Settings) -> None:
+    """`kounen console`: migrate once, then uvicorn with `settings.workers` workers."""
+    import os
+
+    import uvicorn
+
+    from bot.store import Store, StoreError
+    from bot.telegram import BotStartError
+
+    try:
+        settings.prepare_data_dir()
+        Store.open(settings.database_url, salt=settings.hash_salt.get_secret_value()).close()
+    except (SettingsError, StoreError) as exc:
+        raise BotStartError(str(exc)) from None
+    os.environ["KOUNEN_DATABASE_URL"] = settings.database_url
+    if settings.workers > 1:
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    log.warning(
+        "serving the console on http://%s:%d/console/ with %d worker(s)",
+        settings.listen_host,
+        settings.listen_port,
+        settings.workers,
+    )
+    uvicorn.run(
+        "bot.web:create_console_from_env",
+        factory=True,
+        host=settings.listen_host,
+        port=settings.listen_port,
+        workers=settings.workers,
+        lifespan="on",
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )

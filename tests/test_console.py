@@ -406,7 +406,15 @@ def test_a_token_of_another_session_is_rejected(app: Starlette, staff: TestClien
 def test_every_post_route_checks_the_csrf_token(app: Starlette, staff: TestClient) -> None:
     console = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/console")
     posts = [r.path for r in console.routes if isinstance(r, Route) and r.methods and "POST" in r.methods]
-    assert sorted(posts) == ["/calc/productivity", "/calc/withdrawal", "/login", "/logout"]
+    assert sorted(posts) == [
+        "/calc/productivity",
+        "/calc/withdrawal",
+        "/cases/{number}/close",
+        "/cases/{number}/reply",
+        "/cases/{number}/take",
+        "/login",
+        "/logout",
+    ]
     for path in posts:
         assert staff.post("/console" + path, data={"csrf_token": "x"}).status_code == 403, path
     assert staff.get("/console/").status_code == 200  # still logged in: logout was refused

@@ -6,7 +6,8 @@
 
 Pages (relative to the mount point): `/` search (results as you type; a plain GET form
 without JavaScript), `/entries` and `/entries/{id}` browse and permalinks,
-`/calc/productivity` and `/calc/withdrawal` the calculators, `/insights` and
+`/calc/productivity` and `/calc/withdrawal` the calculators, `/cases` and `/cases/{number}`
+the cases handed to staff (case_pages), `/insights` and
 `/insights.csv` what applicants asked, `/login`, `/logout`, `/static/…`.
 
 Everything but the login page and the static files needs a staff session (bot.console.auth);
@@ -32,7 +33,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bot.console import calc_pages, insights_pages, login, search_pages
+from bot.console import calc_pages, case_pages, insights_pages, login, search_pages
 from bot.console.core import STATIC, Console
 from bot.console.http import SecurityHeaders
 from bot.console.settings import ConsoleSettings
@@ -69,6 +70,12 @@ def create_console_app(
             "/calc/productivity", guard(calc_pages.productivity), methods=["GET", "POST"], name="productivity"
         ),
         Route("/calc/withdrawal", guard(calc_pages.withdrawal), methods=["GET", "POST"], name="withdrawal"),
+        Route("/cases", guard(case_pages.queue), methods=["GET"], name="cases"),
+        Route("/cases.json", guard(case_pages.queue_json), methods=["GET"], name="cases_json"),
+        Route("/cases/{number}", guard(case_pages.case_page), methods=["GET"], name="case"),
+        Route("/cases/{number}/take", guard(case_pages.take), methods=["POST"], name="case_take"),
+        Route("/cases/{number}/reply", guard(case_pages.reply), methods=["POST"], name="case_reply"),
+        Route("/cases/{number}/close", guard(case_pages.close), methods=["POST"], name="case_close"),
         Route("/insights", guard(insights_pages.insights_page), methods=["GET"], name="insights"),
         Route("/insights.csv", guard(insights_pages.insights_csv), methods=["GET"], name="insights_csv"),
         Route("/login", partial(login.login, console), methods=["GET", "POST"], name="login"),

@@ -11,7 +11,8 @@ from rules import TOKYO
 
 
 def productivity(console: Console, request: Request, ctx: Context) -> Response:
-    values = calculators.form_values(ctx.form, calculators.PRODUCTIVITY_FIELDS)
+    given = ctx.form if request.method == "POST" else dict(request.query_params)  # a case pre-fills
+    values = calculators.form_values(given, calculators.PRODUCTIVITY_FIELDS)
     state, result = (
         calculators.productivity(values)
         if request.method == "POST"
@@ -29,7 +30,8 @@ def productivity(console: Console, request: Request, ctx: Context) -> Response:
 
 
 def withdrawal(console: Console, request: Request, ctx: Context) -> Response:
-    values = calculators.form_values(ctx.form, calculators.WITHDRAWAL_FIELDS)
+    given = ctx.form if request.method == "POST" else dict(request.query_params)  # a case pre-fills
+    values = calculators.form_values(given, calculators.WITHDRAWAL_FIELDS)
     now = console.now_tokyo()
     state, result = (
         calculators.withdrawal(values, now.astimezone(TOKYO).date())

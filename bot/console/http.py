@@ -55,7 +55,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form of at most MAX_BODY bytes; the first value of each name."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -10,9 +10,11 @@ from datetime import date, datetime, timedelta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.console.case_pages import cases_of
 from bot.console.core import Console, Context, jst
 from bot.console.http import csv_cell, parse_day
 from bot.console.insights import MAX_ROWS, Period
+from bot.handoff import REASONS
 from bot.store import StoreError
 from rules import TOKYO
 
@@ -57,6 +59,7 @@ def insights_page(console: Console, request: Request, ctx: Context) -> Response:
             "low": console.insights.low_confidence(period),
             "top": console.insights.top_entries(period),
             "feedback": console.insights.not_helpful(period),
+            "cases": cases_of(console).stats(period.start, period.end),
         }
     except StoreError as exc:
         log.error("console insights: %s", exc)
@@ -78,6 +81,7 @@ def insights_page(console: Console, request: Request, ctx: Context) -> Response:
             "entries": console.kb.by_id,
             "csv_kinds": CSV_KINDS,
             "answer_min": console.policy.config.coverage_min,
+            "reasons": REASONS,
         },
         staff=ctx.staff,
         session=ctx.session,

@@ -150,6 +150,51 @@
     if (field) { event.preventDefault(); field.focus(); field.select(); }
   });
 
+  // -- the case queue: new cases appear without reloading (polls cases.json) ------------
+  var feedStatus = document.getElementById("case-feed-status");
+  var caseRows = document.getElementById("case-rows");
+  if (feedStatus && caseRows && feedStatus.getAttribute("data-feed")) {
+    var feed = feedStatus.getAttribute("data-feed");
+    var columns = [["number", "受付番号"], ["age", "経過"], ["program", "制度"], ["reason", "理由"], ["assignee", "担当"], ["status", "状態"]];
+    var known = {};
+    Array.prototype.forEach.call(caseRows.querySelectorAll("tr[data-id]"), function (tr) { known[tr.getAttribute("data-id")] = true; });
+    var render = function (rows) {
+      var fresh = 0;
+      var body = document.createDocumentFragment();
+      rows.forEach(function (r) {
+        var tr = document.createElement("tr");
+        tr.setAttribute("data-id", String(r.id));
+        if (!known[String(r.id)]) { tr.className = "new-case"; fresh += 1; known[String(r.id)] = true; }
+        columns.forEach(function (c) {
+          var td = document.createElement("td");
+          td.setAttribute("data-label", c[1]);
+          if (c[0] === "number") {
+            var a = document.createElement("a");
+            a.href = r.url; a.className = "case-number"; a.textContent = r.number;
+            td.appendChild(a);
+          } else {
+            td.textContent = r[c[0]] || "—";
+          }
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+      caseRows.textContent = "";
+      caseRows.appendChild(body);
+      var empty = document.getElementById("case-empty");
+      if (empty) empty.hidden = rows.length > 0;
+      if (fresh) announce("新しいお問い合わせが " + fresh + " 件あります");
+    };
+    var poll = function () {
+      fetch(feed, { credentials: "same-origin", headers: { "Accept": "application/json" } }).then(function (response) {
+        return response.ok && !response.redirected ? response.json() : null;
+      }).then(function (data) {
+        if (data && data.rows) render(data.rows);
+      }).catch(function () { /* the next round tries again */ });
+    };
+    window.setInterval(poll, 3000);
+  }
+
   // -- after a submit -------------------------------------------------------------------
   var summary = document.getElementById("error-summary");
   var result = document.getElementById("result");
