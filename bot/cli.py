@@ -264,52 +264,25 @@ def bot_cmd(
         fail(" ".join(str(exc).split()))
 
 
-@app.command("serve", cls=OneLineCommand)
-def serve_cmd(
-    host: Annotated[str | None, typer.Option("--host", help="待ち受けるアドレス（既定 127.0.0.1）")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="ポート（既定 8080）")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=64, help="ワーカープロセス数（既定 1）")
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option("--database-url", help="SQLAlchemy の URL（複数ワーカーでは PostgreSQL）"),
-    ] = None,
+HostOption = Annotated[str | None, typer.Option("--host", help="待ち受けるアドレス（既定 127.0.0.1）")]
+PortOption = Annotated[int | None, typer.Option("--port", min=1, max=65535, help="ポート（既定 8080）")]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", min=1, max=64, help="ワーカープロセス数（既定 1）")
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="SQLAlchemy の URL（複数ワーカーでは PostgreSQL）"),
+]
+
+
+def _serve(
+    host: str | None, port: int | None, workers: int | None, database_url: str | None, *, console_only: bool
 ) -> None:
-    """Telegram の Webhook を受ける ASGI サーバー（uvicorn、複数ワーカー可）を起動する。"""
+    """`kounen serve` and `kounen console`: settings checked once here, so a mistake is one line, not one per worker."""
     from bot.console import ConsoleSettingsError
     from bot.settings import SettingsError, configure_logging, load_settings
     from bot.telegram import BotStartError
-    from bot.web import console_settings, serve
-
-    try:
-        settings = load_settings(
-            listen_host=host, listen_port=port, workers=workers, database_url=database_url
-        )
-        configure_logging(settings)
-        console_settings(settings)  # checked once here, so a mistake is one line, not one per worker
-        serve(settings)
-    except (SettingsError, BotStartError, ConsoleSettingsError) as exc:
-        fail(" ".join(str(exc).split()))
-
-
-@app.command("console", cls=OneLineCommand)
-def console_cmd(
-    host: Annotated[str | None, typer.Option("--host", help="待ち受けるアドレス（既定 127.0.0.1）")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535, help="ポート（既定 8080）")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, max=64, help="ワーカープロセス数（既定 1）")
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option("--database-url", help="SQLAlchemy の URL（複数ワーカーでは PostgreSQL）"),
-    ] = None,
-) -> None:
-    """コールセンター用コンソールだけを起動する（Telegram のトークンは不要）。"""
-    from bot.console import ConsoleSettingsError
-    from bot.settings import SettingsError, configure_logging, load_settings
-    from bot.telegram import BotStartError
-    from bot.web import console_settings, serve_console
+    from bot.web import console_settings, serve, serve_console
 
     try:
         settings = load_settings(
@@ -317,9 +290,31 @@ def console_cmd(
         )
         configure_logging(settings)
         console_settings(settings)
-        serve_console(settings)
+        (serve_console if console_only else serve)(settings)
     except (SettingsError, BotStartError, ConsoleSettingsError) as exc:
         fail(" ".join(str(exc).split()))
+
+
+@app.command("serve", cls=OneLineCommand)
+def serve_cmd(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: WorkersOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Telegram の Webhook を受ける ASGI サーバー（uvicorn、複数ワーカー可）を起動する。"""
+    _serve(host, port, workers, database_url, console_only=False)
+
+
+@app.command("console", cls=OneLineCommand)
+def console_cmd(
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: WorkersOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """コールセンター用コンソールだけを起動する（Telegram のトークンは不要）。"""
+    _serve(host, port, workers, database_url, console_only=True)
 
 
 class CaseView(StrEnum):

@@ -305,8 +305,6 @@ def serve(settings: Settings) -> None:
     """
     import os
 
-    import uvicorn
-
     from bot.telegram import BotStartError, check_bot
 
     try:
@@ -342,8 +340,15 @@ def serve(settings: Settings) -> None:
         WEBHOOK_PATH,
         settings.workers,
     )
+    _run_uvicorn(settings, "bot.web:create_app_from_env")
+
+
+def _run_uvicorn(settings: Settings, factory: str) -> None:
+    """uvicorn with the settings' address, workers and log level, as `kounen serve` and `kounen console` run it."""
+    import uvicorn
+
     uvicorn.run(
-        "bot.web:create_app_from_env",
+        factory,
         factory=True,
         host=settings.listen_host,
         port=settings.listen_port,
@@ -411,8 +416,6 @@ def serve_console(settings: Settings) -> None:
     """`kounen console`: migrate once, then uvicorn with `settings.workers` workers."""
     import os
 
-    import uvicorn
-
     from bot.store import Store, StoreError
     from bot.telegram import BotStartError
 
@@ -430,14 +433,4 @@ def serve_console(settings: Settings) -> None:
         settings.listen_port,
         settings.workers,
     )
-    uvicorn.run(
-        "bot.web:create_console_from_env",
-        factory=True,
-        host=settings.listen_host,
-        port=settings.listen_port,
-        workers=settings.workers,
-        lifespan="on",
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-    )
+    _run_uvicorn(settings, "bot.web:create_console_from_env")

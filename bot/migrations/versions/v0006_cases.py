@@ -1,8 +1,8 @@
 """cases, case_events, case_context: conversations handed to staff, their transcript and staff
 actions, and the last calculation of each chat (for the summary of a case opened later).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-28
 """
 
