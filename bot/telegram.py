@@ -92,6 +92,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("jitai", "辞退・返還にあたるか確認する"),
     ("program", "制度を指定・変更する"),
     ("contact", "問い合わせ先と、いま受付中か"),
+    ("human", "担当者（人）に相談する"),
     ("cancel", "案内を中止する"),
 )
 COMMAND_NAMES = frozenset(name for name, _ in COMMANDS)

@@ -186,7 +186,7 @@ def test_start_up_registers_japanese_commands_and_drops_any_webhook(
 ) -> None:
     assert fake.commands is not None
     assert [c["command"] for c in fake.commands] == [name for name, _ in COMMANDS]
-    assert {"start", "help", "faq", "calc", "jitai", "program", "contact", "cancel"} == {
+    assert {"start", "help", "faq", "calc", "jitai", "program", "contact", "human", "cancel"} == {
         c["command"] for c in fake.commands
     }
     assert all(any("\u3040" <= ch <= "\u9fff" for ch in c["description"]) for c in fake.commands)
