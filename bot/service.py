@@ -491,6 +491,9 @@ class ConversationService(HandoffMixin):
     def _in_dialog(
         self, conv: Conversation, flow: Flow, state: DialogState, user_input: UserInput
     ) -> _Routed:
+        restated = self._restated_program(conv, flow, state, user_input)
+        if restated is not None:
+            return restated
         try:
             turn = engine.advance(flow, state, user_input, self._context())
         except FlowError as exc:
@@ -521,6 +524,22 @@ class ConversationService(HandoffMixin):
             if turn.state is not None:
                 replies[-1:-1] = self._first_question_answer(turn.state, str(after))
         return _Routed(replies, conv, "dialog")
+
+    def _restated_program(
+        self, conv: Conversation, flow: Flow, state: DialogState, user_input: UserInput
+    ) -> _Routed | None:
+        """「2023の複数社連携です」 typed at a step that asks for a figure restates the flow's own
+        program: it is acknowledged and the step asked again, never read as 2,023円."""
+        if user_input.choice is not None or state.step == "program":
+            return None
+        offered = [pid for pid in self.kb.programs if pid != "common"]
+        reply = read_program_reply(self.kb, user_input.text, offered)
+        program = reply.program if reply is not None and reply.kind == "program" else None
+        if program is None or program != self._flow_program(conv, flow, state):
+            return None
+        conv.program = program
+        said = Reply(f"制度：{self.kb.programs[program].short}（この制度で進めています）")
+        return _Routed([said, *self._reprompt(conv)], conv, "dialog")
 
     def _switch(self, conv: Conversation, flow: Flow, state: DialogState, other: str) -> _Routed:
         """A request for a flow mid-flow: say where the user is and offer the other flow, or go on."""

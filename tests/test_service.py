@@ -534,3 +534,16 @@ def test_picking_a_program_answers_with_the_entry_shown_for_it(service: Conversa
     picked = pick(service, "prog:it2023-multi")
     assert "辞退手続き" in texts(picked) and "記載がありません" not in texts(picked)
     assert "【IT導入補助金2020" not in texts(picked)
+
+
+def test_a_restated_program_at_a_figure_step_is_acknowledged_not_read_as_an_amount(
+    kb: KnowledgeBase, policy: Policy, store: Store
+) -> None:
+    real = ConversationService(kb, policy, store)  # the shipped flows
+    say(real, "生産性の計算をお願いしたい")
+    turn = say(real, "2023の複数社連携です")
+    text = "\n".join(r.text for r in turn.replies)
+    assert "2,023" not in text and "IT導入補助金2023 複数社連携" in text
+    assert turn.dialog == "productivity" and turn.step is not None
+    after = say(real, "2800万")
+    assert "2,800万円" in "\n".join(r.text for r in after.replies)
