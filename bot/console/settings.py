@@ -15,9 +15,6 @@
                                     console is served on http://127.0.0.1; set true behind TLS)
     KOUNEN_CONSOLE_LOGIN_ATTEMPTS   failed logins allowed per client within the window (default 5)
     KOUNEN_CONSOLE_LOGIN_WINDOW_SECONDS   that window (default 300)
-    KOUNEN_CONSOLE_LOW_SCORE        an answered question whose score is below this counts as
-                                    low-confidence in the insights (default 0.6; the policy answers
-                                    from 0.46, see faq/data/policy.toml)
 
 The console is a separate credential domain: none of these values may equal the Telegram
 webhook secret (`reuses_secret` lets the server check that at start-up), and nothing in
@@ -85,7 +82,6 @@ class ConsoleSettings(BaseSettings):
     login_window_seconds: int = Field(default=300, ge=1, le=24 * 3600)
     login_max_delay_seconds: int = Field(default=60, ge=1, le=3600)
     trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is read
-    low_score: float = Field(default=0.6, ge=0, le=1)
 
     @field_validator("users")
     @classmethod
