@@ -45,7 +45,14 @@ log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 MAX_CHOICE_BYTES = 64
-_CHOICE_VALUE = re.compile(r"^(?:faq|prog|flow|cmd|hand):[A-Za-z0-9_-]{1,58}$")
+_CHOICE_VALUE = re.compile(r"^(?:faq|prog|flow|cmd|hand|go|more):[A-Za-z0-9_.-]{1,58}$")
+# The quick replies under /start and "not found": what a person usually wants next.
+QUICK_CHOICES = (
+    ReplyChoice("よくある質問", "go:faq"),
+    ReplyChoice("計算する", "go:calc"),
+    ReplyChoice("問い合わせ先", "go:contacts"),
+    ReplyChoice("最初から", "go:reset"),
+)
 
 HELP = (
     "IT導入補助金2020の後年手続き、IT導入補助金2023（複数社連携）の効果報告についてお答えします。\n"

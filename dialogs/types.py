@@ -26,10 +26,25 @@ class ReplyChoice:
 
 @dataclass(frozen=True)
 class Reply:
+    """One message, in the structure every channel renders the same way.
+
+    text      the first message as shown: the headline, then the key facts (who to call, with
+              the phone and whether the line is open now; the deadline or the figure).  It fits
+              a phone screen (about 400 characters).
+    headline  the opening one to three lines of `text` (the answer or verdict and its key
+              figure); channels emphasise it (bold on Telegram and in a terminal, a heading on
+              the web).  Empty when the message has no headline of its own (a question asked).
+    details   what 「詳しく」 shows on request: the full official text, the formula, the inputs,
+              the date rules, the sources.  Empty when there is nothing more.
+    choices   the actions: buttons or numbered options.
+    """
+
     text: str
     choices: tuple[ReplyChoice, ...] = ()
     # Structured outcome of a finished calculation (JSON-serialisable), for channels and logs.
     result: dict[str, Any] | None = None
+    headline: str = ""
+    details: str = ""
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,10 @@ class Entry(_Frozen):
     question: str = Field(min_length=2)
     paraphrases: tuple[str, ...] = Field(min_length=3)
     answer: str = Field(min_length=2)
+    # The headline shown first on a phone: the answer in one to three short lines, written from
+    # the same source passage as `answer`.  Empty means "not written yet": the first sentence
+    # of the answer stands in.
+    short: str = ""
     source: SourceRef
     related: tuple[str, ...] = ()
     dialog: FlowId | None = None
