@@ -8,7 +8,9 @@ making an editor fix them one start-up at a time.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +209,7 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
                 problems.append(Problem(where, entry.id, "related", f"dangling reference {rel!r}"))
             elif rel == entry.id:
                 problems.append(Problem(where, entry.id, "related", "an entry cannot be related to itself"))
+        problems += _short_problems(entry, where, program_map.get(entry.program))
         for cid in entry.contact_refs:
             used_contacts.add(cid)
             referenced = contact_map.get(cid)
@@ -242,6 +245,51 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
         ignore_phrases=ignore,
         warnings=tuple(warnings),
     )
+
+
+# A number as written: 5, 1, 3,000, 0.5 (after NFKC, so ５ and 5 are the same).
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _numbers(text: str) -> set[str]:
+    return {m.replace(",", "") for m in _NUMBER.findall(unicodedata.normalize("NFKC", text))}
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text) if ch.isalnum())
+
+
+def _short_problems(entry: Entry, where: str, program: Program | None) -> list[Problem]:
+    """What is wrong with an entry's short answer beside its answer and question.
+
+    The short answer is the first thing read, and read alone: it may not state a figure the
+    official answer does not (a wrong deadline or percentage would be trusted at a glance),
+    nor echo the question instead of answering it.  Every entry of the project's knowledge
+    base has one; only plain JSONL knowledge bases go without (their first sentence stands in).
+    """
+    if not entry.short:
+        return [Problem(where, entry.id, "short", "missing short answer (the headline read first)")]
+    out: list[Problem] = []
+    invented = sorted(_numbers(entry.short) - _numbers(entry.answer), key=lambda n: (len(n), n))
+    if invented:
+        out.append(
+            Problem(
+                where,
+                entry.id,
+                "short",
+                f"number(s) {', '.join(invented)} are not in the answer: a short answer states no figure "
+                "its answer does not",
+            )
+        )
+    bare_short, bare_question = _bare(entry.short), _bare(entry.question)
+    if bare_question and bare_question in bare_short:
+        out.append(Problem(where, entry.id, "short", "repeats the question; it must answer it"))
+    names = ("【", *((program.short, program.name) if program and program.id != "common" else ()))
+    if any(entry.short.startswith(name) for name in names):
+        out.append(
+            Problem(where, entry.id, "short", "starts with the program name: the reply names the program")
+        )
+    return out
 
 
 def read_jsonl(path: Path, problems: list[Problem]) -> list[tuple[str, dict[str, Any]]]:

@@ -20,6 +20,18 @@ _ID = r"^[a-z0-9][a-z0-9-]*$"
 CONTACT_REF = re.compile(r"\{\{contact:([a-z0-9-]+)\}\}")
 # Phone numbers and web addresses belong in contacts.toml, never in answer text.
 _LITERAL_CONTACT = re.compile(r"(?:\d{2,4}-\d{2,4}-\d{3,4})|(?:https?://)")
+# A short answer is read first on a phone, before anything else of the reply: it must fit
+# in a glance (three lines at most, line breaks not counted in the characters).
+SHORT_MAX_CHARS = 100
+SHORT_MAX_LINES = 3
+# Statute articles (交付規程第25条) are for the details; the headline says what happens.
+_ARTICLE = re.compile(r"第\s*\d+\s*条")
+
+
+def _literal_contact(value: str) -> str | None:
+    """The first phone number or web address written into `value`, if any."""
+    found = _LITERAL_CONTACT.search(unicodedata.normalize("NFKC", value).replace("－", "-").replace("−", "-"))
+    return found.group(0) if found else None
 
 
 class _Frozen(BaseModel):
@@ -110,8 +122,9 @@ class Entry(_Frozen):
     paraphrases: tuple[str, ...] = Field(min_length=3)
     answer: str = Field(min_length=2)
     # The headline shown first on a phone: the answer in one to three short lines, written from
-    # the same source passage as `answer`.  Empty means "not written yet": the first sentence
-    # of the answer stands in.
+    # the same source passage as `answer`.  The project's knowledge base has one for every entry
+    # (the loader refuses an entry without); a plain JSONL knowledge base has none, and the
+    # first sentence of the answer stands in.
     short: str = ""
     source: SourceRef
     related: tuple[str, ...] = ()
@@ -120,15 +133,44 @@ class Entry(_Frozen):
     @field_validator("answer")
     @classmethod
     def _no_literal_contacts(cls, value: str) -> str:
-        found = _LITERAL_CONTACT.search(
-            unicodedata.normalize("NFKC", value).replace("－", "-").replace("−", "-")
-        )
+        found = _literal_contact(value)
         if found:
             raise ValueError(
-                f"answer contains {found.group(0)!r}: put phone numbers and URLs in contacts.toml "
+                f"answer contains {found!r}: put phone numbers and URLs in contacts.toml "
                 "and reference them as {{contact:ID}}"
             )
         return value.strip()
+
+    @field_validator("short")
+    @classmethod
+    def _short_fits_a_glance(cls, value: str) -> str:
+        # The renderer shows the entry's contact line beside the short answer, so the short
+        # answer names a line in words (「後年窓口」) and never carries its number or a reference.
+        value = value.strip()
+        lines = value.splitlines()
+        chars = sum(len(line) for line in lines)
+        if len(lines) > SHORT_MAX_LINES:
+            raise ValueError(f"short has {len(lines)} lines; at most {SHORT_MAX_LINES}")
+        if chars > SHORT_MAX_CHARS:
+            raise ValueError(f"short has {chars} characters; at most {SHORT_MAX_CHARS}")
+        if any(not line.strip() for line in lines):
+            raise ValueError("short has an empty line")
+        found = _literal_contact(value)
+        if found:
+            raise ValueError(
+                f"short contains {found!r}: the contact line is shown beside it; name the line in words"
+            )
+        ref = CONTACT_REF.search(value)
+        if ref:
+            raise ValueError(
+                f"short contains {ref.group(0)!r}: the contact line is shown beside it; name the line in words"
+            )
+        article = _ARTICLE.search(unicodedata.normalize("NFKC", value))
+        if article:
+            raise ValueError(
+                f"short contains the article number {article.group(0)!r}: articles go in the answer only"
+            )
+        return value
 
     @property
     def contact_refs(self) -> tuple[str, ...]:

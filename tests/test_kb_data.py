@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from faq import KnowledgeBase, answer_text, load_kb
-from faq.models import Entry
+from faq import KnowledgeBase, Matcher, answer_text, load_kb
+from faq.models import SHORT_MAX_CHARS, SHORT_MAX_LINES, Entry
+from tests.reply_checks import internal_tokens
 
 DATA_DIR = Path(__file__).parents[1] / "faq" / "data"
 SOURCE_2020 = Path(__file__).parents[2] / "shared/sources/it2020-kounen-faq.txt"
@@ -58,6 +59,66 @@ def test_at_least_30_it2023_entries(kb: KnowledgeBase) -> None:
 def test_every_entry_has_three_paraphrases(kb: KnowledgeBase) -> None:
     short = {e.id: len(e.paraphrases) for e in kb.entries if len(e.paraphrases) < 3}
     assert not short, f"entries with fewer than 3 paraphrases: {short}"
+
+
+# -- short answers: the headline read first ------------------------------------
+
+
+def test_every_entry_has_a_short_answer_within_the_limits(kb: KnowledgeBase) -> None:
+    for entry in kb.entries:
+        lines = entry.short.splitlines()
+        assert entry.short, f"{entry.id} has no short answer"
+        assert len(lines) <= SHORT_MAX_LINES, (entry.id, entry.short)
+        assert sum(map(len, lines)) <= SHORT_MAX_CHARS, (entry.id, entry.short)
+
+
+# A short answer is a few polite sentences: each ends in です／ます／ください (or ません),
+# after an optional 「はい。」 or 「いいえ。」 that gives the verdict first.
+_POLITE = re.compile(r"(?:です|ます|ません|ください)。$")
+
+
+def test_short_answers_are_polite_sentences(kb: KnowledgeBase) -> None:
+    for entry in kb.entries:
+        sentences = [s + "。" for s in entry.short.replace("\n", "").split("。") if s]
+        assert entry.short.endswith("。"), (entry.id, entry.short)
+        impolite = [s for s in sentences if not _POLITE.search(s) and s not in ("はい。", "いいえ。")]
+        assert not impolite, (entry.id, impolite)
+
+
+def test_short_answers_are_free_of_contacts_articles_and_internal_words(kb: KnowledgeBase) -> None:
+    for entry in kb.entries:
+        text = unicodedata.normalize("NFKC", entry.short)
+        assert not PHONE.findall(text) and not PHONE_NO_HYPHEN.findall(text), entry.id
+        assert "http" not in text and "{{" not in text, entry.id
+        assert not re.search(r"第\d+条", text), entry.id
+        assert not internal_tokens(entry.short), (entry.id, internal_tokens(entry.short))
+        assert not entry.short.startswith(("【", kb.programs[entry.program].short)), entry.id
+
+
+def test_short_answers_state_only_figures_of_their_answer(kb: KnowledgeBase) -> None:
+    for entry in kb.entries:
+        answer = flat(entry.answer)
+        for number in re.findall(r"\d+", unicodedata.normalize("NFKC", entry.short)):
+            assert number in answer, f"{entry.id}: {number} is not in the answer"
+
+
+def test_short_answers_do_not_repeat_their_question(kb: KnowledgeBase) -> None:
+    for entry in kb.entries:
+        assert flat(entry.question).rstrip("。?") not in flat(entry.short), entry.id
+
+
+def test_short_answers_are_not_matched(kb: KnowledgeBase) -> None:
+    # The short answer is the answer's headline, not a wording of the question: the matcher
+    # must rank the same with any short answers, so writing them cannot move a figure.
+    shorts = [e.short for e in kb.entries]
+    rotated = tuple(
+        e.model_copy(update={"short": shorts[(i + 1) % len(shorts)]}) for i, e in enumerate(kb.entries)
+    )
+    blank = tuple(e.model_copy(update={"short": ""}) for e in kb.entries)
+    matchers = [Matcher(kb), Matcher(replace(kb, entries=rotated)), Matcher(replace(kb, entries=blank))]
+    for query in shorts:
+        ranked = [[(c.entry.id, c.relevance, c.score) for c in m.rank(query)] for m in matchers]
+        assert ranked[0] == ranked[1] == ranked[2], query
 
 
 # -- contacts: written once, filled in at render time ---------------------------

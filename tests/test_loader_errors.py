@@ -27,6 +27,7 @@ def entry_block(
     program: str = "it2020",
     category: str = "login",
     answer: str | None = "テスト用の回答です。",
+    short: str | None = "テスト用の短い回答です。",
     related: tuple[str, ...] = (),
 ) -> str:
     """One [[entry]] table in TOML, valid unless told otherwise."""
@@ -41,6 +42,8 @@ def entry_block(
     ]
     if answer is not None:
         lines.append(f"answer = {json.dumps(answer, ensure_ascii=False)}")
+    if short is not None:
+        lines.append(f"short = {json.dumps(short, ensure_ascii=False)}")
     lines.append('source = { document = "it2020-faq", ref = "質問1" }')
     if related:
         lines.append(f"related = {json.dumps(list(related))}")
@@ -148,6 +151,127 @@ def test_literal_phone_number_in_answer(data: Path, number: str) -> None:
     assert_named(problems_of(data), path, "broken-phone", "answer")
 
 
+def test_valid_appended_entry_loads(data: Path) -> None:
+    # The block the tests below break is valid as written: each test finds only its own mistake.
+    append(data / "kb" / "it2020.toml", entry_block("valid-extra"))
+    assert load_kb(data).by_id["valid-extra"].short == "テスト用の短い回答です。"
+
+
+# -- short answers: the headline read first, checked like the answer -------------------
+
+
+def test_entry_without_short(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-no-short", short=None))
+    problem = assert_named(problems_of(data), path, "broken-no-short", "short")
+    assert "missing" in problem.message
+
+
+def test_short_too_long(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-long-short", short="とても長い回答です。" * 11))
+    problem = assert_named(problems_of(data), path, "broken-long-short", "short")
+    assert "110 characters" in problem.message
+
+
+def test_short_of_exactly_the_limit_loads(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("long-short", short="回答です。" * 20))  # 100 characters
+    assert len(load_kb(data).by_id["long-short"].short) == 100
+
+
+def test_short_with_too_many_lines(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(
+        path,
+        entry_block("broken-lines-short", short="一行目です。\n二行目です。\n三行目です。\n四行目です。"),
+    )
+    problem = assert_named(problems_of(data), path, "broken-lines-short", "short")
+    assert "4 lines" in problem.message
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["03-1234-5678", "0570-666-376", "０３－１２３４－５６７８", "https://example.com/"],
+    ids=["ascii", "real-callcenter", "full-width", "url"],
+)
+def test_literal_contact_in_short(data: Path, literal: str) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-phone-short", short=f"{literal} までお問い合わせください。"))
+    problem = assert_named(problems_of(data), path, "broken-phone-short", "short")
+    assert "beside" in problem.message
+
+
+def test_contact_reference_in_short(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(
+        path,
+        entry_block(
+            "broken-ref-short",
+            answer="後年窓口にお問い合わせください。\n{{contact:it2020-kounen}}",
+            short="{{contact:it2020-kounen}} にお問い合わせください。",
+        ),
+    )
+    problem = assert_named(problems_of(data), path, "broken-ref-short", "short")
+    assert "{{contact:it2020-kounen}}" in problem.message
+
+
+@pytest.mark.parametrize("article", ["第25条", "第２５条", "第 28 条"])
+def test_article_number_in_short(data: Path, article: str) -> None:
+    path = data / "kb" / "it2023-multi.toml"
+    append(
+        path,
+        entry_block(
+            "broken-article-short",
+            program="it2023-multi",
+            answer="交付規程第25条、第28条に基づき、返還が発生することがあります。",
+            short=f"交付規程{article}により返還が発生することがあります。",
+        ),
+    )
+    problem = assert_named(problems_of(data), path, "broken-article-short", "short")
+    assert "article" in problem.message
+
+
+def test_short_may_not_invent_a_figure(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    answer = "導入から１年未満で解約すると、全額返還となります。"
+    append(path, entry_block("broken-figure-short", answer=answer, short="5年未満で解約すると全額返還です。"))
+    problem = assert_named(problems_of(data), path, "broken-figure-short", "short")
+    assert problem.message.startswith("number(s) 5 are not in the answer"), problem.message
+
+
+def test_short_may_repeat_a_figure_of_its_answer(data: Path) -> None:
+    # Full-width in the answer, ASCII in the short: the same figure after NFKC.
+    path = data / "kb" / "it2023-multi.toml"
+    answer = "２年以内に年率平均５％以上に達しなかった場合、公表します。"
+    append(
+        path,
+        entry_block(
+            "figure-short",
+            program="it2023-multi",
+            answer=answer,
+            short="2年以内に年率平均5%以上でないと公表されます。",
+        ),
+    )
+    assert load_kb(data).by_id["figure-short"].short.startswith("2年以内")
+
+
+def test_short_repeating_the_question(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-echo-short", short="テスト用の質問ですか？"))
+    problem = assert_named(problems_of(data), path, "broken-echo-short", "short")
+    assert "question" in problem.message
+
+
+@pytest.mark.parametrize("prefix", ["【IT導入補助金2020】", "IT導入補助金2020：", "【共通】"])
+def test_short_starting_with_the_program_name(data: Path, prefix: str) -> None:
+    path = data / "kb" / "it2020.toml"
+    answer = "IT導入補助金2020 では辞退届の提出が必要です。"
+    append(path, entry_block("broken-prefix-short", answer=answer, short=f"{prefix}辞退届の提出が必要です。"))
+    problem = assert_named(problems_of(data), path, "broken-prefix-short", "short")
+    assert "program" in problem.message
+
+
 def test_unknown_contact_placeholder(data: Path) -> None:
     path = data / "kb" / "it2020.toml"
     append(path, entry_block("broken-placeholder", answer="窓口は\n{{contact:no-such-contact}}"))
@@ -186,6 +310,8 @@ def test_jsonl_loads(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     kb = load_jsonl_kb(path)
     assert [e.id for e in kb.entries] == ["a", "2"]
+    # A plain knowledge base has no short answers: the reply's first sentence stands in.
+    assert [e.short for e in kb.entries] == ["", ""]
 
 
 def test_jsonl_missing_file(tmp_path: Path) -> None:
