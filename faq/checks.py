@@ -62,16 +62,21 @@ def copied_questions(kb: KnowledgeBase, questions: Sequence[tuple[str, str]]) ->
 
     No evaluation question may be copied into the knowledge base: pasting missed questions in as
     paraphrases lifts every figure while the bot gets no better at questions nobody has seen.
+    A short answer is checked too: it is not matched today, but a copy there is a copy all the
+    same, one step from being indexed.
     """
     bare_questions = [(where, q, _bare(q)) for where, q in questions]
     found: list[str] = []
     for entry in kb.entries:
-        for wording in (entry.question, *entry.paraphrases):
+        wordings = [("wording", w) for w in (entry.question, *entry.paraphrases)]
+        if entry.short:
+            wordings.append(("short answer", entry.short))
+        for kind, wording in wordings:
             bare = _bare(wording)
             for where, question, bare_q in bare_questions:
                 if bare and bare_q and fuzz.ratio(bare, bare_q) >= NEAR_COPY:
                     found.append(
-                        f"{entry.id}: wording {wording!r} copies the evaluation question {question!r} ({where})"
+                        f"{entry.id}: {kind} {wording!r} copies the evaluation question {question!r} ({where})"
                     )
                     break
     return found

@@ -282,3 +282,9 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
         copied = entry.model_copy(update={"paraphrases": (*entry.paraphrases, pasted)})
         tampered = replace(kb, entries=(copied, *kb.entries[1:]))
         assert copied_questions(tampered, questions), pasted
+    # So is writing one in as a short answer.
+    for pasted in (dev_question, dev_question + "。"):
+        copied = entry.model_copy(update={"short": pasted})
+        tampered = replace(kb, entries=(copied, *kb.entries[1:]))
+        (problem,) = copied_questions(tampered, questions)
+        assert "short answer" in problem, problem
