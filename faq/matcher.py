@@ -227,10 +227,14 @@ class Matcher:
             for a, b, words in self._words_in_reading(reading):
                 # A found word must hold whole words of the text: splitting an unknown compound
                 # (提出期限 → 提出 + 期限) into known words is the parts' job, which count partly.
-                inner = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
-                if not (len(inner) >= 2 or any(key in unknown for key, _ in inner)):
+                held = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
+                inner = [(key, surface) for key, surface in held if key]
+                surface = "".join(sf for _, sf in held)
+                # Kana typed in one go splits into pieces that are not all words (ろくぱーせんと
+                # きじゅん → き + 順): a kana word read across several pieces joins them too.
+                joined = len(held) >= 2 and bool(_KANA.match(surface))
+                if not (joined or len(inner) >= 2 or any(key in unknown for key, _ in inner)):
                     continue
-                surface = "".join(sf for _, sf in inner)
                 # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).
                 fitting = words if _KANA.match(surface) else tuple(w for w in words if set(w) & set(surface))
                 if fitting:
