@@ -173,6 +173,8 @@ class Policy:
         mention = programs_in_question(self.kb, norm)
         program = program or mention.program
         allowed = {program, "common"} if program else None
+        if allowed is None and mention.excluded:
+            allowed = set(self.kb.programs) - set(mention.excluded)
         analysis = self.matcher.analyzer.analyze(query)
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
@@ -196,6 +198,9 @@ class Policy:
         outcome = self._from_candidates(
             query, tuple(candidates), program, known=program is not None, prepared=prepared
         )
+        if mention.excluded and outcome.other_silent:
+            # The other program was ruled out, not found silent.
+            outcome = replace(outcome, other_silent=False)
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
