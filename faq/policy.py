@@ -231,11 +231,15 @@ class Policy:
         second = candidates[1].relevance if len(candidates) > 1 else 0.0
         conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
+        # An entry that covers less of a short question than the top one can be told apart from it.
+        # Not in a long question: its story's words fall into entries by chance, and one word more
+        # (8ヶ月 met by 数か月 in a wording) says little; only the lead tells its entries apart.
+        long = prepared is not None and self.matcher.is_long(prepared)
         close = [
             c
             for c in covering
-            # An entry that covers less of the question than the top one can be told apart from it.
-            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min
+            and (long or c.coverage >= top.coverage - 1e-9)
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.

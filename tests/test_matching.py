@@ -39,3 +39,27 @@ def test_kana_typed_questions_find_their_entry(policy: Policy) -> None:
     outcome = policy.decide("ろくぱーせんと きじゅん")
     assert outcome.status == "answered" and outcome.entry is not None
     assert outcome.entry.id == "it2023-threshold-6pct"
+
+
+def test_a_long_question_is_weighed_as_at_most_three_unknown_words(policy: Policy) -> None:
+    # The story around the subject (経理担当が休みで…) does not dilute what the entry covers.
+    story = (
+        "経理担当が休みで私が代わりに効果報告を入れているんですが、人件費の欄に何を入れればいいのか"
+        "分かりません。決算書には給与手当とか法定福利費とか色々あって…"
+    )
+    outcome = policy.decide(story)
+    assert outcome.status == "answered" and outcome.entry is not None
+    assert outcome.entry.id == "it2023-input-labor-cost"
+    # A short question is weighed whole: one covered word beside an unknown subject is not enough.
+    assert policy.decide("迷惑メールの設定とゲームのログインボーナス").status == "no_match"
+
+
+def test_a_long_question_is_told_apart_from_close_entries_by_the_lead_only(policy: Policy) -> None:
+    # 8ヶ月 is met by one wording of one cancellation entry and 経つ by another: the entries stay
+    # too close to tell apart, and the bot asks rather than answer with the wrong timing rule.
+    story = (
+        "先月からうちで使っていた会計ソフトなんですが、社長がやめると言い出して、まだ導入して8ヶ月"
+        "くらいしか経ってないんです。2020の補助金で入れたものなんですけど、解約したらどうなりますか。"
+    )
+    assert policy.matcher.is_long(policy.matcher.prepare(policy.matcher.analyzer.analyze(story)))
+    assert policy.decide(story).status in ("clarify", "no_match")
