@@ -150,11 +150,11 @@ class Policy:
         asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
-            direct = any(phrase in norm for phrase in self._direct[flow])
-            if not (asked or direct):
-                continue
+            # A direct phrase holds a topic: without a topic word there is nothing to look for.
             hits = sum(1 for t in topics if t in norm)
-            if hits and (best is None or hits > best[0]):
+            if not hits or not (asked or any(phrase in norm for phrase in self._direct[flow])):
+                continue
+            if best is None or hits > best[0]:
                 best = (hits, flow)
         return best[1] if best else None
 
@@ -173,6 +173,8 @@ class Policy:
         mention = programs_in_question(self.kb, norm)
         program = program or mention.program
         allowed = {program, "common"} if program else None
+        if allowed is None and mention.excluded:
+            allowed = set(self.kb.programs) - set(mention.excluded)
         analysis = self.matcher.analyzer.analyze(query)
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
@@ -196,6 +198,9 @@ class Policy:
         outcome = self._from_candidates(
             query, tuple(candidates), program, known=program is not None, prepared=prepared
         )
+        if mention.excluded and outcome.other_silent:
+            # The other program was ruled out, not found silent.
+            outcome = replace(outcome, other_silent=False)
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
@@ -226,11 +231,15 @@ class Policy:
         second = candidates[1].relevance if len(candidates) > 1 else 0.0
         conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
+        # An entry that covers less of a short question than the top one can be told apart from it.
+        # Not in a long question: its story's words fall into entries by chance, and one word more
+        # (8ヶ月 met by 数か月 in a wording) says little; only the lead tells its entries apart.
+        long = prepared is not None and self.matcher.is_long(prepared)
         close = [
             c
             for c in covering
-            # An entry that covers less of the question than the top one can be told apart from it.
-            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min
+            and (long or c.coverage >= top.coverage - 1e-9)
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.

@@ -133,6 +133,7 @@ def _dictionary() -> Dictionary:
 
 
 _KANA = re.compile(r"^[ぁ-ゖァ-ヺー]+$")
+_HIRAGANA = re.compile(r"^[ぁ-ゖー]+$")
 
 
 class Analyzer:
@@ -202,7 +203,8 @@ class Analyzer:
         norm = normalize(text)
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
-        morphemes = list(self._tok_c.tokenize(norm)) if norm else []
+        # 「6%」 is read 「ろくぱーせんと」: a sign without a reading would leave the kana unmatched.
+        morphemes = list(self._tok_c.tokenize(norm.replace("%", "パーセント"))) if norm else []
         tokens = [self._token(m) for m in morphemes]
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
@@ -256,9 +258,15 @@ class Analyzer:
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
                 )
-                salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
+                # A hiragana piece of one or two characters is most often what is left of kana typed
+                # in one go (ていしゅつずみ → 提出 + すみ), not a subject; katakana (コツ) is meant.
+                piece = len(tok.surface) <= 2 and bool(_HIRAGANA.match(tok.surface))
+                salient = not piece and (tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能"))
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
+            else:
+                # A particle or an ending, kept so that kana typed in one go can be read across it.
+                spans.append((start, start + len(tok.reading), "", tok.surface))
             i += 1
         close_run()
         return Analysis(norm, _merge(concepts), tuple(runs))
