@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 
 from markupsafe import Markup
 
@@ -21,8 +20,8 @@ from rules import (
     ProductivityResult,
     WithdrawalResult,
     format_date,
+    format_money,
     format_productivity,
-    format_yen,
     line_status,
 )
 
@@ -317,17 +316,11 @@ class ProductivityView:
     sources: tuple[str, ...]
 
 
-def _yen(value: Decimal) -> str:
-    if value == value.to_integral_value():
-        return format_yen(value, style="man")
-    return f"{value:,f}円"
-
-
 def productivity_view(kb: KnowledgeBase, result: ProductivityResult) -> ProductivityView:
     rnd = result.rounding
     threshold = f"{(result.threshold * 100).normalize():f}%"
     figures = [
-        Figure("付加価値額", _yen(result.value_added)),
+        Figure("付加価値額", format_money(result.value_added)),
         Figure("労働生産性", format_productivity(rnd.productivity(result.labor_productivity))),
     ]
     if result.growth_rate is not None:
