@@ -300,7 +300,8 @@ class ConversationService(HandoffMixin):
                 return self._in_dialog(conv, flow, conv.dialog, user_input)
             conv.dialog = None
             return self._lost_dialog(conv, user_input)
-        if conv.finished is not None and user_input.choice is None:
+        edit = user_input.choice is not None and user_input.choice.startswith(engine.EDIT)
+        if conv.finished is not None and (user_input.choice is None or edit):
             revised = self._revise(conv, conv.finished, user_input)
             if revised is not None:
                 return revised
@@ -450,7 +451,9 @@ class ConversationService(HandoffMixin):
         return _Routed(replies, conv, "dialog", score=score)
 
     def _context(self) -> engine.Context:
-        return engine.Context(today=self.clock(), read_program=program_reader(self.kb))
+        return engine.Context(
+            today=self.clock(), read_program=program_reader(self.kb), now=self.handoff_clock()
+        )
 
     def _known_program(self, conv: Conversation, question: str | None) -> str | None:
         """The program already known: named without doubt in the request, else the conversation's."""

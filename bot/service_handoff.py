@@ -155,9 +155,12 @@ class HandoffMixin:
                 reason = "not_found"
         if reason is None:
             return
-        last = routed.replies[-1]
+        # Beside the result it is about (a recap of the values may follow it).
+        at = next((i for i, r in enumerate(routed.replies) if r.result is not None), -1)
         offer = ReplyChoice(handoff.OFFER_LABEL, f"hand:{reason}")
-        routed.replies[-1] = dataclasses.replace(last, choices=(*last.choices, offer))
+        routed.replies[at] = dataclasses.replace(
+            routed.replies[at], choices=(*routed.replies[at].choices, offer)
+        )
 
     def _handoff_action(
         self, unit: UpdateUnit, conv: Conversation, state: dict[str, Any], action: tuple[str, ...]
