@@ -33,7 +33,15 @@ from typing import Any
 from faq.models import SourceRef
 from rules.config import RulesConfig, load_rules
 from rules.errors import DomainError
-from rules.parsing import ReportYear, format_count, format_hours, format_money, format_productivity
+from rules.parsing import (
+    ReportYear,
+    format_count,
+    format_hours,
+    format_money,
+    format_productivity,
+    format_report_year,
+    format_yes_no,
+)
 
 # Exact enough for any yen figure and hour count; traps turn nonsense into errors, not NaN.
 _CTX = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -238,6 +246,24 @@ class ProductivityInputs:
     baseline: Decimal | None = None  # 申請時の実績値（労働生産性）
     year: ReportYear | None = None
     group_includes_2022: bool = False
+
+    def read_back(self) -> tuple[tuple[str, str], ...]:
+        """Each figure named and shown as every channel shows it (営業利益：3,000万円, ▲500万円)."""
+        lines = [
+            ("営業利益", format_money(self.operating_profit)),
+            ("人件費", format_money(self.labor_cost)),
+            ("減価償却費", format_money(self.depreciation)),
+            ("従業員数", format_count(self.employees)),
+            ("年間平均労働時間", format_hours(self.annual_hours)),
+        ]
+        if self.baseline is not None:
+            lines.append(("申請時の実績値", format_productivity(self.baseline)))
+            if self.year is not None:
+                lines.append(("報告年度", format_report_year(self.year)))
+            lines.append(
+                ("IT導入補助金2022の交付決定を受けた構成員", format_yes_no(self.group_includes_2022))
+            )
+        return tuple(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -307,8 +307,13 @@ class Figure:
     value: str
 
 
+def _read_back(lines: tuple[tuple[str, str], ...]) -> tuple[Figure, ...]:
+    return tuple(Figure(label, value) for label, value in lines)
+
+
 @dataclass(frozen=True)
 class ProductivityView:
+    inputs: tuple[Figure, ...]  # what was typed, read back in the bot's own format (3,000万円, ▲500万円)
     figures: tuple[Figure, ...]
     verdict: str
     verdict_kind: str  # ok / ng / none
@@ -335,13 +340,19 @@ def productivity_view(kb: KnowledgeBase, result: ProductivityResult) -> Producti
     else:
         verdict, kind = result.growth_unavailable_reason or "伸び率は計算していません。", "none"
     return ProductivityView(
-        tuple(figures), verdict, kind, result.explanation, tuple(sources_text(kb, result.sources))
+        _read_back(result.inputs.read_back()),
+        tuple(figures),
+        verdict,
+        kind,
+        result.explanation,
+        tuple(sources_text(kb, result.sources)),
     )
 
 
 @dataclass(frozen=True)
 class WithdrawalView:
     summary: str
+    inputs: tuple[Figure, ...]
     figures: tuple[Figure, ...]
     explanation: tuple[str, ...]
     sources: tuple[str, ...]
@@ -373,6 +384,7 @@ def withdrawal_view(kb: KnowledgeBase, result: WithdrawalResult, now: datetime) 
         figures += (Figure("提出先", result.submit_via),)
     return WithdrawalView(
         summary=result.summary,
+        inputs=_read_back(result.inputs.read_back()),
         figures=figures,
         explanation=result.explanation,
         sources=tuple(sources_text(kb, result.sources)),
