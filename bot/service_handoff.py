@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bot import cases, handoff
 from bot.store import UpdateUnit
 from dialogs import engine
+from dialogs.choices import program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase
@@ -193,12 +194,9 @@ class HandoffMixin:
             name = self.kb.programs[program].name if program else None
             choices: list[ReplyChoice] = []
             if program is None:
-                choices = [
-                    ReplyChoice(p.short, f"hand:p-{pid}")
-                    for pid, p in self.kb.programs.items()
-                    if pid != "common"
-                ]
-                choices.append(ReplyChoice("制度がわからない・このまま依頼する", "hand:go"))
+                # The same four buttons as everywhere the program is asked; not knowing it
+                # (or another program) opens the request as it is.
+                choices = list(program_choices("hand:p-", {"unknown": "hand:go"}))
             else:
                 choices = [ReplyChoice("このまま依頼する", "hand:go")]
             body = handoff.confirm_text(name, len(turns), cases.last_calculation(unit) is not None)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
+from dialogs.choices import OTHER, UNKNOWN, program_choices
 from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
@@ -565,7 +566,7 @@ _EVENT_WORDS: dict[str, tuple[str, ...]] = {
 _PROGRAM_UNSURE = (
     "どちらの補助金かは、申請マイページにログインしたとき左上に表示される制度名で確認できます"
     "（IT導入補助金2020 なら「IT導入補助金2020 令和元年度補正…」のように表示されます）。"
-    "わからないままでも「両方」を選ぶと、2つの制度の結果を並べてお見せします。"
+    "わからないままでも「両方」と入力すると、2つの制度の結果を並べてお見せします。"
 )
 
 
@@ -587,11 +588,16 @@ def _event(text: str, values: Values) -> str:
     )
 
 
+_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
+
+
 def _program(text: str, values: Values) -> str:
     if text in (IT2020, IT2023, BOTH):
         return text
-    if text == "unsure":
+    if text in (UNKNOWN, "unsure"):  # "unsure": the button's value before the shared buttons
         raise Invalid(_PROGRAM_UNSURE)
+    if text == OTHER:
+        raise Invalid(_kb().program_replies.other_guide + _ONLY_TWO)
     reader = context_of(values).read_program
     read = reader(text) if reader is not None else None
     if read in (IT2020, IT2023, BOTH):
@@ -602,10 +608,7 @@ def _program(text: str, values: Values) -> str:
         other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
         read = f"other:{other.guide}" if other is not None else None
     if read is not None and read.startswith("other:"):
-        raise Invalid(
-            read.removeprefix("other:")
-            + "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
-        )
+        raise Invalid(read.removeprefix("other:") + _ONLY_TWO)
     raise Invalid(
         f"「{text}」からは補助金が読み取れませんでした。「2020」「2023 複数社連携」「両方」からお選びください。"
     )
@@ -879,12 +882,7 @@ WITHDRAWAL = Flow(
             _program,
             "IT導入補助金2020（令和元年度補正・令和2年度補正）と、IT導入補助金2023 複数社連携では、資料も窓口も異なります。"
             + _PROGRAM_UNSURE,
-            choices=(
-                ReplyChoice("IT導入補助金2020", IT2020),
-                ReplyChoice("IT導入補助金2023 複数社連携", IT2023),
-                ReplyChoice("両方の結果を見る", BOTH),
-                ReplyChoice("わからない", "unsure"),
-            ),
+            choices=program_choices(),
             labels=("補助金", "制度"),
             name="補助金",
             unsure=_PROGRAM_UNSURE,
