@@ -751,14 +751,16 @@ _IT2023_FACTS = (
 
 
 def _withdrawal_facts(result: WithdrawalResult, brief: bool = False) -> list[str]:
-    """The deadline, what the person must not miss, and (unless `brief`, beside another program) the 加算金."""
-    facts = [line for line in result.explanation if line.startswith(_WARNINGS)]
+    """The deadline and, unless `brief` (beside the other program, where only the deadline fits a
+    phone screen and the rest is in the details), what the person must not miss."""
     deadline = _deadline(result)
-    if deadline is not None:
-        facts.insert(0, deadline)
+    facts = [deadline] if deadline is not None else []
+    if brief:
+        return facts
+    facts += [line for line in result.explanation if line.startswith(_WARNINGS)]
     if result.inputs.event == "cancel-part" and result.withdrawal_required is not False:
         facts.append(_PARTIAL)
-    if result.inputs.program == IT2023 and not brief:
+    if result.inputs.program == IT2023:
         facts += _IT2023_FACTS
     return facts
 
@@ -821,8 +823,9 @@ def _finish_withdrawal(values: Values) -> list[Reply]:
             if required
             else "制度によって結果が異なります。"
         )
-        parts = []
-        said = [headline]
+        partial = values["event"] == "cancel-part" and any(r.withdrawal_required for r in results)
+        parts = [_PARTIAL] if partial else []
+        said = [headline, *parts]
         for result in results:
             facts = [
                 result.summary,
