@@ -12,7 +12,7 @@
   * Otherwise it reads one user message per line from stdin and prints the
     replies to each, followed by a blank line: plain text, unwrapped.
   * With --json it prints exactly one JSON line per message, flushed at once:
-        {"input", "replies": [{"text", "choices": [{"label", "value"}]}],
+        {"input", "replies": [{"text", "headline", "details", "choices": [{"label", "value"}]}],
          "dialog": flow id | null, "step": step id | null, "result": {...} | null}
     A line that is exactly a choice value ("faq:…", "prog:…", "flow:…", "cmd:…"
     or a value offered in the last replies) picks that choice.
@@ -141,7 +141,12 @@ def turn_json(text: str, turn: ServiceTurn) -> dict[str, Any]:
     return {
         "input": text,
         "replies": [
-            {"text": r.text, "choices": [{"label": c.label, "value": c.value} for c in r.choices]}
+            {
+                "text": r.text,
+                "headline": r.headline,
+                "details": r.details,
+                "choices": [{"label": c.label, "value": c.value} for c in r.choices],
+            }
             for r in turn.replies
         ],
         "dialog": turn.dialog,

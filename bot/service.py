@@ -32,6 +32,7 @@ from bot.masking import mask
 from bot.service_handoff import HandoffMixin
 from bot.store import ConcurrentUpdate, Store, StoreError, UpdateUnit, clean_text
 from dialogs import engine
+from dialogs.choices import program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Outcome, Policy, answer_text, contact_block
@@ -39,7 +40,7 @@ from faq.policy import lead_of
 from faq.programs import programs_in_question, read_program_reply
 from faq.replies import FLOW_NAMES, outcome_text
 from faq.text import normalize
-from rules import TOKYO
+from rules import TOKYO, contact_brief
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,20 @@ QUICK_CHOICES = (
 )
 
 HELP = (
-    "IT導入補助金2020の後年手続き、IT導入補助金2023（複数社連携）の効果報告についてお答えします。\n"
-    "・ご質問を文章で入力してください（例：申請マイページのIDがわからない）。\n"
-    "・「労働生産性を計算したい」「辞退にあたるか確認したい」と入力すると、数字や日付を順にお伺いして"
-    "計算・判定をご案内します。案内中は「戻る」「ヘルプ」「やめる」「最初から」が使えます。\n"
-    "コマンド：/program it2020 または /program it2023-multi（制度を指定）、/program any（指定を解除）、"
-    "/human（担当者に相談）、/cancel（案内を中止）、/reset（会話を最初から）、/help（この説明）"
+    "ご質問を文章で入力してください（例：申請マイページのIDがわからない）。\n"
+    "「労働生産性を計算したい」「辞退にあたるか確認したい」と入力すると、数字や日付を順にお伺いして"
+    "計算・判定します。案内中は「戻る」「ヘルプ」「やめる」「最初から」が使えます。\n"
+    "コマンド：/program（制度を選ぶ）、/human（担当者に相談）、/cancel（案内を中止）、/reset（最初から）"
 )
-WELCOME = "こんにちは。kounen（IT導入補助金 後年手続きサポート）です。\n" + HELP
+# The first message: who answers what, and the quick replies (QUICK_CHOICES) under it.
+WELCOME = (
+    "こんにちは。kounen（IT導入補助金 後年手続きサポート）です。"
+    "IT導入補助金2020の後年手続きと、2023複数社連携の効果報告についてお答えします。"
+    "ご質問を入力するか、下のボタンからお選びください（制度の指定は /program）。"
+)
+FAQ_MENU = "どの分野のご質問ですか？"
+CALC_MENU = "どちらを計算・確認しますか？"
+CONTACTS_HEAD = "お問い合わせ先（制度ごとに窓口が異なります）"
 CONFLICT = "同じ会話に別の操作が同時に行われたため、処理できませんでした。もう一度お送りください。"
 STALE_CHOICE = "この選択肢は現在使えません。ご質問をもう一度入力してください。"
 NO_DIALOG = "いまご案内中の計算・判定はありません。ご質問をどうぞ。"
@@ -292,7 +299,12 @@ class ConversationService(HandoffMixin):
         # ------------------------------------------------------------------------------------
         if user_input.choice is None and text.startswith("/"):
             return self._command(conv, text)
-        if user_input.choice is not None and user_input.choice.split(":", 1)[0] in ("faq", "prog", "flow"):
+        if user_input.choice is not None and user_input.choice.split(":", 1)[0] in (
+            "faq",
+            "prog",
+            "flow",
+            "go",
+        ):
             return self._service_choice(conv, user_input.choice)
         if conv.dialog is not None:
             flow = self.flows.get(conv.dialog.flow)
@@ -300,7 +312,8 @@ class ConversationService(HandoffMixin):
                 return self._in_dialog(conv, flow, conv.dialog, user_input)
             conv.dialog = None
             return self._lost_dialog(conv, user_input)
-        if conv.finished is not None and user_input.choice is None:
+        edit = user_input.choice is not None and user_input.choice.startswith(engine.EDIT)
+        if conv.finished is not None and (user_input.choice is None or edit):
             revised = self._revise(conv, conv.finished, user_input)
             if revised is not None:
                 return revised
@@ -325,10 +338,10 @@ class ConversationService(HandoffMixin):
         name, _, arg = text[1:].partition(" ")
         name, arg = name.lower(), arg.strip().lower()
         if name == "start":
-            replies = [Reply(WELCOME), *self._reprompt(conv)]
+            replies = [Reply(WELCOME, QUICK_CHOICES), *self._reprompt(conv)]
             return _Routed(replies, conv, "command")
         if name == "help":
-            return _Routed([Reply(HELP), *self._reprompt(conv)], conv, "command")
+            return _Routed([Reply(HELP, QUICK_CHOICES), *self._reprompt(conv)], conv, "command")
         if name == "cancel":
             if conv.dialog is None and conv.pending_query is None:
                 return _Routed([Reply(NO_DIALOG)], conv, "command")
@@ -359,14 +372,13 @@ class ConversationService(HandoffMixin):
                 f"制度を「{programs[arg].name}」に指定しました。以後のご質問はこの制度でお答えします。"
             )
             return _Routed([reply, *self._reprompt(conv)], conv, "command")
-        current = programs[conv.program].name if conv.program in programs else "指定なし"
-        usage = " / ".join(f"/program {pid}" for pid in programs) + " / /program any"
+        current = programs[conv.program].short if conv.program in programs else "指定なし"
         head = f"「{arg}」という制度はありません。" if arg else ""
-        return _Routed(
-            [Reply(f"{head}現在の制度：{current}\n指定するには：{usage}"), *self._reprompt(conv)],
-            conv,
-            "command",
+        ask = Reply(
+            f"{head}現在の制度：{current}\n制度を選んでください（指定の解除は /program any）。",
+            self._program_buttons(),
         )
+        return _Routed([ask, *self._reprompt(conv)], conv, "command")
 
     def _reprompt(self, conv: Conversation) -> list[Reply]:
         if conv.dialog is None:
@@ -383,6 +395,8 @@ class ConversationService(HandoffMixin):
 
     def _service_choice(self, conv: Conversation, value: str) -> _Routed:
         kind, _, arg = value.partition(":")
+        if kind == "go":
+            return self._go(conv, arg)
         if kind == "faq":
             entry = self.kb.by_id.get(arg)
             if entry is None:
@@ -418,6 +432,69 @@ class ConversationService(HandoffMixin):
             return _Routed(self._reprompt(conv), conv, "dialog")
         return self._start(conv, arg)
 
+    # -- quick replies (go:…) ----------------------------------------------------------
+
+    def _go(self, conv: Conversation, arg: str) -> _Routed:
+        """よくある質問 / 計算する / 問い合わせ先 / 最初から, and a FAQ category picked from the list."""
+        if arg == "reset":
+            return _Routed([Reply(RESET, QUICK_CHOICES)], Conversation(), "command")
+        if arg == "calc":
+            flows = [
+                ReplyChoice(f"{flow.title}", _check_value(f"flow:{fid}")) for fid, flow in self.flows.items()
+            ]
+            return _Routed([Reply(CALC_MENU, tuple(flows))], conv, "choice")
+        if arg == "contacts":
+            return _Routed([Reply(self._contacts_brief(conv.program))], conv, "choice")
+        if arg == "faq":
+            return _Routed([Reply(FAQ_MENU, self._category_buttons(conv.program))], conv, "choice")
+        category = arg.removeprefix("faq.")
+        if arg.startswith("faq.") and category in self.kb.categories:
+            name = self.kb.categories[category].name
+            entries = self._entry_buttons(category, conv.program)
+            return _Routed(
+                [Reply(f"「{name}」のよくある質問です。お選びください。", entries)], conv, "choice"
+            )
+        return _Routed([Reply(STALE_CHOICE), *self._reprompt(conv)], conv, "choice")
+
+    def _browsable(self, program: str | None) -> list[Any]:
+        """The entries a person can pick from a list: within the program when it is known."""
+        return [e for e in self.kb.entries if program is None or e.program in (program, "common")]
+
+    def _category_buttons(self, program: str | None) -> tuple[ReplyChoice, ...]:
+        used = {e.category for e in self._browsable(program)}
+        return tuple(
+            ReplyChoice(c.name, _check_value(f"go:faq.{c.id}"))
+            for c in self.kb.categories.values()
+            if c.id in used
+        )
+
+    def _entry_buttons(self, category: str, program: str | None) -> tuple[ReplyChoice, ...]:
+        """The category's questions, each tagged with its program when the list mixes both."""
+        buttons = []
+        for entry in self._browsable(program):
+            if entry.category != category:
+                continue
+            found = self.kb.programs.get(entry.program)
+            tag = ""
+            if program is None and found is not None and entry.program != "common":
+                tag = found.short.replace("IT導入補助金", "").strip() + "｜"
+            buttons.append(ReplyChoice(tag + entry.question, _check_value(f"faq:{entry.id}")))
+        return tuple(buttons)
+
+    def _contacts_brief(self, program: str | None) -> str:
+        """Each program's line in one compact line, with whether it is open now."""
+        now = self.handoff_clock()
+        programs = [p for pid, p in self.kb.programs.items() if pid != "common"]
+        if program in self.kb.programs and program != "common":
+            programs = [self.kb.programs[program]]
+        lines = [CONTACTS_HEAD]
+        for found in programs:
+            for cid in found.general_contacts:
+                contact = self.kb.contacts.get(cid)
+                if contact is not None and contact.phones:
+                    lines.append(f"・{found.short}：{contact_brief(contact, now)}")
+        return "\n".join(lines)
+
     # -- dialogs ----------------------------------------------------------------------
 
     def _start(self, conv: Conversation, flow_id: str, outcome: Outcome | None = None) -> _Routed:
@@ -450,7 +527,9 @@ class ConversationService(HandoffMixin):
         return _Routed(replies, conv, "dialog", score=score)
 
     def _context(self) -> engine.Context:
-        return engine.Context(today=self.clock(), read_program=program_reader(self.kb))
+        return engine.Context(
+            today=self.clock(), read_program=program_reader(self.kb), now=self.handoff_clock()
+        )
 
     def _known_program(self, conv: Conversation, question: str | None) -> str | None:
         """The program already known: named without doubt in the request, else the conversation's."""
@@ -629,12 +708,7 @@ class ConversationService(HandoffMixin):
 
     def _program_buttons(self) -> tuple[ReplyChoice, ...]:
         """2020 / 2023 複数社連携 / それ以外 / わからない: remember the program, or learn how to tell."""
-        buttons = [
-            ReplyChoice(p.short, _check_value(f"prog:{pid}"))
-            for pid, p in self.kb.programs.items()
-            if pid != "common"
-        ]
-        return (*buttons, ReplyChoice("それ以外", "prog:other"), ReplyChoice("わからない", "prog:unknown"))
+        return tuple(ReplyChoice(c.label, _check_value(c.value)) for c in program_choices("prog:"))
 
     def _program_reply_kind(self, conv: Conversation, kind: str) -> _Routed:
         replies = self.kb.program_replies

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bot import cases, handoff
 from bot.store import UpdateUnit
 from dialogs import engine
+from dialogs.choices import program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase
@@ -155,9 +156,12 @@ class HandoffMixin:
                 reason = "not_found"
         if reason is None:
             return
-        last = routed.replies[-1]
+        # Beside the result it is about (a recap of the values may follow it).
+        at = next((i for i, r in enumerate(routed.replies) if r.result is not None), -1)
         offer = ReplyChoice(handoff.OFFER_LABEL, f"hand:{reason}")
-        routed.replies[-1] = dataclasses.replace(last, choices=(*last.choices, offer))
+        routed.replies[at] = dataclasses.replace(
+            routed.replies[at], choices=(*routed.replies[at].choices, offer)
+        )
 
     def _handoff_action(
         self, unit: UpdateUnit, conv: Conversation, state: dict[str, Any], action: tuple[str, ...]
@@ -190,12 +194,9 @@ class HandoffMixin:
             name = self.kb.programs[program].name if program else None
             choices: list[ReplyChoice] = []
             if program is None:
-                choices = [
-                    ReplyChoice(p.short, f"hand:p-{pid}")
-                    for pid, p in self.kb.programs.items()
-                    if pid != "common"
-                ]
-                choices.append(ReplyChoice("制度がわからない・このまま依頼する", "hand:go"))
+                # The same four buttons as everywhere the program is asked; not knowing it
+                # (or another program) opens the request as it is.
+                choices = list(program_choices("hand:p-", {"unknown": "hand:go"}))
             else:
                 choices = [ReplyChoice("このまま依頼する", "hand:go")]
             body = handoff.confirm_text(name, len(turns), cases.last_calculation(unit) is not None)

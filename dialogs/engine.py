@@ -13,7 +13,8 @@ shares, so each flow gets it for free and behaves the same way:
   * a value is checked against the others when it is given, never only at the end;
   * statements that are not values (「わからない」) get the step's own help; only a
     clear question is marked for the service to try as a FAQ question;
-  * after the result, a correction recomputes it and 「戻る」 reopens the last step.
+  * after the result, a recap lists every value with a 「〇〇を変更」 button; a button or
+    a correction in words recomputes it, and 「戻る」 reopens the last step.
 No I/O: the clock comes in through `Context`, and the state is plain JSON, so it
 can be stored anywhere and resumed next week.
 """
@@ -24,7 +25,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
@@ -70,13 +71,15 @@ class FlowError(Exception):
 class Context:
     """What a turn may depend on besides the state and the input, injected by the caller.
 
-    `today` is the clock; `read_program` reads a reply to "which program?" (a program id,
+    `today` is the clock; `now` the time of day too, for whether a contact line is open when
+    a result names it; `read_program` reads a reply to "which program?" (a program id,
     "both", "unknown", "other:<guide>" or None), given by the service so that the engine
     and the flows need no knowledge base.
     """
 
     today: date | None = None
     read_program: Callable[[str], str | None] | None = None
+    now: datetime | None = None
 
 
 class Known(dict[str, Any]):
@@ -123,6 +126,8 @@ class Step:
     show: Callable[[Any], str] = str
     # How the value is named when read back; the first label when empty.
     name: str = ""
+    # The name on the recap's change button (「〇〇を変更」) when `title` is too long for a button.
+    brief: str = ""
     # Checks a value against the other values (a cancellation before the delivery); raises Invalid.
     check: Callable[[Any, Values], None] | None = None
     # The reply to 「わからない」「覚えてない」 at this step; the help when empty.
@@ -151,6 +156,10 @@ class Step:
     def title(self) -> str:
         return self.name or (self.labels[0] if self.labels else self.id)
 
+    @property
+    def button(self) -> str:
+        return f"{self.brief or self.title}を変更"
+
 
 @dataclass(frozen=True)
 class Flow:
@@ -158,7 +167,8 @@ class Flow:
     title: str
     intro: str
     steps: tuple[Step, ...]
-    # Turns the collected values into the closing replies (verdict, figures, next steps).
+    # Turns the collected values into the closing replies (verdict, figures, next steps); the
+    # values it gets carry the turn's context (`context_of`), for the clock.
     finish: Callable[[Values], list[Reply]]
     # Programs whose sources define this flow (empty: any); `not_covered` says why not, per program.
     programs: tuple[str, ...] = ()
@@ -248,6 +258,8 @@ COMMAND_CHOICES = (
     ReplyChoice("やめる", "cmd:cancel"),
 )
 RESUME_CHOICES = (ReplyChoice("続きから", "cmd:resume"), ReplyChoice("最初から", "cmd:restart"))
+# 「〇〇を変更」 on the recap: cmd:edit.<step id> (step ids are short ASCII, so the value fits 64 bytes).
+EDIT = "cmd:edit."
 YES_NO_CHOICES = (ReplyChoice("はい", "cmd:yes"), ReplyChoice("いいえ", "cmd:no"))
 _CHOICE_COMMANDS = {
     "cmd:back": "戻る",
@@ -404,6 +416,13 @@ def advance(flow: Flow, state: DialogState, user_input: UserInput, context: Cont
     if state.flow != flow.id:
         raise FlowError(f"state belongs to flow {state.flow!r}, not {flow.id!r}")
     context = context or Context()
+    if user_input.choice is not None and user_input.choice.startswith(EDIT):
+        edited = _edit(flow, state, user_input.choice.removeprefix(EDIT))
+        if edited is not None:
+            return edited
+        return Turn(
+            state, [Reply("この値はいまの計算では使っていません。"), *reprompt(flow, state)], understood=False
+        )
     command = _CHOICE_COMMANDS.get(user_input.choice or "")
     raw = command or user_input.choice or user_input.text
     text = _clean(raw)
@@ -782,7 +801,7 @@ def _accept(
     if answered:
         history.append(state.step)
         moved = DialogState(flow.id, state.step, values, history, None, state.question)
-        return _forward(flow, moved, notes)
+        return _forward(flow, moved, notes, context)
     current = flow.step(state.step)
     if current.applies(values) and current.id not in values:
         stay = DialogState(flow.id, state.step, values, history, None, state.question)
@@ -791,7 +810,7 @@ def _accept(
     moved = DialogState(flow.id, state.step, values, history, None, state.question)
     nxt = flow.next_step(None, values)
     if nxt is None:
-        return _finish(flow, moved, notes)
+        return _finish(flow, moved, notes, context)
     moved = DialogState(flow.id, nxt.id, values, history, None, state.question)
     return Turn(moved, [_with_notes(notes, _prompt(flow, moved))])
 
@@ -824,11 +843,11 @@ def _read_back(flow: Flow, before: Values, updates: Values) -> list[str]:
     return lines
 
 
-def _forward(flow: Flow, state: DialogState, notes: list[str]) -> Turn:
+def _forward(flow: Flow, state: DialogState, notes: list[str], context: Context) -> Turn:
     """Move past `state.step` to the next open step that applies, or finish."""
     nxt = flow.next_step(state.step, state.values) or flow.next_step(None, state.values)
     if nxt is None:
-        return _finish(flow, state, notes)
+        return _finish(flow, state, notes, context)
     moved = DialogState(flow.id, nxt.id, state.values, state.history, None, state.question)
     return Turn(moved, [_with_notes(notes, _prompt(flow, moved))])
 
@@ -840,18 +859,52 @@ def _with_notes(notes: list[str], prompt: Reply) -> Reply:
     return Reply("\n".join(notes) + "\n\n" + prompt.text, prompt.choices, prompt.result)
 
 
-def _finish(flow: Flow, state: DialogState, notes: list[str]) -> Turn:
-    # The result shows every figure it used; only a change is said before it.
+def _finish(flow: Flow, state: DialogState, notes: list[str], context: Context) -> Turn:
+    # The recap shows every value the result used; only a change is said before it.
     changed = [n for n in notes if "修正しました" in n or n.startswith("変更：")]
     head = [Reply("\n".join(changed))] if changed else []
     try:
-        replies = flow.finish(flow.applicable(state.values))
+        replies = flow.finish(Known(flow.applicable(state.values), context))
     except Reask as exc:
         step = flow.step(exc.step)
         again = DialogState(flow.id, step.id, state.values, state.history, None, state.question)
         return Turn(again, [*head, Reply(exc.message), _prompt(flow, again)], understood=False)
     done = DialogState(flow.id, state.step, dict(state.values), list(state.history), None, state.question)
-    return Turn(None, [*head, *replies], finished=done)
+    return Turn(None, [*head, *replies, recap(flow, done.values)], finished=done)
+
+
+def recap(flow: Flow, values: Values) -> Reply:
+    """The values a result was computed from, each with a 「〇〇を変更」 button.
+
+    It comes after the result, not before: the person came for the verdict, every value was
+    already read back when it was typed, and a confirmation screen first would cost every
+    conversation a turn to catch the rare slip.  A change from here recomputes the result at
+    once (the finished state is kept for it), so nothing is lost by showing the verdict first.
+    """
+    steps = [s for s in flow.steps if s.id in values and s.applies(values)]
+    lines = [f"{s.title}：{s.show(values[s.id])}" for s in steps]
+    choices = tuple(ReplyChoice(s.button, EDIT + s.id) for s in steps)
+    return Reply(
+        "入力した値（変える値のボタンを押すと、その値だけ聞き直して計算し直します）\n" + "\n".join(lines),
+        choices,
+    )
+
+
+def _edit(flow: Flow, state: DialogState, step_id: str) -> Turn | None:
+    """A recap's change button: that value asked again, the others kept; answering recomputes.
+
+    The old value stays stored while it is asked, so the answer reads back as a change
+    (「営業利益を 3,000万円 から 5,000万円 に修正しました。」) and the next open step is the
+    result, or the steps a new branch needs.  None when the step does not apply (a stale button).
+    """
+    step = flow.by_id.get(step_id)
+    if step is None or not step.applies(state.values):
+        return None
+    history = [s for s in state.history if s != step_id]
+    reopened = DialogState(flow.id, step_id, dict(state.values), history, None, state.question)
+    shown = step.show(state.values[step_id]) if step_id in state.values else ""
+    note = f"{step.title}を変更します（いまの値：{shown}）。" if shown else f"{step.title}を入力します。"
+    return Turn(reopened, [_with_notes([note], _prompt(flow, reopened))])
 
 
 def _back(flow: Flow, state: DialogState) -> Turn:
@@ -900,6 +953,8 @@ def revise(
 ) -> Turn | None:
     """After the result: a correction recomputes it; 「戻る」 reopens the last step.  None: neither."""
     context = context or Context()
+    if user_input.choice is not None and user_input.choice.startswith(EDIT):
+        return _edit(flow, finished, user_input.choice.removeprefix(EDIT))
     text = _clean(
         _CHOICE_COMMANDS.get(user_input.choice or "", user_input.text if user_input.choice is None else "")
     )
@@ -945,4 +1000,4 @@ def revise(
     if nxt is not None:  # the change opened a branch that needs more answers
         moved = DialogState(flow.id, nxt.id, values, list(finished.history), None, finished.question)
         return Turn(moved, [Reply(head.replace("この値で計算し直しました。", "")), _prompt(flow, moved)])
-    return _finish(flow, state, [head])
+    return _finish(flow, state, [head], context)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
+from dialogs.choices import OTHER, UNKNOWN, program_choices
 from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
@@ -36,9 +37,10 @@ from rules import (
     WithdrawalResult,
     calculate_productivity,
     check_withdrawal,
+    contact_brief,
     format_date,
+    format_money,
     format_productivity,
-    format_yen,
     labor_cost,
     parse_amount,
     parse_count,
@@ -99,7 +101,7 @@ def _yes_no(text: str, values: Values) -> bool:
 
 
 def _show_yen(value: Any) -> str:
-    return format_yen(Decimal(value), style="man")
+    return format_money(Decimal(value))
 
 
 def _show_yes_no(value: Any) -> str:
@@ -301,23 +303,65 @@ def _reask(exc: DomainError, fallback: str) -> Reask:
     return Reask(_FIELD_STEP.get(exc.field, fallback), exc.message)
 
 
-def _productivity_verdict(result: ProductivityResult) -> str:
+def _threshold(result: ProductivityResult) -> str:
+    return f"{(result.threshold * 100).normalize():f}%"
+
+
+def _productivity_headline(result: ProductivityResult) -> str:
+    """The verdict and its figure, in one sentence: what the person came for."""
     rnd = result.rounding
-    threshold = f"{(result.threshold * 100).normalize():f}%"
+    threshold = _threshold(result)
     productivity = format_productivity(rnd.productivity(result.labor_productivity))
     if result.inputs.baseline is None:
-        return f"労働生産性は {productivity} です（伸び率は計算していません）。"
+        return f"労働生産性は {productivity} です。"
     standard = f"公表の基準（年率平均{threshold}以上）"
-    if result.meets_threshold is True and result.growth_rate is not None:
-        return f"伸び率は {rnd.percent(result.growth_rate)} で、{standard}に達しています。"
-    if result.meets_threshold is False and result.growth_rate is not None:
-        return f"伸び率は {rnd.percent(result.growth_rate)} で、{standard}に届いていません。"
+    if result.growth_rate is not None:
+        reached = "に達しています" if result.meets_threshold else "に届いていません"
+        return f"伸び率は年率{rnd.percent(result.growth_rate)}で、{standard}{reached}。"
     if result.meets_threshold is False:
         return f"労働生産性がマイナス（{productivity}）のため、{standard}に届いていません。"
-    return (
-        "申請時の実績値が0以下のため、伸び率は定まらず、基準に達しているかは判断できません。"
-        "様式（Excel）で算出し、コールセンターにご確認ください。"
-    )
+    return "申請時の実績値が0以下のため、伸び率は計算できず、基準に達しているかは判断できません。"
+
+
+_PUBLICATION = re.compile(r"事業終了後2年以内に.*?公表されます。(?:計画値未達のペナルティ等はありません。)?")
+_SCOPE = (
+    "この計算は1者分の目安です。公表の基準は補助事業グループ全体の値で判断されます。"
+    "効果報告では、構成員ごとの労働生産性を事務局の様式（Excel）の【様式1】労働生産性計算表に入力すると、"
+    "グループ全体の労働生産性と年率平均成長率が算出されます。その値を申請マイページに転記し、"
+    "記入済みの様式を添付してください（様式の値が正式です）。"
+)
+
+
+def _productivity_facts(result: ProductivityResult, values: Values) -> list[str]:
+    """The figure behind the verdict, what follows from it, and whom to ask."""
+    rnd = result.rounding
+    productivity = format_productivity(rnd.productivity(result.labor_productivity))
+    facts = []
+    if result.inputs.baseline is None:
+        facts.append(f"付加価値額：{format_money(result.value_added)}")
+    else:
+        baseline = format_productivity(rnd.productivity(result.inputs.baseline))
+        facts.append(f"労働生産性：{productivity}（申請時の実績値 {baseline}）")
+    said = "\n".join(result.explanation)
+    if result.meets_threshold is False and (found := _PUBLICATION.search(said)):
+        facts.append(found.group(0))
+    if any(line.startswith("表示上は") for line in result.explanation):
+        facts.append("表示上は基準と同じ値ですが、端数処理前の値は基準をわずかに下回ります。")
+    facts.append("この計算は1者分の目安です。報告する値は、事務局の様式（Excel）で算出した値です。")
+    facts += _contact_facts(_program_contacts(IT2023), values)
+    return facts
+
+
+def _productivity_details(result: ProductivityResult, said: list[str]) -> str:
+    """The formula with every figure, the standard, the rounding, the scope and the sources."""
+    lines = [
+        re.sub(r"^-?[\d.,]+%は基準の[\d.]+%(?:に達していません|以上です（基準に達しています）)。", "", line)
+        for line in result.explanation
+    ]
+    # The scope below says how the reported figure is made, in full: its short form is left out.
+    lines = _unsaid(said, [line for line in lines if line and not line.startswith("報告する数値は")])
+    body = _unsaid(said + lines, [_SCOPE])
+    return "\n\n".join(["\n".join(lines), *body, _sources_text(result.sources)])
 
 
 def _finish_productivity(values: Values) -> list[Reply]:
@@ -325,38 +369,34 @@ def _finish_productivity(values: Values) -> list[Reply]:
         result = calculate_productivity(_productivity_inputs(values))
     except DomainError as exc:
         raise _reask(exc, "operating_profit") from None
-    verdict = _productivity_verdict(result)
-    keep = ("付加価値額 =", "労働生産性 =", "年率平均成長率", "表示上は", "事業終了後2年以内", "営業損失が")
-    figures: list[str] = []
-    for line in result.explanation:
-        reason = line == result.growth_unavailable_reason
-        if line.startswith(keep) or reason or "ホームページで公表されます" in line:
-            figures.append(line)
-    # The verdict already says whether the rate reaches the standard.
-    figures = [
-        re.sub(r"^-?[\d.,]+%は基準の[\d.]+%(?:に達していません|以上です（基準に達しています）)。", "", f)
-        for f in figures
-    ]
-    figures = _unsaid([verdict], [f for f in figures if f])
-    scope = (
-        "この計算は1者分の目安です。公表の基準は補助事業グループ全体の値で判断されます。"
-        "効果報告では、構成員ごとの労働生産性を事務局の様式（Excel）の【様式1】労働生産性計算表に入力すると、"
-        "グループ全体の労働生産性と年率平均成長率が算出されます。その値を申請マイページに転記し、"
-        "記入済みの様式を添付してください（様式の値が正式です）。"
-    )
+    headline = _productivity_headline(result)
+    facts = _productivity_facts(result, values)
     related = (
         ReplyChoice("労働生産性の計算式", "faq:it2023-productivity-formula"),
         ReplyChoice("伸び率が5%に届かない場合", "faq:it2023-publication"),
         ReplyChoice("様式（Excel）の使い方", "faq:it2023-excel-sheets"),
     )
-    head = f"【労働生産性の計算結果】\n{verdict}\n\n" + "\n".join(figures)
-    tail = [scope]
-    if result.inputs.baseline is not None and result.meets_threshold is None:
-        kb = _kb()  # the verdict refers to the コールセンター: give its number
-        program = kb.programs.get(IT2023)
-        tail += [contact_block(kb.contacts[c]) for c in (program.general_contacts if program else ())]
-    tail.append(_sources_text(result.sources))
-    return [Reply(head, result=result.as_dict()), Reply("\n\n".join(tail), choices=related)]
+    return [
+        Reply(
+            "\n\n".join([headline, "\n".join(facts)]),
+            related,
+            result=result.as_dict(),
+            headline=headline,
+            details=_productivity_details(result, [headline, *facts]),
+        )
+    ]
+
+
+def _program_contacts(program: str) -> tuple[str, ...]:
+    found = _kb().programs.get(program)
+    return found.general_contacts if found is not None else ()
+
+
+def _contact_facts(contact_ids: tuple[str, ...] | list[str], values: Values) -> list[str]:
+    """「お問い合わせ：後年窓口 0570-002-551（受付中・17:30まで）」 for each line with a phone."""
+    kb, now = _kb(), context_of(values).now
+    found = [kb.contacts[c] for c in dict.fromkeys(contact_ids) if c in kb.contacts]
+    return [f"お問い合わせ：{contact_brief(c, now)}" for c in found if c.phones]
 
 
 _NOT_2020 = (
@@ -496,6 +536,7 @@ PRODUCTIVITY = Flow(
             choices=YES_NO,
             labels=("2022",),
             name="IT導入補助金2022の交付決定を受けた構成員",
+            brief="2022の構成員",
             when=_with_baseline,
             condition="伸び率も計算",
             unsure="代表事業者か、グループの構成員にご確認ください。わからない場合は、コールセンターでも確認できます。",
@@ -525,7 +566,7 @@ _EVENT_WORDS: dict[str, tuple[str, ...]] = {
 _PROGRAM_UNSURE = (
     "どちらの補助金かは、申請マイページにログインしたとき左上に表示される制度名で確認できます"
     "（IT導入補助金2020 なら「IT導入補助金2020 令和元年度補正…」のように表示されます）。"
-    "わからないままでも「両方」を選ぶと、2つの制度の結果を並べてお見せします。"
+    "わからないままでも「両方」と入力すると、2つの制度の結果を並べてお見せします。"
 )
 
 
@@ -547,11 +588,16 @@ def _event(text: str, values: Values) -> str:
     )
 
 
+_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
+
+
 def _program(text: str, values: Values) -> str:
     if text in (IT2020, IT2023, BOTH):
         return text
-    if text == "unsure":
+    if text in (UNKNOWN, "unsure"):  # "unsure": the button's value before the shared buttons
         raise Invalid(_PROGRAM_UNSURE)
+    if text == OTHER:
+        raise Invalid(_kb().program_replies.other_guide + _ONLY_TWO)
     reader = context_of(values).read_program
     read = reader(text) if reader is not None else None
     if read in (IT2020, IT2023, BOTH):
@@ -562,10 +608,7 @@ def _program(text: str, values: Values) -> str:
         other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
         read = f"other:{other.guide}" if other is not None else None
     if read is not None and read.startswith("other:"):
-        raise Invalid(
-            read.removeprefix("other:")
-            + "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
-        )
+        raise Invalid(read.removeprefix("other:") + _ONLY_TWO)
     raise Invalid(
         f"「{text}」からは補助金が読み取れませんでした。「2020」「2023 複数社連携」「両方」からお選びください。"
     )
@@ -685,13 +728,46 @@ def _unsaid(said: list[str], lines: list[str]) -> list[str]:
     return out
 
 
-_DROP_LINES = ("日付の数え方：",)
+def _deadline(result: WithdrawalResult) -> str | None:
+    """The date that decides the 2020 verdict, beside the date given (the 2023 手引き sets none)."""
+    one_year, end = result.one_year_date, result.period_end
+    cancelled = result.inputs.cancelled
+    if one_year is None or end is None or cancelled is None:
+        return None
+    f, day = format_date, format_date(cancelled)
+    return {
+        "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day} はこの期限内です）",
+        "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はこの期間内です）",
+        "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はその後です）",
+    }.get(result.case, f"参考：1年未満の期限 {f(one_year)}、辞退届が必要な期間の終わり {f(end)}")
 
 
-def _withdrawal_block(result: WithdrawalResult, with_title: bool) -> str:
-    lines = [line for line in result.explanation if not line.startswith(_DROP_LINES)]
-    title = f"【{PROGRAM_SHORT[result.inputs.program]}の場合】\n" if with_title else ""
-    return title + result.summary + "\n" + "\n".join(_unsaid([result.summary], lines))
+# Notes of a result that the person must see at once (a date that does not fit, a boundary day).
+_WARNINGS = ("解約日が",)
+_PARTIAL = "一部の解約でも、補助事業の辞退とみなされます。"
+_IT2023_FACTS = (
+    "返還が必要となる場合は、補助金受領の日から返還金納付の日までの日数に応じて加算金を納付します。",
+)
+
+
+def _withdrawal_facts(result: WithdrawalResult, brief: bool = False) -> list[str]:
+    """The deadline and, unless `brief` (beside the other program, where only the deadline fits a
+    phone screen and the rest is in the details), what the person must not miss."""
+    deadline = _deadline(result)
+    facts = [deadline] if deadline is not None else []
+    if brief:
+        return facts
+    facts += [line for line in result.explanation if line.startswith(_WARNINGS)]
+    if result.inputs.event == "cancel-part" and result.withdrawal_required is not False:
+        facts.append(_PARTIAL)
+    if result.inputs.program == IT2023:
+        facts += _IT2023_FACTS
+    return facts
+
+
+def _withdrawal_details(result: WithdrawalResult, said: list[str], with_title: bool) -> str:
+    title = f"【{PROGRAM_SHORT[result.inputs.program]}】\n" if with_title else ""
+    return title + "\n".join(_unsaid(said, list(result.explanation)))
 
 
 def _related(program: str) -> tuple[ReplyChoice, ...]:
@@ -729,32 +805,53 @@ def _finish_withdrawal(values: Values) -> list[Reply]:
         except DomainError as exc:
             raise _reask(exc, "event") from None
     kb = _kb()
-    tail: list[str] = []
-    for result in results:  # where to submit is in the result itself (「申請マイページより…」)
-        contact = kb.contacts.get(result.contact)
-        if contact is not None:
-            tail.append(contact_block(contact))
-    sources = tuple(ref for result in results for ref in result.sources)
-    tail.append(_sources_text(sources))
+    contacts = _contact_facts([r.contact for r in results], values)
+    blocks = [contact_block(kb.contacts[r.contact]) for r in results if r.contact in kb.contacts]
+    sources = _sources_text(tuple(ref for result in results for ref in result.sources))
     if len(results) == 1:
         result = results[0]
-        text = "【辞退・返還の確認結果】\n" + _withdrawal_block(result, False)
+        headline = result.summary
+        facts = [*_withdrawal_facts(result), *contacts]
+        text = "\n\n".join([headline, "\n".join(facts)])
+        details = [_withdrawal_details(result, [headline, *facts], False)]
         data = result.as_dict()
         related = _related(result.inputs.program)
     else:
-        blocks = [_withdrawal_block(r, True) for r in results]
-        text = (
-            "【辞退・返還の確認結果（2つの制度を並べています）】\n"
-            + "\n\n".join(blocks)
-            + "\n\nどちらの制度かは、申請マイページ左上の制度名で確認できます。"
+        required = all(r.withdrawal_required for r in results)
+        headline = (
+            "どちらの制度でも、辞退届の提出が必要です。返還の扱いは制度によって異なります。"
+            if required
+            else "制度によって結果が異なります。"
         )
+        partial = values["event"] == "cancel-part" and any(r.withdrawal_required for r in results)
+        parts = [_PARTIAL] if partial else []
+        said = [headline, *parts]
+        for result in results:
+            facts = [
+                result.summary,
+                *_withdrawal_facts(result, brief=True),
+                *_contact_facts([result.contact], values),
+            ]
+            said += facts
+            parts.append(f"【{PROGRAM_SHORT[result.inputs.program]}】\n" + "\n".join(facts))
+        tell = "どちらの制度かは、申請マイページ左上の制度名で確認できます。"
+        text = "\n\n".join([headline, *parts, tell])
+        details = [_withdrawal_details(r, said, True) for r in results]
         data = {
             "program": BOTH,
             "event": values["event"],
             "results": {r.inputs.program: r.as_dict() for r in results},
         }
         related = _related(IT2020)[:1] + _related(IT2023)[:1]
-    return [Reply(text, result=data), Reply("\n\n".join(tail), choices=related)]
+    return [
+        Reply(
+            text,
+            related,
+            result=data,
+            headline=headline,
+            details="\n\n".join([*details, *blocks, sources]),
+        )
+    ]
 
 
 def _event_help(values: Values) -> str:
@@ -788,12 +885,7 @@ WITHDRAWAL = Flow(
             _program,
             "IT導入補助金2020（令和元年度補正・令和2年度補正）と、IT導入補助金2023 複数社連携では、資料も窓口も異なります。"
             + _PROGRAM_UNSURE,
-            choices=(
-                ReplyChoice("IT導入補助金2020", IT2020),
-                ReplyChoice("IT導入補助金2023 複数社連携", IT2023),
-                ReplyChoice("両方の結果を見る", BOTH),
-                ReplyChoice("わからない", "unsure"),
-            ),
+            choices=program_choices(),
             labels=("補助金", "制度"),
             name="補助金",
             unsure=_PROGRAM_UNSURE,

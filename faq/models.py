@@ -59,6 +59,8 @@ class Contact(_Frozen):
     id: str = Field(pattern=_ID)
     program: ProgramId
     name: str
+    # The name as said in one compact line beside a number (「後年窓口」); `name` when empty.
+    short: str = ""
     phones: tuple[Phone, ...] = ()
     url: str | None = None
     hours: Hours | None = None

@@ -8,7 +8,15 @@ passage of the official source it is taken from.
 """
 
 from rules.config import RulesConfig, RulesConfigError, load_rules, load_rules_file
-from rules.contact_hours import TOKYO, LineStatus, holiday_name, is_open, line_status, next_opening
+from rules.contact_hours import (
+    TOKYO,
+    LineStatus,
+    contact_brief,
+    holiday_name,
+    is_open,
+    line_status,
+    next_opening,
+)
 from rules.errors import DomainError
 from rules.parsing import (
     AmountReading,
@@ -18,6 +26,7 @@ from rules.parsing import (
     format_count,
     format_date,
     format_hours,
+    format_money,
     format_productivity,
     format_report_year,
     format_yen,
@@ -83,11 +92,13 @@ __all__ = [
     "annual_growth_rate",
     "calculate_productivity",
     "check_withdrawal",
+    "contact_brief",
     "era_of",
     "fiscal_year_end",
     "format_count",
     "format_date",
     "format_hours",
+    "format_money",
     "format_productivity",
     "format_report_year",
     "format_yen",

@@ -156,3 +156,26 @@ def is_open(contact: Contact, now: datetime, rules: RulesConfig | None = None) -
 def next_opening(contact: Contact, now: datetime, rules: RulesConfig | None = None) -> datetime | None:
     """The next time the line opens after `now`; None when it is open now or states no hours."""
     return line_status(contact, now, rules).next_open
+
+
+def contact_brief(contact: Contact, now: datetime | None = None) -> str:
+    """A line in one compact line: 「後年窓口 0570-002-551（受付中・17:30まで）」.
+
+    The first number only (the others are in the line's full block, shown on request) and,
+    with `now`, whether it is open now; without a clock, its stated hours.
+    """
+    name = contact.short or contact.name
+    number = contact.phones[0].number if contact.phones else (contact.url or "")
+    if now is None:
+        hours = f"　{contact.hours_text}" if contact.hours_text else ""
+        return f"{name} {number}{hours}".strip()
+    status = line_status(contact, now)
+    if status.open_now is None:
+        return f"{name} {number}".strip()
+    if status.open_now and status.closes_at is not None:
+        state = f"受付中・{_fmt_clock(status.closes_at.time())}まで"
+    elif status.next_open is not None:
+        state = f"時間外・次は{_when(status.next_open, now.astimezone(TOKYO))}"
+    else:
+        state = "時間外"
+    return f"{name} {number}（{state}）"

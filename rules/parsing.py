@@ -212,7 +212,7 @@ class AmountReading:
         if not self.approximate:
             return None
         return (
-            f"「約」の付いた概数として{format_yen(self.value, style='man')}で受け付けました。"
+            f"「約」の付いた概数として{format_money(self.value)}で受け付けました。"
             "報告には決算書の正確な数値を使ってください。"
         )
 
@@ -249,8 +249,8 @@ def read_amount(text: str) -> AmountReading:
         raise _not_read(text, "金額", AMOUNT_EXAMPLE, exc.hint) from None
     if value.copy_abs() >= MAX_AMOUNT:
         raise ParseError(
-            f"{format_yen(value, style='man')}は大きすぎます。{AMOUNT_EXAMPLE}",
-            format_yen(value, style="man"),
+            f"{format_money(value)}は大きすぎます。{AMOUNT_EXAMPLE}",
+            format_money(value),
         )
     if value != value.to_integral_value():
         shown = _plain(value) + "円"
@@ -304,6 +304,19 @@ def format_yen(value: Decimal, *, style: Literal["yen", "man"] = "yen") -> str:
     if whole:
         parts.append(f"{whole:,}")
     return sign + "".join(parts) + "円"
+
+
+def format_money(value: Decimal) -> str:
+    """The one way an amount is shown to a person, in every channel: 3,000万円, ▲500万円, 1億5,000万円.
+
+    Read-backs, results, the console and error messages all use it, so a figure typed as
+    「3000万」 looks the same wherever it comes back.  A fraction of a yen (only ever met in
+    a rule's own error message) is shown as it is, never rounded.
+    """
+    if value == value.to_integral_value():
+        return format_yen(value, style="man")
+    sign = "▲" if value < 0 else ""
+    return f"{sign}{_plain(value.copy_abs())}円"
 
 
 # ---------------------------------------------------------------- counts and hours

@@ -33,7 +33,15 @@ from typing import Any
 from faq.models import SourceRef
 from rules.config import RulesConfig, load_rules
 from rules.errors import DomainError
-from rules.parsing import ReportYear, format_count, format_hours, format_productivity, format_yen
+from rules.parsing import (
+    ReportYear,
+    format_count,
+    format_hours,
+    format_money,
+    format_productivity,
+    format_report_year,
+    format_yes_no,
+)
 
 # Exact enough for any yen figure and hour count; traps turn nonsense into errors, not NaN.
 _CTX = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -51,12 +59,6 @@ def _dec(name: str, value: object) -> Decimal:
     if not result.is_finite():
         raise DomainError(name, f"{name} の値「{value}」は数値ではありません")
     return result
-
-
-def _fmt_amount(value: Decimal) -> str:
-    if value == value.to_integral_value():
-        return format_yen(value, style="man")
-    return f"{value:,f}円"
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def labor_cost(salaries: Decimal, travel: Decimal, bonuses: Decimal) -> Decimal:
             value = _dec(name, raw)
             if value < 0:
                 raise DomainError(
-                    name, f"{name}がマイナス（{_fmt_amount(value)}）です。0以上の金額を入力してください。"
+                    name, f"{name}がマイナス（{format_money(value)}）です。0以上の金額を入力してください。"
                 )
             total += value
     return total
@@ -245,6 +247,24 @@ class ProductivityInputs:
     year: ReportYear | None = None
     group_includes_2022: bool = False
 
+    def read_back(self) -> tuple[tuple[str, str], ...]:
+        """Each figure named and shown as every channel shows it (営業利益：3,000万円, ▲500万円)."""
+        lines = [
+            ("営業利益", format_money(self.operating_profit)),
+            ("人件費", format_money(self.labor_cost)),
+            ("減価償却費", format_money(self.depreciation)),
+            ("従業員数", format_count(self.employees)),
+            ("年間平均労働時間", format_hours(self.annual_hours)),
+        ]
+        if self.baseline is not None:
+            lines.append(("申請時の実績値", format_productivity(self.baseline)))
+            if self.year is not None:
+                lines.append(("報告年度", format_report_year(self.year)))
+            lines.append(
+                ("IT導入補助金2022の交付決定を受けた構成員", format_yes_no(self.group_includes_2022))
+            )
+        return tuple(lines)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "operating_profit": _json_number(self.operating_profit),
@@ -320,13 +340,13 @@ def calculate_productivity(
     if labor < 0:
         raise DomainError(
             "labor_cost",
-            f"人件費がマイナス（{_fmt_amount(labor)}）です。人件費は{'・'.join(p.labor_cost_items.value)}の合計で、0以上です。",
+            f"人件費がマイナス（{format_money(labor)}）です。人件費は{'・'.join(p.labor_cost_items.value)}の合計で、0以上です。",
             p.labor_cost_items.sources,
         )
     if depreciation < 0:
         raise DomainError(
             "depreciation",
-            f"減価償却費がマイナス（{_fmt_amount(depreciation)}）です。0以上の金額を入力してください。",
+            f"減価償却費がマイナス（{format_money(depreciation)}）です。0以上の金額を入力してください。",
         )
     if isinstance(inputs.employees, bool) or not isinstance(inputs.employees, int):
         raise DomainError("employees", "従業員数は整数で入力してください（例：10人）。")
@@ -349,9 +369,9 @@ def calculate_productivity(
     growth = _assess(productivity, baseline, inputs.year, inputs.group_includes_2022, rules)
 
     lines = [
-        f"付加価値額 = 営業利益 {_fmt_amount(profit)} + 人件費 {_fmt_amount(labor)} + 減価償却費 "
-        f"{_fmt_amount(depreciation)} = {_fmt_amount(value_added)}",
-        f"労働生産性 = 付加価値額 {_fmt_amount(value_added)} ÷（従業員数 {format_count(inputs.employees)} × "
+        f"付加価値額 = 営業利益 {format_money(profit)} + 人件費 {format_money(labor)} + 減価償却費 "
+        f"{format_money(depreciation)} = {format_money(value_added)}",
+        f"労働生産性 = 付加価値額 {format_money(value_added)} ÷（従業員数 {format_count(inputs.employees)} × "
         f"年間平均労働時間 {format_hours(hours)}）= {format_productivity(rnd.productivity(productivity))}",
     ]
     if value_added < 0:

@@ -66,6 +66,17 @@ class WithdrawalInputs:
     cancelled: date | None = None  # done or planned; for closure, the date the project stops
     completed: date | None = None  # 補助事業の完了日
 
+    def read_back(self) -> tuple[tuple[str, str], ...]:
+        """What happened and the dates given, named and shown as every channel shows them."""
+        lines = [("起きたこと", EVENT_LABELS[self.event])]
+        if self.delivered:
+            lines.append(("納品日", "、".join(format_date(d) for d in self.delivered)))
+        if self.cancelled is not None:
+            lines.append(("解約日", format_date(self.cancelled)))
+        if self.completed is not None:
+            lines.append(("完了日", format_date(self.completed)))
+        return tuple(lines)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "program": self.program,

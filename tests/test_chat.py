@@ -130,7 +130,7 @@ def test_json_mode_does_not_turn_numbers_into_choices(service: ConversationServi
 def test_text_mode_numbers_choices_and_accepts_the_number(service: ConversationService) -> None:
     output = run_chat(service, "問い合わせの電話番号を教えて\n２\n".encode())
     first, second = output.split("  4. わからない", 1)
-    assert "  1. IT導入補助金2020" in first and "  2. IT導入補助金2023 複数社連携" in first
+    assert "  1. 2020" in first and "  2. 2023複数社連携" in first  # the program buttons used everywhere
     assert IT2023_PHONE in second and "IT導入補助金2023 複数社連携 でお答えしています" in second
 
 

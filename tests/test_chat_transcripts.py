@@ -42,7 +42,12 @@ def _line(message: str) -> str:
 
 def _turn(data: dict[str, Any]) -> ServiceTurn:
     replies = [
-        Reply(r["text"], tuple(ReplyChoice(c["label"], c["value"]) for c in r["choices"]))
+        Reply(
+            r["text"],
+            tuple(ReplyChoice(c["label"], c["value"]) for c in r["choices"]),
+            headline=r["headline"],
+            details=r["details"],
+        )
         for r in data["replies"]
     ]
     return ServiceTurn(replies, data["dialog"], data["step"], data["result"])

@@ -618,6 +618,24 @@ def test_productivity_matches_the_command_line(staff: TestClient) -> None:
     assert "基準（5%）に達しています" in page
 
 
+def test_the_calculators_read_back_what_was_typed_in_the_bots_money_format(staff: TestClient) -> None:
+    def read_back(body: str) -> dict[str, str]:
+        found = re.search(r'<dl class="figures inputs"[^>]*>(.*?)</dl>', body, re.S)
+        assert found, body[:200]
+        return dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", found.group(1)))
+
+    form = {**PRODUCTIVITY, "operating_profit": "-5000000", "labor_cost": "２０００万"}
+    shown = read_back(post_form(staff, "/console/calc/productivity", form).text)
+    assert shown["営業利益"] == "▲500万円" and shown["人件費"] == "2,000万円"  # as the bot reads back
+    assert (shown["従業員数"], shown["年間平均労働時間"], shown["報告年度"]) == (
+        "10人",
+        "1,800時間",
+        "1年度目",
+    )
+    shown = read_back(post_form(staff, "/console/calc/withdrawal", WITHDRAWAL).text)
+    assert shown["納品日"] == "2021年4月1日、2021年6月1日" and shown["解約日"] == "2021年12月1日"
+
+
 def test_productivity_errors_sit_next_to_their_fields(staff: TestClient) -> None:
     form = {**PRODUCTIVITY, "employees": "たくさん", "annual_hours": "", "baseline": "2,800", "year": ""}
     response = post_form(staff, "/console/calc/productivity", form)

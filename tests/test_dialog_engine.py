@@ -93,7 +93,13 @@ def test_valid_answers_walk_the_steps_and_finish_with_a_result() -> None:
         state = turn.state
     final = say(state, "5")
     assert final.state is None
-    assert final.replies[-1].result == {"total": 12}
+    assert final.replies[-2].result == {"total": 12}  # then the recap of the values
+    assert [c.value for c in final.replies[-1].choices] == [
+        "cmd:edit.a",
+        "cmd:edit.more",
+        "cmd:edit.b",
+        "cmd:edit.c",
+    ]
 
 
 def test_branch_is_skipped_when_it_does_not_apply() -> None:
@@ -284,7 +290,7 @@ def test_a_reading_to_confirm_waits_for_yes_or_no() -> None:
     assert turns[-1].state is not None and turns[-1].state.pending is not None
     assert [c.value for c in turns[-1].replies[0].choices] == ["cmd:yes", "cmd:no"]
     done = advance(RICH, turns[-1].state, UserInput("はい"))
-    assert done.replies[-1].result == {"total": 123}
+    assert done.replies[-2].result == {"total": 123}
     again = advance(RICH, turns[-1].state, UserInput("いいえ"))
     assert again.state is not None and again.state.step == "c" and again.state.pending is None
 
@@ -293,7 +299,7 @@ def test_after_the_result_a_correction_recomputes_and_back_reopens_the_last_step
     final = talk(["1", "2", "3"])[-1]
     assert final.finished is not None
     fixed = revise(RICH, final.finished, UserInput("やっぱり経費は5"))
-    assert fixed is not None and fixed.replies[-1].result == {"total": 9}
+    assert fixed is not None and fixed.replies[-2].result == {"total": 9}
     assert "2 → 5" in fixed.replies[0].text and fixed.finished is not None
     reopened = revise(RICH, final.finished, UserInput("戻る"))
     assert reopened is not None and reopened.state is not None and reopened.state.step == "c"
@@ -331,4 +337,4 @@ def test_the_clock_comes_from_the_context() -> None:
     state = start(flow).state
     assert state is not None
     turn = advance(flow, state, UserInput("今日"), Context(today=date(2026, 11, 28)))
-    assert turn.replies[-1].result == {"d": "2026-11-28"}
+    assert turn.replies[-2].result == {"d": "2026-11-28"}

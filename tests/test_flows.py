@@ -10,7 +10,7 @@ from bot.service import program_reader
 from dialogs.diagram import flows_markdown
 from dialogs.engine import Context, Turn, advance, start
 from dialogs.flows import FLOWS
-from dialogs.types import DialogState, UserInput
+from dialogs.types import DialogState, Reply, UserInput
 from faq import load_kb
 
 ROOT = Path(__file__).parents[1]
@@ -33,6 +33,10 @@ def converse(flow_id: str, messages: list[str]) -> list[Turn]:
     return turns
 
 
+def result_reply(turns: list[Turn]) -> Reply:
+    return next(r for r in turns[-1].replies if r.result)
+
+
 def result_of(turns: list[Turn]) -> dict[str, object]:
     results = [r.result for r in turns[-1].replies if r.result]
     assert turns[-1].state is None and results, [r.text for r in turns[-1].replies]
@@ -48,8 +52,10 @@ def test_productivity_with_growth() -> None:
     assert result["labor_productivity"] == 3333.33
     assert result["threshold"] == 0.05
     assert result["meets_threshold"] is True
-    summary = next(r.text for r in turns[-1].replies if r.result)
-    assert "付加価値額" in summary and "3,333.33" in summary
+    reply = result_reply(turns)
+    assert reply.text.startswith(reply.headline) and "11.11%" in reply.headline
+    assert "3,333.33" in reply.text
+    assert "付加価値額" in reply.details and "3,333.33" in reply.details
 
 
 def test_productivity_labour_cost_from_its_breakdown_and_a_loss() -> None:
@@ -105,7 +111,7 @@ def test_withdrawal_2020_within_one_year_is_a_full_refund() -> None:
     assert result["refund"] == "full"
     assert result["base_date"] == "2021-06-01"
     assert result["contact"] == "it2020-kounen"
-    assert "0570-002-551" in turns[-1].replies[-1].text
+    assert "0570-002-551" in result_reply(turns).text
 
 
 def test_withdrawal_2020_after_one_year_within_the_window_is_decided_by_the_office() -> None:
@@ -124,7 +130,8 @@ def test_withdrawal_2023_uses_its_own_source_and_contact() -> None:
     assert result["refund"] == "decided_by_office"
     assert result["one_year_date"] is None and result["period_end"] is None
     assert result["contact"] == "it2023-callcenter"
-    assert "0570-666-376" in turns[-1].replies[-1].text and "0570-002-551" not in turns[-1].replies[-1].text
+    reply = result_reply(turns)
+    assert "0570-666-376" in reply.text and "0570-002-551" not in reply.text + reply.details
 
 
 def test_withdrawal_invalid_date_and_correction() -> None:

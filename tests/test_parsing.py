@@ -17,6 +17,7 @@ from rules.parsing import (
     format_count,
     format_date,
     format_hours,
+    format_money,
     format_productivity,
     format_report_year,
     format_yen,
@@ -108,6 +109,15 @@ def test_unreadable_amount_uses_the_standard_reprompt() -> None:
         parse_amount("たくさん")
     assert info.value.message.endswith("金額を数字で入力してください（例：1,200万円）")
     assert info.value.understood is None
+
+
+def test_format_money_is_the_one_format_shown_to_people() -> None:
+    assert format_money(Decimal(30_000_000)) == "3,000万円"
+    assert format_money(Decimal(-5_000_000)) == "▲500万円"
+    assert format_money(Decimal(150_000_000)) == "1億5,000万円"
+    assert format_money(Decimal(999)) == "999円"
+    assert format_money(Decimal("-1.5")) == "▲1.5円"  # a fraction is shown, never rounded
+    assert parse_amount(format_money(Decimal(-5_000_000))) == Decimal(-5_000_000)
 
 
 def test_format_yen() -> None:

@@ -24,8 +24,9 @@ import pytest
 
 from bot.service import ConversationService, ServiceTurn
 from bot.store import Store
-from dialogs.types import UserInput
+from dialogs.types import Reply, UserInput
 from faq import KnowledgeBase, Policy, load_kb
+from tests.reply_checks import FIRST_MESSAGE_MAX, HEADLINE_MAX_LINES, internal_tokens
 
 TODAY = date(2026, 11, 28)
 CHANNEL = "phone"
@@ -156,18 +157,32 @@ def run(service: ConversationService, conversation: Conversation, user: str = "u
     turns = [service.handle(CHANNEL, user, _choice(m)) for m in conversation.say]
     for message, turn in zip(conversation.say, turns, strict=True):
         for reply in turn.replies:
-            for word in INTERNAL_WORDS:
-                assert word not in reply.text, (message, word, reply.text)
-            sentences = [s.strip() for s in reply.text.split("。") if len(s.strip()) > 10]
-            repeated = {s for s in sentences if sentences.count(s) > 1}
-            assert not repeated, (message, repeated)
-            for title in DOCUMENT_TITLES:
-                assert reply.text.count(title) <= 1, (message, title)
+            check_reply(message, reply)
     return turns
 
 
+def check_reply(message: str, reply: Reply) -> None:
+    """What every reply a person reads satisfies: its first message and its details alike."""
+    shown = f"{reply.text}\n{reply.details}"
+    for word in INTERNAL_WORDS:
+        assert word not in shown, (message, word, shown)
+    assert not internal_tokens(shown), (message, internal_tokens(shown), shown)
+    if reply.headline or "出典：" not in reply.text:
+        # Every reply of a flow; a FAQ answer given on the way once it carries its headline.
+        assert len(reply.text) <= FIRST_MESSAGE_MAX, (message, len(reply.text), reply.text)
+    if reply.headline:
+        assert reply.text.startswith(reply.headline), (message, reply.headline)
+        assert len(reply.headline.splitlines()) <= HEADLINE_MAX_LINES, (message, reply.headline)
+    sentences = [s.strip() for s in shown.split("。") if len(s.strip()) > 10]
+    repeated = {s for s in sentences if sentences.count(s) > 1}
+    assert not repeated, (message, repeated)
+    for title in DOCUMENT_TITLES:
+        assert shown.count(title) <= 1, (message, title)
+
+
 def texts(turn: ServiceTurn) -> str:
-    return "\n".join(r.text for r in turn.replies)
+    """All a turn shows: each first message and, on request, its details."""
+    return "\n".join(f"{r.text}\n{r.details}" if r.details else r.text for r in turn.replies)
 
 
 def result_turns(turns: list[ServiceTurn]) -> list[int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 
 from markupsafe import Markup
 
@@ -21,8 +20,8 @@ from rules import (
     ProductivityResult,
     WithdrawalResult,
     format_date,
+    format_money,
     format_productivity,
-    format_yen,
     line_status,
 )
 
@@ -308,8 +307,13 @@ class Figure:
     value: str
 
 
+def _read_back(lines: tuple[tuple[str, str], ...]) -> tuple[Figure, ...]:
+    return tuple(Figure(label, value) for label, value in lines)
+
+
 @dataclass(frozen=True)
 class ProductivityView:
+    inputs: tuple[Figure, ...]  # what was typed, read back in the bot's own format (3,000万円, ▲500万円)
     figures: tuple[Figure, ...]
     verdict: str
     verdict_kind: str  # ok / ng / none
@@ -317,17 +321,11 @@ class ProductivityView:
     sources: tuple[str, ...]
 
 
-def _yen(value: Decimal) -> str:
-    if value == value.to_integral_value():
-        return format_yen(value, style="man")
-    return f"{value:,f}円"
-
-
 def productivity_view(kb: KnowledgeBase, result: ProductivityResult) -> ProductivityView:
     rnd = result.rounding
     threshold = f"{(result.threshold * 100).normalize():f}%"
     figures = [
-        Figure("付加価値額", _yen(result.value_added)),
+        Figure("付加価値額", format_money(result.value_added)),
         Figure("労働生産性", format_productivity(rnd.productivity(result.labor_productivity))),
     ]
     if result.growth_rate is not None:
@@ -342,13 +340,19 @@ def productivity_view(kb: KnowledgeBase, result: ProductivityResult) -> Producti
     else:
         verdict, kind = result.growth_unavailable_reason or "伸び率は計算していません。", "none"
     return ProductivityView(
-        tuple(figures), verdict, kind, result.explanation, tuple(sources_text(kb, result.sources))
+        _read_back(result.inputs.read_back()),
+        tuple(figures),
+        verdict,
+        kind,
+        result.explanation,
+        tuple(sources_text(kb, result.sources)),
     )
 
 
 @dataclass(frozen=True)
 class WithdrawalView:
     summary: str
+    inputs: tuple[Figure, ...]
     figures: tuple[Figure, ...]
     explanation: tuple[str, ...]
     sources: tuple[str, ...]
@@ -380,6 +384,7 @@ def withdrawal_view(kb: KnowledgeBase, result: WithdrawalResult, now: datetime) 
         figures += (Figure("提出先", result.submit_via),)
     return WithdrawalView(
         summary=result.summary,
+        inputs=_read_back(result.inputs.read_back()),
         figures=figures,
         explanation=result.explanation,
         sources=tuple(sources_text(kb, result.sources)),
