@@ -69,6 +69,7 @@ from bot.telegram.render import (
     split_text,
     utf16_len,
     valid_callback,
+    with_headline,
 )
 from bot.telegram.retries import ChatOrder, RetryingRateLimiter
 from bot.telegram.run import (
@@ -130,4 +131,5 @@ __all__ = [
     "start_application",
     "utf16_len",
     "valid_callback",
+    "with_headline",
 ]

@@ -139,8 +139,17 @@ def render_replies(
         if not pieces:
             pieces = [CHOOSE]
         for number, piece in enumerate(pieces, start=1):
-            out.append(Outgoing(escape(piece), markup if number == len(pieces) else None))
+            text = with_headline(piece, reply.headline) if number == 1 else escape(piece)
+            out.append(Outgoing(text, markup if number == len(pieces) else None))
     return out
+
+
+def with_headline(text: str, headline: str) -> str:
+    """`text` as HTML with its opening `headline` in bold (the rest escaped, never re-worded)."""
+    headline = headline.strip()
+    if not headline or not text.startswith(headline):
+        return escape(text)
+    return f"<b>{escape(headline)}</b>{escape(text[len(headline) :])}"
 
 
 def render_turn(turn: ServiceTurn) -> list[Outgoing]:
