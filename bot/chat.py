@@ -6,8 +6,8 @@
     prompt_toolkit: ← → Home End, Backspace over wide characters, ↑↓ through the
     questions asked in this session, and Japanese input methods all behave as in
     a shell; replies are wrapped to the terminal's width by display columns with
-    Japanese line-break rules (bot/linebreak.py), the first line of each reply is
-    bold, and 「読み込み中…」 shows while the dictionary and the answers load.
+    Japanese line-break rules (bot/linebreak.py), each reply's headline is bold,
+    and 「読み込み中…」 shows while the dictionary and the answers load.
     NO_COLOR or TERM=dumb turn the bold off.
   * Otherwise it reads one user message per line from stdin and prints the
     replies to each, followed by a blank line: plain text, unwrapped.
@@ -116,16 +116,20 @@ PLAIN = Terminal()
 def render_text(replies: Sequence[Reply], terminal: Terminal = PLAIN) -> str:
     """Replies for a terminal: texts, numbered choices, and the commands as one hint line.
 
-    On a styled terminal the first line of each reply (the answer's heading, the
-    question asked, the verdict) is bold and the hint line dim.
+    On a styled terminal each reply's headline (its first line when it has none: the
+    question asked) is bold and the hint line dim.
     """
     lines: list[str] = []
     number = 0
     for reply in replies:
         if reply.text:
-            head, newline, rest = reply.text.partition("\n")
+            headline = reply.headline.strip()
+            if headline and reply.text.startswith(headline):
+                head, rest = headline, reply.text[len(headline) :].removeprefix("\n")
+            else:
+                head, _, rest = reply.text.partition("\n")
             lines.append(terminal.show(head, BOLD))
-            if newline:
+            if rest:
                 lines.append(terminal.show(rest))
         commands = [c.label for c in reply.choices if c.value.startswith("cmd:")]
         for choice in reply.choices:

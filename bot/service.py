@@ -12,6 +12,8 @@ Choice values made here are short ASCII (Telegram allows 64 bytes):
     faq:<entry id>      show that FAQ entry
     prog:<program id>   ask the remembered question again within that program
     flow:<flow id>      start a guided calculation
+    more:<entry id>     「詳しく」 under a FAQ answer: the entry's details, rendered again from the KB
+    more:r<key>         「詳しく」 under any other reply: its details, kept in the conversation
 The dialog engine's own values (cmd:back, …) go to the engine.  A text that
 is exactly one of these values counts as picking it, so a program talking to
 `kounen chat` can send choices as lines.
@@ -19,12 +21,13 @@ is exactly one of these values counts as picking it, so a program talking to
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -35,10 +38,18 @@ from dialogs import engine
 from dialogs.choices import program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
-from faq import KnowledgeBase, Outcome, Policy, answer_text, contact_block
+from faq import Entry, KnowledgeBase, Outcome, Policy, answer_text, contact_block
 from faq.policy import lead_of
 from faq.programs import programs_in_question, read_program_reply
-from faq.replies import FLOW_NAMES, outcome_text
+from faq.replies import (
+    FLOW_NAMES,
+    answer_reply,
+    answered_notes,
+    both_reply,
+    clarify_text,
+    not_found_reply,
+    outcome_text,
+)
 from faq.text import normalize
 from rules import TOKYO, contact_brief
 
@@ -75,6 +86,13 @@ STALE_CHOICE = "この選択肢は現在使えません。ご質問をもう一�
 NO_DIALOG = "いまご案内中の計算・判定はありません。ご質問をどうぞ。"
 RESET = "会話を最初からにしました。ご質問をどうぞ。"
 HELP_WORDS = frozenset({"ヘルプ", "help", "使い方", "?"})
+DETAILS_LABEL = "詳しく"
+# Details kept per conversation for 「詳しく」 buttons that are not an entry's (a calculation's).
+DETAILS_KEPT = 20
+_KEPT_KEY = re.compile(r"^r[0-9a-f]{10}$")
+DETAILS_GONE = (
+    "この「詳しく」の内容は、時間がたったため表示できなくなりました。お手数ですが、もう一度ご質問ください。"
+)
 LOST_DIALOG = (
     "前回のご案内を続けられなくなりました（案内の内容が更新されました）。お手数ですが最初からお願いします。"
 )
@@ -101,9 +119,18 @@ class Conversation:
     finished: DialogState | None = None  # the last finished flow, so that a correction can recompute it
     # Handoff to a person (bot.handoff): not-found count, last calculation, step, open case.
     handoff: dict[str, Any] | None = None
+    # What 「詳しく」 shows for the last replies whose details are not an entry's: [key, text]
+    # pairs, oldest first, at most DETAILS_KEPT, so an old button still works after later turns.
+    details: list[list[str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any] | None:
-        if self.dialog is None and self.pending_query is None and self.finished is None and not self.handoff:
+        if (
+            self.dialog is None
+            and self.pending_query is None
+            and self.finished is None
+            and not self.handoff
+            and not self.details
+        ):
             return None
         data: dict[str, Any] = {
             "format": STATE_FORMAT,
@@ -115,6 +142,8 @@ class Conversation:
             data["finished"] = self.finished.to_json()
         if self.handoff:
             data["handoff"] = self.handoff
+        if self.details:
+            data["details"] = [list(pair) for pair in self.details]
         return data
 
     @classmethod
@@ -126,7 +155,10 @@ class Conversation:
             pending = data.get("pending_query")
             finished = DialogState.from_json(data["finished"]) if data.get("finished") else None
             handoff = data.get("handoff") if isinstance(data.get("handoff"), dict) else None
-            return cls(dialog, str(pending) if pending is not None else None, program, finished, handoff)
+            details = [[str(key), str(text)] for key, text in data.get("details", [])]
+            return cls(
+                dialog, str(pending) if pending is not None else None, program, finished, handoff, details
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("dropping an unreadable conversation state (keys %s)", sorted(map(str, data))[:8])
             return cls(program=program)
@@ -189,6 +221,7 @@ class ConversationService(HandoffMixin):
         store: Store,
         flows: Mapping[str, Flow] | None = None,
         clock: Callable[[], date] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.kb = kb
         self.policy = policy
@@ -196,6 +229,8 @@ class ConversationService(HandoffMixin):
         self._flows: Mapping[str, Flow] | None = flows
         # Today's date in Japan, for 「今日」「先月末」 in the flows; tests pass a fixed day.
         self.clock = clock or (lambda: datetime.now(TOKYO).date())
+        # The time in Japan, for whether a line is open now (受付中／時間外); tests pass a fixed time.
+        self.now = now or (lambda: datetime.now(TOKYO))
 
     # -- flows -----------------------------------------------------------------------
 
@@ -241,6 +276,7 @@ class ConversationService(HandoffMixin):
         before = Conversation.from_json(record.state, record.program)
         prior_flow = before.dialog.flow if before.dialog else None
         routed = self._route(before, user_input)
+        routed.replies = self._offer_details(routed.conversation, routed.replies)
         self._handoff_effects(unit, channel, routed, user_input)  # handoff to a person: cases
         after = routed.conversation
         state, program = after.to_json(), after.program
@@ -306,6 +342,8 @@ class ConversationService(HandoffMixin):
             "go",
         ):
             return self._service_choice(conv, user_input.choice)
+        if user_input.choice is not None and user_input.choice.startswith("more:"):
+            return self._more(conv, user_input.choice.removeprefix("more:"))
         if conv.dialog is not None:
             flow = self.flows.get(conv.dialog.flow)
             if flow is not None:
@@ -732,8 +770,9 @@ class ConversationService(HandoffMixin):
             # The program is unknown and both programs answer differently: both, side by side,
             # with buttons that remember the program and answer this question again within it.
             conv.pending_query = query
-            note = "制度を選ぶと、以後のご質問はその制度でお答えします。"
-            reply = Reply(outcome_text(self.kb, outcome) + "\n\n" + note, self._program_buttons())
+            shaped = both_reply(self.kb, outcome.answers, self.now())
+            more = tuple(self._more_choice(e, labelled=True) for e in outcome.answers)
+            reply = Reply(shaped.text, (*self._program_buttons(), *more), headline=shaped.headline)
             return _Routed([reply], conv, "answered", outcome.answers[0].id, _score(outcome))
         if outcome.status == "answered" and outcome.entry is not None:
             conv.pending_query = None
@@ -743,14 +782,17 @@ class ConversationService(HandoffMixin):
                 ReplyChoice(c.label, _check_value(f"faq:{c.entry_id}")) for c in outcome.choices if c.entry_id
             )
             conv.pending_query = None
-            # The question only: channels show the choices themselves (numbered lines, buttons).
-            head = outcome_text(self.kb, outcome).split("\n", 1)[0]
-            return _Routed([Reply(head, choices)], conv, "clarify", score=_score(outcome))
+            # The question only, saying why it is asked: channels show the choices themselves.
+            return _Routed([Reply(clarify_text(outcome), choices)], conv, "clarify", score=_score(outcome))
         if outcome.status == "dialog" and outcome.dialog:
             return self._start(conv, outcome.dialog, outcome)
         conv.pending_query = None
         status = "no_match" if outcome.status == "clarify" else outcome.status
-        return _Routed([Reply(outcome_text(self.kb, outcome))], conv, status, score=_score(outcome))
+        if status != "no_match" or outcome.reason == "empty":
+            return _Routed([Reply(outcome_text(self.kb, outcome))], conv, status, score=_score(outcome))
+        shaped = not_found_reply(self.kb, outcome, self.now())
+        reply = Reply(shaped.text, QUICK_CHOICES, headline=shaped.headline)
+        return _Routed([reply], conv, status, score=_score(outcome))
 
     def _answered(self, conv: Conversation, outcome: Outcome) -> _Routed:
         """The answer; outside a dialog it offers the entry's flow, inside one the dialog asks again."""
@@ -758,15 +800,57 @@ class ConversationService(HandoffMixin):
         if entry is None:
             raise ValueError("an answered outcome without its entry")
         if conv.dialog is not None:  # a side question: the dialog resumes at the same step
-            replies = [Reply(answer_text(self.kb, entry)), *self._reprompt(conv)]
+            replies = [self._entry_reply(entry), *self._reprompt(conv)]
             return _Routed(replies, conv, "answered", entry.id, _score(outcome))
         choices: tuple[ReplyChoice, ...] = ()
         if entry.dialog and entry.dialog in self.flows:
             label = f"「{self._flow_title(entry.dialog)}」を始める"
             choices = (ReplyChoice(label, _check_value(f"flow:{entry.dialog}")),)
-        text = outcome_text(self.kb, outcome)
-        remembered = self.kb.programs.get(conv.program or "")
-        if remembered is not None and entry.program == conv.program:
-            text += f"\n\n（制度：{remembered.short} でお答えしています。切り替えは /program）"
-        reply = Reply(text, choices)
+        reply = self._entry_reply(entry, answered_notes(self.kb, outcome, conv.program), choices)
         return _Routed([reply], conv, "answered", entry.id, _score(outcome))
+
+    def _entry_reply(
+        self, entry: Entry, notes: tuple[str, ...] = (), choices: tuple[ReplyChoice, ...] = ()
+    ) -> Reply:
+        """An entry's answer as one reply: headline, the line to call, notes; 「詳しく」 for the rest."""
+        shaped = answer_reply(self.kb, entry, self.now(), notes)
+        choices = (self._more_choice(entry), *choices)
+        return Reply(shaped.text, choices, headline=shaped.headline, details=shaped.details)
+
+    def _more_choice(self, entry: Entry, *, labelled: bool = False) -> ReplyChoice:
+        """「詳しく」 for an entry: stateless (the details are rendered again from the KB when pressed)."""
+        label = DETAILS_LABEL
+        program = self.kb.programs.get(entry.program)
+        if labelled and program is not None:
+            label += f"（{program.short.replace('IT導入補助金', '').strip()}）"
+        return ReplyChoice(label, _check_value(f"more:{entry.id}"))
+
+    # -- 「詳しく」 -------------------------------------------------------------------
+
+    def _offer_details(self, conv: Conversation, replies: list[Reply]) -> list[Reply]:
+        """Every reply with details gets a 「詳しく」 button.  An entry's button already names the
+        entry; other details are kept in the conversation (the last DETAILS_KEPT) under a key made
+        from their text, so an old button shows what it was shown with, or says it is gone."""
+        out = []
+        for reply in replies:
+            if not reply.details or any(c.value.startswith("more:") for c in reply.choices):
+                out.append(reply)
+                continue
+            key = "r" + hashlib.sha256(reply.details.encode("utf-8")).hexdigest()[:10]
+            conv.details = [pair for pair in conv.details if pair[0] != key]
+            conv.details = [*conv.details, [key, reply.details]][-DETAILS_KEPT:]
+            more = ReplyChoice(DETAILS_LABEL, _check_value(f"more:{key}"))
+            out.append(replace(reply, choices=(*reply.choices, more)))
+        return out
+
+    def _more(self, conv: Conversation, key: str) -> _Routed:
+        """「詳しく」 pressed: the details, then (inside a dialog) the current step asked again."""
+        entry = self.kb.by_id.get(key)
+        if entry is not None:
+            text = answer_reply(self.kb, entry, self.now()).details
+        else:
+            kept = dict((k, v) for k, v in conv.details) if _KEPT_KEY.match(key) else {}
+            text = kept.get(key, "")
+        if not text:
+            return _Routed([Reply(DETAILS_GONE), *self._reprompt(conv)], conv, "choice")
+        return _Routed([Reply(text), *self._reprompt(conv)], conv, "choice")

@@ -1,10 +1,27 @@
-"""The text a user is shown for each outcome, in one place for every channel."""
+"""The text a user is shown for each outcome, in one place for every channel.
+
+`outcome_text` is the whole text at once (`kounen ask`); the conversation service shows the
+structured reply (`Shaped`): a headline, the key facts (the line to call, open or not) and
+the details on request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from faq.loader import KnowledgeBase
+from faq.models import CONTACT_REF, Contact, Entry
 from faq.policy import Outcome
-from faq.render import answer_text, contacts_text, program_answer_text
+from faq.render import (
+    answer_text,
+    contact_block,
+    contacts_text,
+    general_contacts,
+    program_answer_text,
+    source_line,
+)
+from rules.contact_hours import line_status
 
 FLOW_NAMES = {"productivity": "労働生産性・伸び率の計算", "withdrawal": "辞退・返還の確認"}
 NO_MATCH = (
@@ -69,3 +86,192 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome) -> str:
     return (
         f"{NO_MATCH}\nお手数ですが、次の窓口にお問い合わせください。\n\n{contacts}" if contacts else NO_MATCH
     )
+
+
+# -- the structured reply: headline, key facts, details on request ---------------------------
+#
+# Built from the data only (the entry's `short`, its answer, contacts.toml) and the time `now`
+# given by the caller, so every channel shows the same words and this module stays pure.
+
+NOT_FOUND = "申し訳ありません。ご質問に当てはまる回答が資料に見つかりませんでした。"
+NOT_IN_PROGRAM = "{program}の資料には、このご質問への記載がありません。ほかの制度の決まりは当てはまりません。"
+CLARIFY_CLOSE = "近い質問がいくつかあります。どれについてのご質問ですか？"
+CLARIFY_PROGRAM = "制度によって回答が異なります。どちらの補助金についてのご質問ですか？"
+BOTH_SHORT = "制度によって回答が異なります。"
+PICK_PROGRAM = "制度を選ぶと、以後はその制度でお答えします。"
+_SENTENCE_END = "。！？"
+_OPEN, _CLOSE = "「（『【(", "」）』】)"
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """One reply's parts: the headline, the key facts under it, and what 「詳しく」 shows."""
+
+    headline: str
+    facts: tuple[str, ...] = ()
+    details: str = ""
+
+    @property
+    def text(self) -> str:
+        """The first message: the headline, then the key facts."""
+        return "\n\n".join(part for part in (self.headline, "\n".join(self.facts)) if part)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of `text` (outside brackets), or its first line when that ends sooner."""
+    depth = 0
+    for index, char in enumerate(text):
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth = max(0, depth - 1)
+        elif char == "\n" and text[:index].strip():
+            return text[:index].strip()
+        elif char in _SENTENCE_END and depth == 0:
+            return text[: index + 1].strip()
+    return text.strip()
+
+
+def short_answer(kb: KnowledgeBase, entry: Entry) -> str:
+    """The entry's short answer; until one is written, the first sentence of its answer."""
+    if entry.short.strip():
+        return entry.short.strip()
+    body = CONTACT_REF.sub(lambda m: kb.contacts[m.group(1)].name, entry.answer)
+    return first_sentence(body.lstrip("※・ \n"))
+
+
+def program_label(kb: KnowledgeBase, program: str) -> str:
+    """【IT導入補助金2020】 for a covered program; nothing for entries common to every program."""
+    found = kb.programs.get(program)
+    return f"【{found.short}】" if found is not None and program != "common" else ""
+
+
+def line_to_call(kb: KnowledgeBase, entry: Entry) -> Contact | None:
+    """The contact the answer names (one with a phone first), else its program's general line."""
+    named = [kb.contacts[cid] for cid in entry.contact_refs if cid in kb.contacts]
+    with_phone = [c for c in named if c.phones]
+    if with_phone or named:
+        return (with_phone or named)[0]
+    general = [c for c in general_contacts(kb, entry.program) if c.program == entry.program]
+    return general[0] if general else None
+
+
+def line_fact(contact: Contact, now: datetime, label: str = "") -> str:
+    """「お問い合わせ：後年窓口」 then the number and whether the line is open now."""
+    reach = contact.phones[0].number if contact.phones else (contact.url or "")
+    status = line_status(contact, now).text if contact.hours is not None else ""
+    head = f"{label}：{contact.name}" if label else f"お問い合わせ：{contact.name}"
+    return f"{head}\n{'　'.join(part for part in (reach, status) if part)}"
+
+
+def _overlap(a: str, b: str) -> float:
+    """How much of the shorter text's character pairs the longer one shares (0..1)."""
+    pairs_a = {a[i : i + 2] for i in range(len(a) - 1)}
+    pairs_b = {b[i : i + 2] for i in range(len(b) - 1)}
+    if not pairs_a or not pairs_b:
+        return 0.0
+    return len(pairs_a & pairs_b) / min(len(pairs_a), len(pairs_b))
+
+
+def _sentences(text: str) -> list[str]:
+    out, current = [], ""
+    for char in text:
+        current += char
+        if char in _SENTENCE_END or char == "\n":
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+def _block_beside(contact: Contact, answer: str) -> str:
+    """A contact's block inside an answer, without a note the answer already says in its words."""
+    note = contact.note
+    if note and all(any(_overlap(s, t) >= 0.7 for t in _sentences(answer)) for s in _sentences(note)):
+        contact = contact.model_copy(update={"note": None})
+    return contact_block(contact)
+
+
+def answer_details(kb: KnowledgeBase, entry: Entry) -> str:
+    """What 「詳しく」 shows for an entry: the program's full name, the official answer with its
+    contacts, the source (once)."""
+    body = CONTACT_REF.sub(lambda m: _block_beside(kb.contacts[m.group(1)], entry.answer), entry.answer)
+    program = kb.programs.get(entry.program)
+    label = f"【{program.name}】" if program is not None and entry.program != "common" else ""
+    parts = [label, body.strip()]
+    if entry.source.document in kb.documents:
+        parts.append(source_line(kb, entry))
+    return "\n\n".join(part for part in parts if part)
+
+
+def answer_reply(kb: KnowledgeBase, entry: Entry, now: datetime, notes: tuple[str, ...] = ()) -> Shaped:
+    """An entry's answer: the short answer under its program, the line to call, notes, details."""
+    headline = program_label(kb, entry.program) + short_answer(kb, entry)
+    contact = line_to_call(kb, entry)
+    facts = (line_fact(contact, now),) if contact is not None else ()
+    return Shaped(headline, (*facts, *notes), answer_details(kb, entry))
+
+
+def answered_notes(kb: KnowledgeBase, outcome: Outcome, remembered: str | None = None) -> tuple[str, ...]:
+    """The short notes under an answer: which document it rests on, and the program remembered."""
+    entry = outcome.entry
+    if entry is None:
+        return ()
+    notes = []
+    program = kb.programs.get(entry.program)
+    if outcome.other_silent and program is not None:
+        others = "・".join(_other_programs(kb, entry.program))
+        notes.append(f"※{program.short}の資料による回答です（{others}の資料には記載がありません）。")
+    if remembered is not None and remembered == entry.program and program is not None:
+        notes.append(f"（制度：{program.short} でお答えしています。切り替えは /program）")
+    return tuple(notes)
+
+
+def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> Shaped:
+    """Two programs' answers side by side: per program the short answer and its line."""
+    blocks = []
+    for entry in entries:
+        contact = line_to_call(kb, entry)
+        head = program_label(kb, entry.program) + short_answer(kb, entry)
+        blocks.append(head + (f"\n{_compact_line(contact, now)}" if contact is not None else ""))
+    return Shaped(BOTH_SHORT, ("\n\n".join(blocks), PICK_PROGRAM))
+
+
+def _compact_line(contact: Contact, now: datetime) -> str:
+    """「☎ 0570-002-551　受付中（17:30まで）」: the number and whether it is open, on one line."""
+    reach = contact.phones[0].number if contact.phones else (contact.url or contact.name)
+    status = line_status(contact, now).text if contact.hours is not None else ""
+    return "☎ " + "　".join(part for part in (reach, status) if part)
+
+
+def _lines_of(kb: KnowledgeBase, program: str | None, now: datetime) -> tuple[str, ...]:
+    """The general lines for `program`: one, or each program's compactly when the program is unknown."""
+    contacts = general_contacts(kb, program)
+    if program in kb.programs:
+        return tuple(line_fact(c, now) for c in contacts[:1])
+    out = []
+    for contact in contacts:
+        prog = kb.programs.get(contact.program)
+        name = prog.short if prog is not None else contact.name
+        out.append(f"{name}：{contact.name}\n{_compact_line(contact, now).removeprefix('☎ ')}")
+    return tuple(out)
+
+
+def clarify_text(outcome: Outcome) -> str:
+    """The question asked back, saying why it is asked."""
+    if outcome.choices and outcome.choices[0].program and outcome.reason == "answer differs by program":
+        return CLARIFY_PROGRAM
+    return CLARIFY_CLOSE
+
+
+def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shaped:
+    """Nothing fits: said shortly, with the line that applies (both, compactly, when unknown)."""
+    lines = _lines_of(kb, outcome.program, now)
+    if outcome.others:
+        return Shaped("\n".join(o.guide for o in outcome.others), lines)
+    program = kb.programs.get(outcome.program or "")
+    if outcome.reason == "not in this program's document" and program is not None:
+        return Shaped(NOT_IN_PROGRAM.format(program=program.short), lines)
+    return Shaped(NOT_FOUND, lines)

@@ -11,7 +11,7 @@ import pytest
 from fake_telegram import FakeTelegram
 from test_telegram_bot import CHAT, BotThread, Chat, bot_settings, last_with_buttons, texts
 
-import bot.telegram
+import bot.telegram.adapter
 from bot.cases import Cases
 from bot.handoff import STAFF_PREFIX
 from bot.service import ConversationService
@@ -45,7 +45,7 @@ def running(
     store: Store,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[BotThread]:
-    monkeypatch.setattr(bot.telegram, "SWEEP_INTERVAL", 0.3)
+    monkeypatch.setattr(bot.telegram.adapter, "SWEEP_INTERVAL", 0.3)
     runner = BotThread(bot_settings(fake, db_url), ConversationService(kb, policy, store)).start()
     try:
         yield runner

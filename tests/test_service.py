@@ -15,12 +15,21 @@ from typing import Any
 
 import pytest
 
-from bot.service import HELP, NO_DIALOG, RESET, STALE_CHOICE, WELCOME, ConversationService, ServiceTurn
+from bot.service import (
+    HELP,
+    NO_DIALOG,
+    QUICK_CHOICES,
+    RESET,
+    STALE_CHOICE,
+    WELCOME,
+    ConversationService,
+    ServiceTurn,
+)
 from bot.store import ConcurrentUpdate, Store, UpdateUnit
 from dialogs.engine import Flow, Invalid, Step
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Policy, PolicyConfig
-from faq.replies import NO_MATCH
+from faq.replies import NOT_FOUND
 
 CHANNEL = "test"
 GBIZ_PHONE = "06-6225-7877"
@@ -104,6 +113,11 @@ def texts(turn: ServiceTurn) -> str:
     return "\n".join(r.text for r in turn.replies)
 
 
+def details(turn: ServiceTurn) -> str:
+    """What 「詳しく」 shows for the turn's replies."""
+    return "\n".join(r.details for r in turn.replies)
+
+
 def values(turn: ServiceTurn) -> list[str]:
     return [c.value for r in turn.replies for c in r.choices]
 
@@ -135,7 +149,17 @@ def test_both_programs_side_by_side_then_a_program_choice_is_remembered(
     turn = say(service, "問い合わせの電話番号を教えて")
     # The program is unknown and both answer differently: both answers, each with its own line.
     assert IT2023_PHONE in texts(turn) and IT2020_PHONE in texts(turn)
-    assert set(values(turn)) == {"prog:it2020", "prog:it2023-multi", "prog:other", "prog:unknown"}
+    assert {v for v in values(turn) if not v.startswith("more:")} == {
+        "prog:it2020",
+        "prog:it2023-multi",
+        "prog:other",
+        "prog:unknown",
+    }
+    # 「詳しく」 for each program's answer, shown again from the knowledge base when pressed.
+    assert {v for v in values(turn) if v.startswith("more:")} == {
+        "more:it2020-contact",
+        "more:it2023-contact",
+    }
     assert "1." not in texts(turn)  # the channel numbers the choices, not the text
     answer = pick(service, "prog:it2023-multi")
     assert IT2023_PHONE in texts(answer)
@@ -199,7 +223,9 @@ def test_clarify_between_entries_offers_faq_choices(kb: KnowledgeBase, policy: P
     choice = values(turn)[0]
     answer = pick(service, choice)
     entry = kb.by_id[choice.removeprefix("faq:")]
-    assert entry.question and answer.replies[0].text.startswith(f"【{kb.programs[entry.program].name}")
+    program = kb.programs[entry.program]
+    assert entry.question and answer.replies[0].text.startswith(f"【{program.short}】")
+    assert answer.replies[0].details.startswith(f"【{program.name}")
     assert store.recent_queries()[0].entry_id == entry.id
 
 
@@ -211,7 +237,8 @@ def test_smalltalk_and_no_match(service: ConversationService, store: Store) -> N
     hello = say(service, "こんにちは")
     assert "ご質問をどうぞ" in texts(hello)
     nothing = say(service, "今日の天気は？")
-    assert texts(nothing).startswith(NO_MATCH)
+    assert texts(nothing).startswith(NOT_FOUND)
+    assert values(nothing) == [c.value for c in QUICK_CHOICES]
     assert [r.status for r in store.recent_queries()] == ["no_match", "smalltalk"]
 
 
@@ -265,7 +292,7 @@ def test_program_command_is_remembered_and_narrows_questions(
     assert "IT導入補助金2020" in texts(say(service, "／program IT2020"))
     assert store.load(CHANNEL, "u1").program == "it2020"
     turn = say(service, "問い合わせの電話番号を教えて")
-    assert IT2020_PHONE in texts(turn) and not values(turn)
+    assert IT2020_PHONE in texts(turn) and values(turn) == ["more:it2020-contact"]  # no program buttons
     assert "ありません" in texts(say(service, "/program it2099"))
     assert "現在の制度" in texts(say(service, "/program"))
     say(service, "/program any")
@@ -304,7 +331,7 @@ def test_a_dialog_request_starts_the_flow_and_walks_it_to_a_result(service: Conv
     assert final.result == {"total_hours": 18000}
     # The summary's FAQ choice is answered by the service once the dialog is over.
     assert "faq:it2023-input-labor-cost" in values(final)
-    assert "人件費" in texts(pick(service, "faq:it2023-input-labor-cost"))
+    assert "人件費" in details(pick(service, "faq:it2023-input-labor-cost"))
 
 
 def test_engine_commands_work_through_the_service(service: ConversationService) -> None:

@@ -1,11 +1,13 @@
 """What the templates show: entries, search results, contacts with their hours, calculator results.
 
 Answer text comes from faq.render.answer_text, exactly what the bot sends, so the text a
-staff member copies is the official one with the contacts filled in.
+staff member copies is the official one with the contacts filled in; the headline is the
+bot's too (faq.replies.short_answer), and every phone number is a tel: link.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -15,6 +17,7 @@ from bot.console.highlight import highlight, highlight_terms
 from faq import Contact, Entry, KnowledgeBase, Outcome, PolicyConfig, answer_text
 from faq.models import SourceRef
 from faq.render import general_contacts, source_line
+from faq.replies import short_answer
 from rules import (
     REFUND_LABELS,
     ProductivityResult,
@@ -72,6 +75,7 @@ class EntryView:
     contacts: tuple[ContactView, ...]
     score: float | None = None
     matched: tuple[str, ...] = ()
+    headline: str = ""  # the short answer the bot shows first
 
     @property
     def line(self) -> ContactView | None:
@@ -149,14 +153,23 @@ def entry_view(
         program_name=program.name if program else entry.program,
         category=category.name if category else entry.category,
         question=highlight(entry.question, matched),
-        answer=highlight(text, matched),
+        answer=tel_links(highlight(text, matched)),
         answer_plain=text,
         source=source_line(kb, entry),
         related=tuple(kb.by_id[r] for r in entry.related if r in kb.by_id),
         contacts=tuple(contact_view(kb, c, now) for c in entry_contacts(kb, entry)),
         score=score,
         matched=highlight_terms(matched),
+        headline=short_answer(kb, entry),
     )
+
+
+_PHONE = re.compile(r"(?<![\d-])(\d{2,4}-\d{2,4}-\d{3,4})(?![\d-])")
+
+
+def tel_links(html: Markup) -> Markup:
+    """Escaped answer HTML with every phone number a tel: link (one tap to call on a phone)."""
+    return Markup(_PHONE.sub(r'<a class="tel" href="tel:\1">\1</a>', str(html)))
 
 
 def search_view(
