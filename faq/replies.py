@@ -187,10 +187,12 @@ def _sentences(text: str) -> list[str]:
 
 
 def _block_beside(contact: Contact, answer: str) -> str:
-    """A contact's block inside an answer, without a note the answer already says in its words."""
-    note = contact.note
-    if note and all(any(_overlap(s, t) >= 0.7 for t in _sentences(answer)) for s in _sentences(note)):
-        contact = contact.model_copy(update={"note": None})
+    """A contact's block inside an answer, without the sentences of its note that the answer
+    already says in its own words (the official text is kept; the note is the repeat)."""
+    if contact.note:
+        said = _sentences(answer)
+        kept = [s for s in _sentences(contact.note) if not any(_overlap(s, t) >= 0.7 for t in said)]
+        contact = contact.model_copy(update={"note": "".join(kept) or None})
     return contact_block(contact)
 
 

@@ -223,7 +223,7 @@ def test_the_program_buttons_are_the_same_wherever_the_program_is_asked(service:
     assert [c.label for c in both.choices] == labels
     say(service, "/reset")
     faq = say(service, "問い合わせの電話番号を教えて").replies[0]
-    assert [c.label for c in faq.choices] == labels
+    assert [c.label for c in faq.choices][:4] == labels  # then 詳しく for each program
     say(service, "/reset")
     hand = say(service, "担当者と話したい")
     assert [c.label for c in hand.replies[-1].choices][:4] == labels
