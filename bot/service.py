@@ -38,15 +38,17 @@ from dialogs import engine
 from dialogs.choices import program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
-from faq import Entry, KnowledgeBase, Outcome, Policy, answer_text, contact_block
+from faq import Entry, KnowledgeBase, Outcome, Policy
 from faq.policy import lead_of
 from faq.programs import programs_in_question, read_program_reply
+from faq.render import general_contacts
 from faq.replies import (
     FLOW_NAMES,
     answer_reply,
     answered_notes,
     both_reply,
     clarify_text,
+    line_fact,
     not_found_reply,
     outcome_text,
 )
@@ -443,6 +445,11 @@ class ConversationService(HandoffMixin):
             outcome = Outcome(query=value, status="answered", candidates=(), entry=entry)
             return self._answered(conv, outcome)
         if kind == "prog":
+            dialog = conv.dialog
+            if dialog is not None and dialog.step == "program" and (flow := self.flows.get(dialog.flow)):
+                # A program button pressed while a flow asks for the program (an older answer's
+                # buttons): it answers the flow's own question.
+                return self._in_dialog(conv, flow, dialog, UserInput(choice=arg))
             if arg in ("other", "unknown"):
                 return self._program_reply_kind(conv, arg)
             if arg not in self.kb.programs or arg == "common":
@@ -450,7 +457,9 @@ class ConversationService(HandoffMixin):
             conv.program = arg  # picked: remembered for the conversation (/program any clears it)
             if conv.pending_query is None:
                 name = self.kb.programs[arg].short
-                ask = Reply(f"制度を「{name}」にしました。ご質問を入力してください。")
+                ask = Reply(
+                    f"制度を「{name}」にしました。" + ("" if conv.dialog else "ご質問を入力してください。")
+                )
                 return _Routed([ask, *self._reprompt(conv)], conv, "choice")
             query, conv.pending_query = conv.pending_query, None
             # The answer shown for this program beside the other one is the answer within it.
@@ -521,7 +530,7 @@ class ConversationService(HandoffMixin):
 
     def _contacts_brief(self, program: str | None) -> str:
         """Each program's line in one compact line, with whether it is open now."""
-        now = self.handoff_clock()
+        now = self.now()
         programs = [p for pid, p in self.kb.programs.items() if pid != "common"]
         if program in self.kb.programs and program != "common":
             programs = [self.kb.programs[program]]
@@ -551,8 +560,8 @@ class ConversationService(HandoffMixin):
         if flow.programs and program is not None and program not in flow.programs:
             # The flow's source does not cover this program (productivity for IT導入補助金2020).
             note = flow.not_covered.get(program, f"「{flow.title}」はこの制度では使えません。")
-            replies = [Reply(note), *[Reply(block) for block in self._contacts_of(program)]]
-            return _Routed(replies, conv, "dialog", score=score)
+            lines = [line_fact(c, self.now()) for c in general_contacts(self.kb, program)]
+            return _Routed([Reply("\n\n".join([note, *lines]), headline=note)], conv, "dialog", score=score)
         known = {"program": program} if program is not None and "program" in flow.by_id else {}
         turn = engine.start(flow, values=known, question=question, context=self._context())
         conv.dialog, conv.pending_query, conv.finished = turn.state, None, turn.finished
@@ -560,24 +569,19 @@ class ConversationService(HandoffMixin):
             conv.program = program  # said in the request: asked at most once, here and later
         replies = list(turn.replies)
         if program is not None and program in self.kb.programs:
-            replies[0] = Reply(f"{replies[0].text}\n対象：{self.kb.programs[program].short}")
+            replies[0] = replace(
+                replies[0], text=f"{replies[0].text}\n対象：{self.kb.programs[program].short}"
+            )
             replies[1:1] = self._first_question_answer(turn.state, program)
         return _Routed(replies, conv, "dialog", score=score)
 
     def _context(self) -> engine.Context:
-        return engine.Context(
-            today=self.clock(), read_program=program_reader(self.kb), now=self.handoff_clock()
-        )
+        return engine.Context(today=self.clock(), read_program=program_reader(self.kb), now=self.now())
 
     def _known_program(self, conv: Conversation, question: str | None) -> str | None:
         """The program already known: named without doubt in the request, else the conversation's."""
         named = programs_in_question(self.kb, question).program if question else None
         return named or conv.program
-
-    def _contacts_of(self, program: str) -> list[str]:
-        found = self.kb.programs.get(program)
-        ids = found.general_contacts if found is not None else ()
-        return [contact_block(self.kb.contacts[c]) for c in ids if c in self.kb.contacts]
 
     def _first_question_answer(self, state: DialogState | None, program: str) -> list[Reply]:
         """The request that started the flow, answered for the program now known (when an entry fits it)."""
@@ -594,7 +598,7 @@ class ConversationService(HandoffMixin):
                 entry = top.entry
         if entry is None:
             return []
-        return [Reply(f"最初のご質問「{state.question}」について：\n{answer_text(self.kb, entry)}")]
+        return [self._entry_reply(entry, (f"※最初のご質問「{state.question}」へのお答えです。",))]
 
     def _bare_request(self, question: str) -> bool:
         """「辞退届を出すべきか知りたい」 only asks for the flow, whose result answers it; 「半年で解約したら…」 says more."""
@@ -698,11 +702,10 @@ class ConversationService(HandoffMixin):
             or outcome.status not in ("no_match", "clarify")
         ):
             return None
-        silent = Reply(
-            f"ご質問について、{self.kb.programs[program].short}の資料には当てはまる記載が見つかりませんでした。"
-            "窓口にお問い合わせください。\n" + "\n".join(self._contacts_of(program))
-        )
-        return _Routed([silent, *self._reprompt(conv)], conv, outcome.status, score=_score(outcome))
+        # Not found within the flow's program: said shortly, with that program's line only.
+        silent = not_found_reply(self.kb, replace(outcome, program=program), self.now())
+        reply = Reply(silent.text, headline=silent.headline)
+        return _Routed([reply, *self._reprompt(conv)], conv, outcome.status, score=_score(outcome))
 
     def _revise(self, conv: Conversation, finished: DialogState, user_input: UserInput) -> _Routed | None:
         """After a result: a correction recomputes it; 「戻る」 reopens the last step."""

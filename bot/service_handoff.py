@@ -30,7 +30,7 @@ from dialogs.engine import Flow, FlowError
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase
 from faq.render import contact_block, general_contacts
-from rules.contact_hours import TOKYO, line_status
+from rules.contact_hours import line_status
 
 if TYPE_CHECKING:
     from bot.service import Conversation, _Routed
@@ -52,7 +52,8 @@ class HandoffMixin:
         @property
         def flows(self) -> Mapping[str, Flow]: ...
 
-    handoff_clock: Callable[[], datetime] = staticmethod(lambda: datetime.now(TOKYO))
+    # The service's injected time in Japan (ConversationService.now): whether a line is open.
+    now: Callable[[], datetime]
     _case_settings: cases.CaseSettings | None = None
 
     @property
@@ -187,7 +188,7 @@ class HandoffMixin:
             if redirect is not None and redirect.contact in self.kb.contacts:
                 state.pop("step", None)
                 contact = self.kb.contacts[redirect.contact]
-                status = line_status(contact, self.handoff_clock())
+                status = line_status(contact, self.now())
                 return [Reply(f"{redirect.text}\n\n{contact_block(contact)}\n現在：{status.text}")]
             state["step"] = reason
             program = conv.program if conv.program in self.kb.programs else None
@@ -212,7 +213,7 @@ class HandoffMixin:
             guessed = {self.kb.by_id[t.entry_id].program for t in titled if t.entry_id in self.kb.by_id}
             guessed.discard("common")
             program = guessed.pop() if len(guessed) == 1 else None
-        now = self.handoff_clock()
+        now = self.now()
         summary = handoff.summary(
             program=program,
             turns=titled,

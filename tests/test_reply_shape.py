@@ -227,3 +227,36 @@ def test_the_program_buttons_are_the_same_wherever_the_program_is_asked(service:
     say(service, "/reset")
     hand = say(service, "担当者と話したい")
     assert [c.label for c in hand.replies[-1].choices][:4] == labels
+
+
+def test_a_question_the_flows_program_does_not_cover_is_short_with_that_programs_line(
+    service: ConversationService,
+) -> None:
+    say(service, "辞退になるか確認したい")
+    say(service, "@prog:it2020")
+    turn = say(service, "省エネ補助金の申請の締め切りはいつですか")
+    silent, again = turn.replies[0], turn.replies[-1]
+    assert silent.headline and silent.text.startswith(silent.headline)
+    assert len(silent.text) <= FIRST_MESSAGE_MAX and not internal_tokens(silent.text)
+    assert "0570-002-551" in silent.text and "0570-666-376" not in silent.text  # the 2020 line only
+    assert turn.dialog == "withdrawal" and again.choices  # the same step is asked again
+
+
+def test_the_question_that_started_a_flow_is_answered_in_the_same_shape(service: ConversationService) -> None:
+    asked = say(service, "ツールを半年で解約したら辞退にあたるか判定したい")
+    assert asked.dialog == "withdrawal" and asked.step == "program"
+    button = next(c for c in asked.replies[-1].choices if c.label == "2020")
+    turn = say(service, f"@{button.value}")
+    answers = [r for r in turn.replies if r.details]
+    assert answers, [r.text for r in turn.replies]
+    first = answers[0]
+    assert first.text.startswith(first.headline) and len(first.text) <= FIRST_MESSAGE_MAX
+    assert "最初のご質問" in first.text and "出典：" in first.details and "出典：" not in first.text
+
+
+def test_an_older_answers_program_button_answers_the_flows_program_question(service: ConversationService) -> None:
+    asked = say(service, "ツールを半年で解約したら辞退にあたるか判定したい")
+    assert asked.step == "program"
+    turn = say(service, "@prog:it2020")  # a button under an earlier two-program answer
+    assert (turn.dialog, turn.step) == ("withdrawal", "event")
+    assert "ご質問を入力してください" not in "".join(r.text for r in turn.replies)

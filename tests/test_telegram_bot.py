@@ -195,12 +195,13 @@ def test_start_up_registers_japanese_commands_and_drops_any_webhook(
 
 def test_start_greets_and_offers_the_program(fake: FakeTelegram, bot: BotThread, store: Store) -> None:
     chat = Chat(fake)
-    messages = chat.say("/start", count=2)
+    messages = chat.say("/start")
     assert "kounen" in messages[0].text and "/program" in messages[0].text
-    choice = last_with_buttons(messages)
-    assert choice.buttons[0] == ("IT導入補助金2020", "/program it2020")
-    reply = chat.press(choice, "/program it2020")
-    assert "IT導入補助金2020" in reply[0].text and "指定しました" in reply[0].text
+    assert [label for label, _ in messages[0].buttons] == ["よくある質問", "計算する", "問い合わせ先", "最初から"]
+    choice = last_with_buttons(chat.say("/program"))
+    assert choice.buttons[:2] == [("2020", "prog:it2020"), ("2023複数社連携", "prog:it2023-multi")]
+    reply = chat.press(choice, "prog:it2020")
+    assert "2020" in reply[0].text and "ご質問を入力してください" in reply[0].text
     assert store.load("telegram", str(CHAT)).program == "it2020"
     # The program now narrows questions: the 2020 line only.
     answer = chat.say("問い合わせの電話番号を教えて")

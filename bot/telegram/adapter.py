@@ -62,7 +62,6 @@ EDITED = (
     "メッセージの編集には対応していません。お手数ですが、訂正した内容を新しいメッセージとしてお送りください。"
 )
 ERROR_TEXT = "申し訳ありません。処理中にエラーが発生しました。少し時間をおいて、もう一度お送りください。"
-PROGRAM_PROMPT = "ご利用の制度をお選びください（あとから /program で変更できます）。"
 FAQ_PROMPT = "よくある質問のカテゴリをお選びください。"
 FAQ_BACK = "« カテゴリ一覧"
 FEEDBACK_THANKS = "ご評価ありがとうございます。今後の改善に使わせていただきます。"
@@ -416,17 +415,6 @@ class TelegramAdapter:
                 unit.send(*(_message(escape(piece)) for piece in split_text(text)))
 
             return contact
-        prompt = _message(escape(PROGRAM_PROMPT), self.program_keyboard())
-        if name == "program" and not args:
-            return self._turn(UserInput("/program"), lambda unit, _turn: unit.send(prompt))
-
-        if name == "start":
-
-            def offer_program(unit: UpdateUnit, turn: ServiceTurn) -> None:
-                if turn.dialog is None:
-                    unit.send(prompt)
-
-            return self._turn(UserInput("/start"), offer_program)
         # help, cancel, program <id>: the service's own commands
         return self._turn(UserInput(" ".join([f"/{name}", *args])))
 
@@ -516,15 +504,6 @@ class TelegramAdapter:
         back = _button(FAQ_BACK, "cat:")
         if back is not None:
             rows.append([back])
-        return InlineKeyboardMarkup(rows)
-
-    def program_keyboard(self) -> InlineKeyboardMarkup:
-        rows = []
-        for pid, program in self.kb.programs.items():
-            if pid != "common" and (button := _button(program.short, f"/program {pid}")):
-                rows.append([button])
-        if (button := _button("指定しない", "/program any")) is not None:
-            rows.append([button])
         return InlineKeyboardMarkup(rows)
 
     def _contacts(self, program: str | None) -> str:
