@@ -254,7 +254,9 @@ def test_the_question_that_started_a_flow_is_answered_in_the_same_shape(service:
     assert "最初のご質問" in first.text and "出典：" in first.details and "出典：" not in first.text
 
 
-def test_an_older_answers_program_button_answers_the_flows_program_question(service: ConversationService) -> None:
+def test_an_older_answers_program_button_answers_the_flows_program_question(
+    service: ConversationService,
+) -> None:
     asked = say(service, "ツールを半年で解約したら辞退にあたるか判定したい")
     assert asked.step == "program"
     turn = say(service, "@prog:it2020")  # a button under an earlier two-program answer

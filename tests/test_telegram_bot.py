@@ -197,7 +197,12 @@ def test_start_greets_and_offers_the_program(fake: FakeTelegram, bot: BotThread,
     chat = Chat(fake)
     messages = chat.say("/start")
     assert "kounen" in messages[0].text and "/program" in messages[0].text
-    assert [label for label, _ in messages[0].buttons] == ["よくある質問", "計算する", "問い合わせ先", "最初から"]
+    assert [label for label, _ in messages[0].buttons] == [
+        "よくある質問",
+        "計算する",
+        "問い合わせ先",
+        "最初から",
+    ]
     choice = last_with_buttons(chat.say("/program"))
     assert choice.buttons[:2] == [("2020", "prog:it2020"), ("2023複数社連携", "prog:it2023-multi")]
     reply = chat.press(choice, "prog:it2020")
