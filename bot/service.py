@@ -761,6 +761,10 @@ class ConversationService(HandoffMixin):
         head = Reply(replies.how_to_tell, self._program_buttons() if query is None else ())
         if query is None:
             return _Routed([head], conv, "clarify")
+        if len(self.policy.decide(query).answers) > 1:
+            # Both programs' answers are on screen already: how to tell, and the buttons again,
+            # with the question kept for the program the person then picks.
+            return _Routed([replace(head, choices=self._program_buttons())], conv, "clarify")
         routed = self._decide(conv, query, program=None)
         routed.replies.insert(0, head)
         return routed

@@ -189,10 +189,14 @@ def test_a_typed_program_reply_answers_the_question_within_it(
 def test_dont_know_tells_how_to_tell_and_answers_for_both(
     service: ConversationService, kb: KnowledgeBase
 ) -> None:
-    say(service, "問い合わせの電話番号を教えて")
+    both = say(service, "問い合わせの電話番号を教えて")
+    assert IT2020_PHONE in texts(both) and IT2023_PHONE in texts(both)  # both answers are on screen
     answer = say(service, "わからない")
     assert "画面左上" in texts(answer) and "交付決定" in texts(answer)
-    assert IT2020_PHONE in texts(answer) and IT2023_PHONE in texts(answer)
+    # Not the same two answers again: the program buttons, with the question kept for the pick.
+    assert IT2020_PHONE not in texts(answer) and "prog:it2020" in values(answer)
+    picked = pick(service, "prog:it2020")
+    assert IT2020_PHONE in texts(picked) and IT2023_PHONE not in texts(picked)
 
 
 def test_another_frame_gets_its_guide(service: ConversationService, kb: KnowledgeBase) -> None:
