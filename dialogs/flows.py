@@ -26,6 +26,7 @@ from dialogs.choices import OTHER, UNKNOWN, program_choices
 from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
+from faq.render import sources_by_document
 from rules import (
     EVENT_LABELS,
     DomainError,
@@ -253,32 +254,7 @@ def _productivity_inputs(values: Values) -> ProductivityInputs:
 
 def _sources_text(sources: Any) -> str:
     """One line per document, its passages after it: no title twice."""
-    kb = _kb()
-    by_document: dict[str, list[str]] = {}
-    for ref in sources:
-        by_document.setdefault(ref.document, [])
-        if ref.ref not in by_document[ref.document]:
-            by_document[ref.document].append(ref.ref)
-    lines = []
-    for document, refs in by_document.items():
-        refs.sort(key=lambda ref: [int(n) for n in re.findall(r"\d+", ref)[:2]])
-        doc = kb.documents.get(document)
-        lines.append(f"・{doc.title if doc else document}：{_passages(refs)}")
-    return "出典：\n" + "\n".join(lines)
-
-
-def _passages(refs: list[str]) -> str:
-    """「2. 効果報告の操作画面(2/10)…、2. 効果報告の操作画面(4/10)…」 → the shared section name once."""
-    out: list[str] = []
-    previous = ""
-    for ref in refs:
-        section, paren, rest = ref.partition("(")
-        if paren and section == previous:
-            out.append(paren + rest)
-        else:
-            out.append(ref)
-        previous = section if paren else ""
-    return "、".join(out)
+    return "出典：\n" + "\n".join(f"・{line}" for line in sources_by_document(_kb(), tuple(sources)))
 
 
 _FIELD_STEP = {

@@ -6,8 +6,10 @@ is written once and every answer that names the line shows the same figures.
 
 from __future__ import annotations
 
+import re
+
 from faq.loader import KnowledgeBase
-from faq.models import CONTACT_REF, Contact, Entry
+from faq.models import CONTACT_REF, Contact, Entry, SourceRef
 
 
 def contact_block(contact: Contact) -> str:
@@ -74,3 +76,33 @@ def contacts_text(kb: KnowledgeBase, program: str | None) -> str:
         label = f"（{prog.short}について）\n" if prog and program is None else ""
         blocks.append(label + contact_block(contact))
     return "\n\n".join(blocks)
+
+
+def sources_by_document(kb: KnowledgeBase, sources: tuple[SourceRef, ...]) -> list[str]:
+    """「title：passage、passage」, one line per document, in the order first cited: a result
+    drawing on six passages of one guide names the guide once."""
+    by_document: dict[str, list[str]] = {}
+    for ref in sources:
+        refs = by_document.setdefault(ref.document, [])
+        if ref.ref not in refs:
+            refs.append(ref.ref)
+    lines = []
+    for document, refs in by_document.items():
+        refs.sort(key=lambda ref: [int(n) for n in re.findall(r"\d+", ref)[:2]])
+        doc = kb.documents.get(document)
+        lines.append(f"{doc.title if doc else document}：{_passages(refs)}")
+    return lines
+
+
+def _passages(refs: list[str]) -> str:
+    """「2. 効果報告の操作画面(2/10)…、2. 効果報告の操作画面(4/10)…」 → the shared section name once."""
+    out: list[str] = []
+    previous = ""
+    for ref in refs:
+        section, paren, rest = ref.partition("(")
+        if paren and section == previous:
+            out.append(paren + rest)
+        else:
+            out.append(ref)
+        previous = section if paren else ""
+    return "、".join(out)

@@ -618,6 +618,20 @@ def test_productivity_matches_the_command_line(staff: TestClient) -> None:
     assert "基準（5%）に達しています" in page
 
 
+def test_a_calculation_names_each_source_document_once(staff: TestClient, kb: KnowledgeBase) -> None:
+    for path, form in (
+        ("/console/calc/productivity", PRODUCTIVITY),
+        ("/console/calc/withdrawal", WITHDRAWAL),
+    ):
+        body = post_form(staff, path, form).text
+        found = re.search(r'<ul class="sources">(.*?)</ul>', body, re.S)
+        assert found, path
+        items = re.findall(r"<li>(.*?)</li>", found.group(1), re.S)
+        assert items, path
+        for doc in kb.documents.values():
+            assert sum(html.unescape(i).count(doc.title) for i in items) <= 1, (path, doc.title)
+
+
 def test_the_calculators_read_back_what_was_typed_in_the_bots_money_format(staff: TestClient) -> None:
     def read_back(body: str) -> dict[str, str]:
         found = re.search(r'<dl class="figures inputs"[^>]*>(.*?)</dl>', body, re.S)

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from bot.console.highlight import highlight, highlight_terms
 from faq import Contact, Entry, KnowledgeBase, Outcome, PolicyConfig, answer_text
 from faq.models import SourceRef
-from faq.render import general_contacts, source_line
+from faq.render import general_contacts, source_line, sources_by_document
 from faq.replies import short_answer
 from rules import (
     REFUND_LABELS,
@@ -307,11 +307,8 @@ def browse(kb: KnowledgeBase) -> list[ProgramGroup]:
 
 
 def sources_text(kb: KnowledgeBase, sources: tuple[SourceRef, ...]) -> list[str]:
-    lines = []
-    for ref in sources:
-        doc = kb.documents.get(ref.document)
-        lines.append(f"{doc.title if doc else ref.document}　{ref.ref}")
-    return lines
+    """Each document once, its passages after it (the same grouping as the bot's details)."""
+    return sources_by_document(kb, sources)
 
 
 @dataclass(frozen=True)
