@@ -181,6 +181,11 @@ class Matcher:
         self._df = df
         self.unknown_idf = _idf(n, 0)
         self._idf = {t: _idf(n, d) for t, d in df.items()}
+        # A question's word weighs in coverage by how rare it is as a word of the entries, not as a
+        # piece of their compounds: 申請 and 報告 stand alone in few entries, though 申請マイページ
+        # and 効果報告 hold them in most.  (A word met only inside compounds keeps its pieces' IDF.)
+        full_df: Counter[str] = Counter(t for terms in self._entry_full for t in terms)
+        self._word_idf = {t: _idf(n, full_df[t]) if full_df[t] else w for t, w in self._idf.items()}
         # Which programs' official answers use each word: a word of one program's document only
         # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
         # answers count: they are the documents' text, where paraphrases are an editor's words.
@@ -267,7 +272,7 @@ class Matcher:
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
-        known = [self._idf[t] for t in terms if t in self._idf]
+        known = [self._word_idf[t] for t in terms if t in self._word_idf]
         return max(known) if known else self.unknown_idf
 
     def _by_reading(self, c: Concept) -> tuple[str, ...]:

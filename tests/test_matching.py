@@ -63,3 +63,14 @@ def test_a_long_question_is_told_apart_from_close_entries_by_the_lead_only(polic
     )
     assert policy.matcher.is_long(policy.matcher.prepare(policy.matcher.analyzer.analyze(story)))
     assert policy.decide(story).status in ("clarify", "no_match")
+
+
+def test_a_word_weighs_by_its_rarity_as_a_word_not_as_a_piece_of_compounds(policy: Policy) -> None:
+    # 申請 and 報告 are pieces of 申請マイページ and 効果報告 in most entries, but few entries use
+    # them as words: in coverage they weigh as the rare words they are.
+    matcher = policy.matcher
+    for word in ("申請", "報告"):
+        assert matcher.known(word)
+        assert matcher._weight((word,)) > matcher._idf[word]
+    # A word many entries use as a word (効果報告) keeps its low weight.
+    assert matcher._weight(("効果報告",)) == matcher._idf["効果報告"]
