@@ -53,6 +53,8 @@ READING_MIN = 3
 # the dev set: 2 and 2.5 answered near-domain questions that mix a covered subject with an
 # unknown one (迷惑メールの設定とゲームのログインボーナス); 4 answered fewer in scope.
 SPAN_WORDS = 3.0
+# A word says which program a question is about when this many answers, all of one program, use it.
+PROGRAM_WORD_ANSWERS = 2
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,15 @@ class Matcher:
         # Which programs' official answers use each word: a word of one program's document only
         # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
         # answers count: they are the documents' text, where paraphrases are an editor's words.
-        self._programs_of: dict[str, set[str]] = {}
+        # A word only one answer uses is that answer's phrasing (辞退扱い where the other program's
+        # document says 辞退とみなし), not a subject of its document: it says nothing of the program.
+        programs_of: dict[str, set[str]] = {}
+        answers_using: Counter[str] = Counter()
         for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
-            for t in answer_terms:
-                self._programs_of.setdefault(t, set()).add(entry.program)
+            for t in set(answer_terms):
+                answers_using[t] += 1
+                programs_of.setdefault(t, set()).add(entry.program)
+        self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
         # The lengths of the known readings starting with each two kana, longest first.
         heads: dict[str, set[int]] = {}

@@ -74,3 +74,18 @@ def test_a_word_weighs_by_its_rarity_as_a_word_not_as_a_piece_of_compounds(polic
         assert matcher._weight((word,)) > matcher._idf[word]
     # A word many entries use as a word (効果報告) keeps its low weight.
     assert matcher._weight(("効果報告",)) == matcher._idf["効果報告"]
+
+
+def test_a_word_of_one_answer_says_nothing_of_the_program(policy: Policy) -> None:
+    matcher = policy.matcher
+
+    def own(question: str, entry_id: str) -> tuple[str, ...]:
+        prepared = matcher.prepare(matcher.analyzer.analyze(question))
+        return matcher.one_program_words(prepared, matcher.position[entry_id])
+
+    # 扱い is one 2023 answer's phrasing (the 2020 document says みなし): both programs' answers show.
+    assert "扱い" not in own("一部だけ解約したら辞退扱い？", "it2023-withdrawal-partial")
+    outcome = policy.decide("ツールを一部だけ解約したら辞退扱い？")
+    assert {e.program for e in outcome.answers} == {"it2020", "it2023-multi"}
+    # ナビダイヤル is a word of the 2020 document, used by more than one of its answers.
+    assert "ナビダイヤル" in own("ナビダイヤルの番号", "it2020-contact")
