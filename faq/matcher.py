@@ -151,7 +151,9 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
+        wordings_of: list[list[frozenset[str]]] = []
         for idx, entry in enumerate(self.entries):
+            wordings_of.append([])
             pooled: list[str] = []
             seen: set[str] = set()
             full: set[str] = set()
@@ -162,6 +164,7 @@ class Matcher:
                 pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
                 full.update(analysis.full_terms)
+                wordings_of[-1].append(frozenset(analysis.full_terms))
                 _add_readings(readings, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
@@ -200,6 +203,13 @@ class Matcher:
                 answers_using[t] += 1
                 programs_of.setdefault(t, set()).add(entry.program)
         self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
+        # What each entry typically says: each word of its wordings, weighted by its IDF and by the
+        # share of the wordings that say it (一部 in most wordings of the partial-cancellation entry).
+        self._typical: list[tuple[dict[str, float], float]] = []
+        for wordings in wordings_of:
+            said = Counter(t for w in wordings for t in w)
+            weights = {t: self._idf[t] * n / len(wordings) for t, n in said.items()}
+            self._typical.append((weights, sum(weights.values())))
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
         # The lengths of the known readings starting with each two kana, longest first.
         heads: dict[str, set[int]] = {}
@@ -344,6 +354,19 @@ class Matcher:
         if not total:
             return 0.0
         return min(1.0, covered / min(total, SPAN_WORDS * self.unknown_idf))
+
+    def unsaid(self, query: Query, idx: int) -> float:
+        """The share of what entry `idx` typically says (its wordings' words, by IDF and by how many
+        wordings say them) that the question does not say.
+
+        Of two entries that score alike, the one whose distinctive words (一部, 1年未満) the question
+        lacks is the more specific one, and the question is most likely about the other.
+        """
+        weights, total = self._typical[idx]
+        if not total:
+            return 0.0
+        said = {t for full, parts, _, _ in query.concepts for t in (*full, *parts)}
+        return sum(w for t, w in weights.items() if t not in said) / total
 
     def is_long(self, query: Query) -> bool:
         """Whether the question weighs more than SPAN_WORDS unknown words (its coverage is capped)."""

@@ -89,3 +89,21 @@ def test_a_word_of_one_answer_says_nothing_of_the_program(policy: Policy) -> Non
     assert {e.program for e in outcome.answers} == {"it2020", "it2023-multi"}
     # ナビダイヤル is a word of the 2020 document, used by more than one of its answers.
     assert "ナビダイヤル" in own("ナビダイヤルの番号", "it2020-contact")
+
+
+def test_close_entries_are_told_apart_by_what_one_says_that_the_question_does_not(policy: Policy) -> None:
+    from faq.policy import PolicyConfig
+
+    matcher = policy.matcher
+    question = "マイページにログインできない"
+    prepared = matcher.prepare(matcher.analyzer.analyze(question))
+    # The forgotten-ID entry typically speaks of 失念 and ログインID, which the question does not.
+    login, forgotten = (matcher.position[i] for i in ("it2020-login-failed", "it2020-mypage-id-forgotten"))
+    assert matcher.unsaid(prepared, forgotten) > matcher.unsaid(prepared, login)
+    outcome = policy.decide(question)
+    assert outcome.status == "answered" and outcome.entry is not None
+    assert outcome.entry.id == "it2020-login-failed"
+    # Without the unsaid share the two are too close on score, and the bot asks.
+    config = PolicyConfig.load().model_copy(update={"unsaid_weight": 0.0})
+    plain = Policy(policy.kb, matcher=matcher, config=config)
+    assert plain.decide(question).status == "clarify"
