@@ -53,6 +53,8 @@ READING_MIN = 3
 # the dev set: 2 and 2.5 answered near-domain questions that mix a covered subject with an
 # unknown one (迷惑メールの設定とゲームのログインボーナス); 4 answered fewer in scope.
 SPAN_WORDS = 3.0
+# A word says which program a question is about when this many answers, all of one program, use it.
+PROGRAM_WORD_ANSWERS = 2
 
 
 @dataclass(frozen=True)
@@ -98,18 +100,22 @@ class _Field:
         """BM25 of every document, each concept scored by its best form (full terms, or parts partly)."""
         total = np.zeros(self.n_docs)
         for terms, parts in concepts:
+            found = [p for p in map(self.postings.get, terms) if p is not None]
+            part_found = [p for p in map(self.postings.get, parts) if p is not None] if parts else []
+            if not part_found:
+                if len(found) == 1:  # one form: its documents only, no scratch array
+                    docs, weights = found[0]  # a posting lists each document once
+                    total[docs] += weights
+                    continue
+                if not found:
+                    continue
             best = np.zeros(self.n_docs)
-            for term in terms:
-                posting = self.postings.get(term)
-                if posting is not None:  # a posting lists each document once
-                    docs, weights = posting
-                    best[docs] = np.maximum(best[docs], weights)
-            if parts:
+            for docs, weights in found:
+                best[docs] = np.maximum(best[docs], weights)
+            if part_found:
                 partial = np.zeros(self.n_docs)
-                for part in parts:
-                    posting = self.postings.get(part)
-                    if posting is not None:
-                        partial[posting[0]] += posting[1]
+                for docs, weights in part_found:
+                    partial[docs] += weights
                 best = np.maximum(best, partial * (PART_WEIGHT / len(parts)))
             total += best
         return total
@@ -145,7 +151,9 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
+        wordings_of: list[list[frozenset[str]]] = []
         for idx, entry in enumerate(self.entries):
+            wordings_of.append([])
             pooled: list[str] = []
             seen: set[str] = set()
             full: set[str] = set()
@@ -156,6 +164,7 @@ class Matcher:
                 pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
                 full.update(analysis.full_terms)
+                wordings_of[-1].append(frozenset(analysis.full_terms))
                 _add_readings(readings, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
@@ -177,20 +186,46 @@ class Matcher:
         self._df = df
         self.unknown_idf = _idf(n, 0)
         self._idf = {t: _idf(n, d) for t, d in df.items()}
+        # A question's word weighs in coverage by how rare it is as a word of the entries, not as a
+        # piece of their compounds: 申請 and 報告 stand alone in few entries, though 申請マイページ
+        # and 効果報告 hold them in most.  (A word met only inside compounds keeps its pieces' IDF.)
+        full_df: Counter[str] = Counter(t for terms in self._entry_full for t in terms)
+        self._word_idf = {t: _idf(n, full_df[t]) if full_df[t] else w for t, w in self._idf.items()}
         # Which programs' official answers use each word: a word of one program's document only
         # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
         # answers count: they are the documents' text, where paraphrases are an editor's words.
-        self._programs_of: dict[str, set[str]] = {}
+        # A word only one answer uses is that answer's phrasing (辞退扱い where the other program's
+        # document says 辞退とみなし), not a subject of its document: it says nothing of the program.
+        programs_of: dict[str, set[str]] = {}
+        answers_using: Counter[str] = Counter()
         for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
-            for t in answer_terms:
-                self._programs_of.setdefault(t, set()).add(entry.program)
+            for t in set(answer_terms):
+                answers_using[t] += 1
+                programs_of.setdefault(t, set()).add(entry.program)
+        self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
+        # What each entry typically says: each word of its wordings, weighted by its IDF and by the
+        # share of the wordings that say it (一部 in most wordings of the partial-cancellation entry).
+        self._typical: list[tuple[dict[str, float], float]] = []
+        for wordings in wordings_of:
+            said = Counter(t for w in wordings for t in w)
+            weights = {t: self._idf[t] * n / len(wordings) for t, n in said.items()}
+            self._typical.append((weights, sum(weights.values())))
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
-        self._reading_heads: dict[str, list[str]] = {}
-        for reading in sorted(self._readings, key=len, reverse=True):
-            self._reading_heads.setdefault(reading[:2], []).append(reading)
-        self._vocab_by_len: dict[int, list[str]] = {}
+        # The lengths of the known readings starting with each two kana, longest first.
+        heads: dict[str, set[int]] = {}
+        for reading in self._readings:
+            heads.setdefault(reading[:2], set()).add(len(reading))
+        self._reading_heads = {h: sorted(ns, reverse=True) for h, ns in heads.items()}
+        by_len: dict[int, list[str]] = {}
         for word in sorted(self._idf):
-            self._vocab_by_len.setdefault(len(word), []).append(word)
+            by_len.setdefault(len(word), []).append(word)
+        # The typo candidates for a word of each length: known words one shorter to one longer.
+        self._typo_pool = {
+            n: [w for m in (n - 1, n, n + 1) for w in by_len.get(m, ())]
+            for n in range(1, max(by_len, default=0) + 2)
+        }
+        # Which entries belong to each program, for `rank(programs=...)`.
+        self._program_masks: dict[frozenset[str], NDArray[np.bool_]] = {}
 
     def _answer_text(self, entry: Entry) -> str:
         """The answer with each contact's name, phone labels and hours in place of its placeholder."""
@@ -254,7 +289,7 @@ class Matcher:
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
-        known = [self._idf[t] for t in terms if t in self._idf]
+        known = [self._word_idf[t] for t in terms if t in self._word_idf]
         return max(known) if known else self.unknown_idf
 
     def _by_reading(self, c: Concept) -> tuple[str, ...]:
@@ -272,10 +307,11 @@ class Matcher:
         found: list[tuple[int, int, tuple[str, ...]]] = []
         i = 0
         while i < len(run) - 1:
-            for reading in self._reading_heads.get(run[i : i + 2], ()):
-                if run.startswith(reading, i):
-                    found.append((i, i + len(reading), self._readings[reading]))
-                    i += len(reading)
+            for size in self._reading_heads.get(run[i : i + 2], ()):
+                words = self._readings.get(run[i : i + size]) if i + size <= len(run) else None
+                if words is not None:
+                    found.append((i, i + size, words))
+                    i += size
                     break
             else:
                 i += 1
@@ -285,8 +321,9 @@ class Matcher:
         if len(word) < TYPO_MIN_LEN:
             return ()
         # A ratio of 80 needs lengths within a quarter of each other: compare only those.
-        near = [w for n in range(len(word) - 1, len(word) + 2) for w in self._vocab_by_len.get(n, ())]
-        best = process.extractOne(word, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+        best = process.extractOne(
+            word, self._typo_pool.get(len(word), ()), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF
+        )
         return (best[0],) if best else ()
 
     # -- ranking and coverage ----------------------------------------------------------
@@ -317,6 +354,19 @@ class Matcher:
         if not total:
             return 0.0
         return min(1.0, covered / min(total, SPAN_WORDS * self.unknown_idf))
+
+    def unsaid(self, query: Query, idx: int) -> float:
+        """The share of what entry `idx` typically says (its wordings' words, by IDF and by how many
+        wordings say them) that the question does not say.
+
+        Of two entries that score alike, the one whose distinctive words (一部, 1年未満) the question
+        lacks is the more specific one, and the question is most likely about the other.
+        """
+        weights, total = self._typical[idx]
+        if not total:
+            return 0.0
+        said = {t for full, parts, _, _ in query.concepts for t in (*full, *parts)}
+        return sum(w for t, w in weights.items() if t not in said) / total
 
     def is_long(self, query: Query) -> bool:
         """Whether the question weighs more than SPAN_WORDS unknown words (its coverage is capped)."""
@@ -363,7 +413,11 @@ class Matcher:
         answers = self._answers.scores(pairs)
         total = best + pooled + answers  # equal weights: fitted weights gained nothing on dev
         if programs is not None:
-            allowed = np.array([e.program in programs for e in self.entries])
+            key = frozenset(programs)
+            allowed = self._program_masks.get(key)
+            if allowed is None:  # few program sets exist: each mask is made once
+                allowed = np.array([e.program in key for e in self.entries])
+                self._program_masks[key] = allowed
             total = np.where(allowed, total, -1.0)
         top = np.argsort(-total, kind="stable")[:k]
         top = top[total[top] > 0]

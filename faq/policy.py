@@ -32,6 +32,7 @@ class PolicyConfig(BaseModel):
     coverage_min: float
     lead_min: float
     clarify_max: int
+    unsaid_weight: float = 0.0
 
     @classmethod
     def load(cls, path: Path = DATA_DIR / "policy.toml") -> PolicyConfig:
@@ -240,6 +241,7 @@ class Policy:
             for c in covering
             if lead_of(top.relevance, c.relevance) < cfg.lead_min
             and (long or c.coverage >= top.coverage - 1e-9)
+            and (c is top or prepared is None or not self._told_apart(prepared, top, c))
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.
@@ -292,6 +294,20 @@ class Policy:
             confidence=conf,
             reason="close candidates",
         )
+
+    def _told_apart(self, prepared: Query, top: Candidate, other: Candidate) -> bool:
+        """Whether `other`, close to the top on score, is told apart from it by what it says that the
+        question does not: each score is reduced by its entry's unsaid share (`unsaid_weight`), and
+        the top must still lead by `lead_min`.  Never reorders: when the reduced scores disagree
+        with the ranking, the entries stay too close to tell apart and the bot asks."""
+        weight = self.config.unsaid_weight
+        if weight <= 0:
+            return False
+        unsaid = self.matcher.unsaid
+        position = self.matcher.position
+        mine = top.relevance * (1 - weight * unsaid(prepared, position[top.entry.id]))
+        theirs = other.relevance * (1 - weight * unsaid(prepared, position[other.entry.id]))
+        return lead_of(mine, theirs) >= self.config.lead_min
 
     def _other_program(
         self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]

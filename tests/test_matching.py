@@ -63,3 +63,47 @@ def test_a_long_question_is_told_apart_from_close_entries_by_the_lead_only(polic
     )
     assert policy.matcher.is_long(policy.matcher.prepare(policy.matcher.analyzer.analyze(story)))
     assert policy.decide(story).status in ("clarify", "no_match")
+
+
+def test_a_word_weighs_by_its_rarity_as_a_word_not_as_a_piece_of_compounds(policy: Policy) -> None:
+    # 申請 and 報告 are pieces of 申請マイページ and 効果報告 in most entries, but few entries use
+    # them as words: in coverage they weigh as the rare words they are.
+    matcher = policy.matcher
+    for word in ("申請", "報告"):
+        assert matcher.known(word)
+        assert matcher._weight((word,)) > matcher._idf[word]
+    # A word many entries use as a word (効果報告) keeps its low weight.
+    assert matcher._weight(("効果報告",)) == matcher._idf["効果報告"]
+
+
+def test_a_word_of_one_answer_says_nothing_of_the_program(policy: Policy) -> None:
+    matcher = policy.matcher
+
+    def own(question: str, entry_id: str) -> tuple[str, ...]:
+        prepared = matcher.prepare(matcher.analyzer.analyze(question))
+        return matcher.one_program_words(prepared, matcher.position[entry_id])
+
+    # 扱い is one 2023 answer's phrasing (the 2020 document says みなし): both programs' answers show.
+    assert "扱い" not in own("一部だけ解約したら辞退扱い？", "it2023-withdrawal-partial")
+    outcome = policy.decide("ツールを一部だけ解約したら辞退扱い？")
+    assert {e.program for e in outcome.answers} == {"it2020", "it2023-multi"}
+    # ナビダイヤル is a word of the 2020 document, used by more than one of its answers.
+    assert "ナビダイヤル" in own("ナビダイヤルの番号", "it2020-contact")
+
+
+def test_close_entries_are_told_apart_by_what_one_says_that_the_question_does_not(policy: Policy) -> None:
+    from faq.policy import PolicyConfig
+
+    matcher = policy.matcher
+    question = "マイページにログインできない"
+    prepared = matcher.prepare(matcher.analyzer.analyze(question))
+    # The forgotten-ID entry typically speaks of 失念 and ログインID, which the question does not.
+    login, forgotten = (matcher.position[i] for i in ("it2020-login-failed", "it2020-mypage-id-forgotten"))
+    assert matcher.unsaid(prepared, forgotten) > matcher.unsaid(prepared, login)
+    outcome = policy.decide(question)
+    assert outcome.status == "answered" and outcome.entry is not None
+    assert outcome.entry.id == "it2020-login-failed"
+    # Without the unsaid share the two are too close on score, and the bot asks.
+    config = PolicyConfig.load().model_copy(update={"unsaid_weight": 0.0})
+    plain = Policy(policy.kb, matcher=matcher, config=config)
+    assert plain.decide(question).status == "clarify"
