@@ -31,6 +31,7 @@ from bot.telegram import (
     split_text,
     utf16_len,
 )
+from bot.telegram.render import label_width
 from dialogs.types import Reply, ReplyChoice
 
 TOKEN = "123456789:AAH-realistic_token_0123456789abcdefgh"
@@ -110,6 +111,49 @@ def test_keyboard_layout_navigation_and_feedback() -> None:
     long = (ReplyChoice("申請マイページにログインできない場合", "faq:a"), ReplyChoice("短い", "faq:b"))
     assert rows(keyboard(long)) == [[("申請マイページにログインできない場合", "faq:a")], [("短い", "faq:b")]]
     assert keyboard(()) is None
+
+
+def test_only_the_dialogs_navigation_gets_a_row_of_its_own() -> None:
+    """A recap's change buttons and はい/いいえ are choices, not navigation: never nine buttons on one row."""
+    recap = tuple(
+        ReplyChoice(f"{name}を変更", f"cmd:edit.{i}")
+        for i, name in enumerate(["営業利益", "人件費", "年間平均労働時間"])
+    )
+    assert rows(keyboard(recap)) == [
+        [("営業利益を変更", "cmd:edit.0"), ("人件費を変更", "cmd:edit.1")],
+        [("年間平均労働時間を変更", "cmd:edit.2")],
+    ]
+    yes_no = (
+        ReplyChoice("はい", "cmd:yes"),
+        ReplyChoice("いいえ", "cmd:no"),
+        ReplyChoice("戻る", "cmd:back"),
+    )
+    assert rows(keyboard(yes_no)) == [[("はい", "cmd:yes"), ("いいえ", "cmd:no")], [("戻る", "cmd:back")]]
+
+
+def test_buttons_share_a_row_only_while_every_label_fits_its_share() -> None:
+    assert label_width("計算する") == 4 and label_width("2020") == pytest.approx(2.4)
+    quick = [
+        ("よくある質問", "go:faq"),
+        ("計算する", "go:calc"),
+        ("問い合わせ先", "go:contacts"),
+        ("最初から", "go:reset"),
+    ]
+    # Six full-width characters do not fit a third of a phone's width: two rows of two.
+    assert rows(keyboard(tuple(ReplyChoice(*c) for c in quick))) == [quick[:2], quick[2:]]
+    short = [("はい", "a"), ("いいえ", "b"), ("不明", "c"), ("戻す", "d")]
+    assert rows(keyboard(tuple(ReplyChoice(*c) for c in short))) == [short[:3], short[3:]]
+    programs = [
+        ("2020", "prog:a"),
+        ("2023複数社連携", "prog:b"),
+        ("詳しく（2023 複数社連携）", "more:b"),
+        ("x", "y"),
+    ]
+    assert rows(keyboard(tuple(ReplyChoice(*c) for c in programs))) == [
+        programs[:2],
+        programs[2:3],
+        programs[3:],
+    ]
 
 
 def test_buttons_whose_data_telegram_would_refuse_are_dropped(caplog: pytest.LogCaptureFixture) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -23,6 +24,12 @@ MAX_MESSAGE = 4096  # Telegram's limit on a message's text, in UTF-16 code units
 MAX_CALLBACK_BYTES = 64
 MAX_LABEL = 60  # characters of a button label (longer ones are cut with …)
 CHOOSE = "お選びください。"
+# The dialog's own navigation, kept on one row of its own under the choices.
+NAVIGATION = frozenset({"cmd:back", "cmd:help", "cmd:cancel"})
+# How long a label may be (in full-width characters) for a row of 2 or 3 buttons: a keyboard on
+# a 375 px phone is about 20 full-width characters across, shared equally by a row's buttons,
+# and Telegram cuts a label that does not fit its share with "…".
+ROW_LABEL_WIDTH = {2: 8.5, 3: 5.0}
 FEEDBACK_UP, FEEDBACK_DOWN = "👍 役に立った", "👎 役に立たなかった"
 
 
@@ -95,20 +102,39 @@ def feedback_row(entry_id: str) -> list[InlineKeyboardButton]:
     return [b for b in buttons if b is not None]
 
 
+def label_width(text: str) -> float:
+    """A label's width in full-width characters (a half-width character counts 0.6)."""
+    return sum(1.0 if unicodedata.east_asian_width(char) in "WF" else 0.6 for char in text)
+
+
+def _rows(buttons: Sequence[InlineKeyboardButton]) -> list[list[InlineKeyboardButton]]:
+    """Buttons in order, side by side while every label of the row still fits its share of a
+    phone's width (at most three a row), else on a row of their own."""
+    rows: list[list[InlineKeyboardButton]] = []
+    for button in buttons:
+        row = rows[-1] if rows else []
+        size = len(row) + 1
+        if (
+            row
+            and size in ROW_LABEL_WIDTH
+            and all(label_width(b.text) <= ROW_LABEL_WIDTH[size] for b in [*row, button])
+        ):
+            row.append(button)
+        else:
+            rows.append([button])
+    return rows
+
+
 def keyboard(choices: Sequence[ReplyChoice], feedback: str | None = None) -> InlineKeyboardMarkup | None:
-    """Choices as inline buttons: short ones side by side, long ones one per row, the dialog's
-    navigation (戻る・ヘルプ・やめる) on one row, and 👍/👎 last when `feedback` names an answer."""
+    """Choices as inline buttons: side by side as far as their labels fit a phone's width, the
+    dialog's navigation (戻る・ヘルプ・やめる) on one row, and 👍/👎 last when `feedback` names an answer."""
     main: list[InlineKeyboardButton] = []
     nav: list[InlineKeyboardButton] = []
     for choice in choices:
         button = _button(choice.label, choice.value)
         if button is not None:
-            (nav if choice.value.startswith("cmd:") else main).append(button)
-    rows: list[list[InlineKeyboardButton]] = []
-    if main and all(len(b.text) <= 8 for b in main):
-        rows += [main[i : i + 3] for i in range(0, len(main), 3)]
-    else:
-        rows += [[b] for b in main]
+            (nav if choice.value in NAVIGATION else main).append(button)
+    rows = _rows(main)
     if nav:
         rows.append(nav)
     if feedback:
