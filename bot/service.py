@@ -49,11 +49,12 @@ from faq.replies import (
     both_reply,
     clarify_text,
     line_fact,
+    lines_to_call,
     not_found_reply,
     outcome_text,
 )
 from faq.text import normalize
-from rules import TOKYO, contact_brief
+from rules import TOKYO
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +492,7 @@ class ConversationService(HandoffMixin):
             ]
             return _Routed([Reply(CALC_MENU, tuple(flows))], conv, "choice")
         if arg == "contacts":
-            return _Routed([Reply(self._contacts_brief(conv.program))], conv, "choice")
+            return _Routed([self._contacts_reply(conv.program)], conv, "choice")
         if arg == "faq":
             return _Routed([Reply(FAQ_MENU, self._category_buttons(conv.program))], conv, "choice")
         category = arg.removeprefix("faq.")
@@ -528,19 +529,13 @@ class ConversationService(HandoffMixin):
             buttons.append(ReplyChoice(tag + entry.question, _check_value(f"faq:{entry.id}")))
         return tuple(buttons)
 
-    def _contacts_brief(self, program: str | None) -> str:
-        """Each program's line in one compact line, with whether it is open now."""
-        now = self.now()
-        programs = [p for pid, p in self.kb.programs.items() if pid != "common"]
-        if program in self.kb.programs and program != "common":
-            programs = [self.kb.programs[program]]
-        lines = [CONTACTS_HEAD]
-        for found in programs:
-            for cid in found.general_contacts:
-                contact = self.kb.contacts.get(cid)
-                if contact is not None and contact.phones:
-                    lines.append(f"・{found.short}：{contact_brief(contact, now)}")
-        return "\n".join(lines)
+    def _contacts_reply(self, program: str | None) -> Reply:
+        """The lines to call, each with its number and whether it is open now; the program's
+        only when it is known.  Not a dead end: the other quick replies stay under it."""
+        lines = lines_to_call(self.kb, program if program in self.kb.programs else None, self.now())
+        text = CONTACTS_HEAD + "\n\n" + "\n".join(lines)
+        onward = tuple(c for c in QUICK_CHOICES if c.value != "go:contacts")
+        return Reply(text, onward, headline=CONTACTS_HEAD)
 
     # -- dialogs ----------------------------------------------------------------------
 
@@ -847,7 +842,7 @@ class ConversationService(HandoffMixin):
             conv.details = [pair for pair in conv.details if pair[0] != key]
             conv.details = [*conv.details, [key, reply.details]][-DETAILS_KEPT:]
             more = ReplyChoice(DETAILS_LABEL, _check_value(f"more:{key}"))
-            out.append(replace(reply, choices=(*reply.choices, more)))
+            out.append(replace(reply, choices=(more, *reply.choices)))  # first, as under an answer
         return out
 
     def _more(self, conv: Conversation, key: str) -> _Routed:

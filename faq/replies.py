@@ -225,7 +225,8 @@ def answered_notes(kb: KnowledgeBase, outcome: Outcome, remembered: str | None =
     program = kb.programs.get(entry.program)
     if outcome.other_silent and program is not None:
         others = "・".join(_other_programs(kb, entry.program))
-        notes.append(f"※{program.short}の資料による回答です（{others}の資料には記載がありません）。")
+        # The headline already names the program the answer is for.
+        notes.append(f"※{others}の資料には、この件の記載はありません。")
     if remembered is not None and remembered == entry.program and program is not None:
         notes.append(f"（制度：{program.short} でお答えしています。切り替えは /program）")
     return tuple(notes)
@@ -238,7 +239,7 @@ def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> 
         contact = line_to_call(kb, entry)
         head = program_label(kb, entry.program) + short_answer(kb, entry)
         blocks.append(head + (f"\n{_compact_line(contact, now)}" if contact is not None else ""))
-    return Shaped(BOTH_SHORT, ("\n\n".join(blocks), PICK_PROGRAM))
+    return Shaped(BOTH_SHORT, ("\n\n".join([*blocks, PICK_PROGRAM]),))
 
 
 def _compact_line(contact: Contact, now: datetime) -> str:
@@ -248,7 +249,7 @@ def _compact_line(contact: Contact, now: datetime) -> str:
     return "☎ " + "　".join(part for part in (reach, status) if part)
 
 
-def _lines_of(kb: KnowledgeBase, program: str | None, now: datetime) -> tuple[str, ...]:
+def lines_to_call(kb: KnowledgeBase, program: str | None, now: datetime) -> tuple[str, ...]:
     """The general lines for `program`: one, or each program's compactly when the program is unknown."""
     contacts = general_contacts(kb, program)
     if program in kb.programs:
@@ -270,7 +271,7 @@ def clarify_text(outcome: Outcome) -> str:
 
 def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shaped:
     """Nothing fits: said shortly, with the line that applies (both, compactly, when unknown)."""
-    lines = _lines_of(kb, outcome.program, now)
+    lines = lines_to_call(kb, outcome.program, now)
     if outcome.others:
         return Shaped("\n".join(o.guide for o in outcome.others), lines)
     program = kb.programs.get(outcome.program or "")

@@ -203,6 +203,9 @@ def test_each_quick_reply_answers(service: ConversationService) -> None:
     contacts = say(service, "@go:contacts").replies[0].text
     assert "0570-002-551" in contacts and "0570-666-376" in contacts
     assert len(re.findall(r"受付中|時間外", contacts)) == 2
+    shown = say(service, "@go:contacts").replies[0]
+    assert shown.headline and shown.text.startswith(shown.headline)
+    assert [c.value for c in shown.choices] == ["go:faq", "go:calc", "go:reset"]  # not a dead end
     categories = say(service, "@go:faq").replies[0].choices
     assert categories and all(c.value.startswith("go:faq.") for c in categories)
     entries = say(service, f"@{categories[0].value}").replies[0].choices

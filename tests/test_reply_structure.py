@@ -357,3 +357,10 @@ def test_the_terminal_bolds_the_whole_headline_and_nothing_when_piped() -> None:
     assert f"{BOLD}お問い合わせ" not in styled
     plain = render_text([reply])
     assert "\x1b" not in plain and plain.startswith("一行目\n二行目\n\nお問い合わせ：窓口")
+
+
+def test_an_answer_from_one_programs_document_says_the_other_is_silent(service: ConversationService) -> None:
+    reply = say(service, "申請マイページのIDがわからない").replies[0]
+    assert reply.headline.startswith("【IT導入補助金2020】")  # which program the answer is for
+    assert "2023 複数社連携の資料には、この件の記載はありません" in reply.text
+    assert reply.text.count("IT導入補助金2020") == 1  # said once, in the headline
