@@ -885,7 +885,7 @@ def recap(flow: Flow, values: Values) -> Reply:
     lines = [f"{s.title}：{s.show(values[s.id])}" for s in steps]
     choices = tuple(ReplyChoice(s.button, EDIT + s.id) for s in steps)
     return Reply(
-        "入力した値（変える値のボタンを押すと、その値だけ聞き直して計算し直します）\n" + "\n".join(lines),
+        "入力した値（ボタンで1つずつ変更できます）\n" + "\n".join(lines),
         choices,
     )
 
