@@ -259,7 +259,7 @@ def lines_to_call(kb: KnowledgeBase, program: str | None, now: datetime) -> tupl
         prog = kb.programs.get(contact.program)
         name = prog.short if prog is not None else contact.name
         out.append(f"{name}：{contact.name}\n{_compact_line(contact, now).removeprefix('☎ ')}")
-    return tuple(out)
+    return ("\n\n".join(out),) if out else ()  # a blank line between the programs' lines
 
 
 def clarify_text(outcome: Outcome) -> str:
