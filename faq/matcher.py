@@ -251,7 +251,7 @@ class Matcher:
         for c in analysis.concepts:
             terms = c.terms
             if not any(self.known(t) for t in terms):
-                fixed = self._by_reading(c) or self._typo(c.key)
+                fixed = self._by_reading(c) or self._typo(c.key, c.parts)
                 if fixed:
                     terms = (*terms, *fixed)
                 else:
@@ -317,12 +317,17 @@ class Matcher:
                 i += 1
         return found
 
-    def _typo(self, word: str) -> tuple[str, ...]:
+    def _typo(self, word: str, parts: Sequence[str] = ()) -> tuple[str, ...]:
         if len(word) < TYPO_MIN_LEN:
             return ()
         # A ratio of 80 needs lengths within a quarter of each other: compare only those.
+        # A part of the unknown word (年度 of 来年度, 支援 of 支援策) is no typo fix: the word is a
+        # compound holding it, a narrower thing, which its parts already cover partly.
         best = process.extractOne(
-            word, self._typo_pool.get(len(word), ()), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF
+            word,
+            [w for w in self._typo_pool.get(len(word), ()) if w not in parts],
+            scorer=fuzz.ratio,
+            score_cutoff=TYPO_CUTOFF,
         )
         return (best[0],) if best else ()
 

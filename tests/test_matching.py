@@ -107,3 +107,12 @@ def test_close_entries_are_told_apart_by_what_one_says_that_the_question_does_no
     config = PolicyConfig.load().model_copy(update={"unsaid_weight": 0.0})
     plain = Policy(policy.kb, matcher=matcher, config=config)
     assert plain.decide(question).status == "clarify"
+
+
+def test_a_part_of_an_unknown_compound_is_no_typo_fix(policy: Policy) -> None:
+    # 来年度 holds 年度 and 支援策 holds 支援: they are compounds' parts (counted partly), not typos
+    # of those words, which would let them count as if the question had said them.
+    assert "年度" not in _terms(policy, "来年度")
+    assert "支援" not in _terms(policy, "支援策")
+    # A typo that is not a part of the word is still fixed.
+    assert "辞退届け" in _terms(policy, "辞体届")
