@@ -29,6 +29,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -133,6 +134,11 @@ class Query:
     concepts: tuple[
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
+
+    @cached_property
+    def plain(self) -> frozenset[str]:
+        """The keys of the question's words that name nothing: verbs, adverbs, time and quantity nouns."""
+        return frozenset(c.key for c in self.analysis.concepts if not c.salient)
 
 
 class Matcher:
@@ -345,18 +351,24 @@ class Matcher:
         """
         full_terms = self._entry_full[idx]
         terms = self._entry_terms[idx]
+        plain = query.plain
         total = covered = 0.0
+        named = False  # whether the entry covers a word that names something (a noun, a phrase)
         for full, parts, weight, countable in query.concepts:
             if not countable:
                 continue
             total += weight
             if not terms.isdisjoint(full):
                 covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
+                named = named or full[0] not in plain
             elif parts and not terms.isdisjoint(parts):
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
-        if not total:
+                named = named or full[0] not in plain
+        # An entry that meets only a question's verbs and time words (続く, 来年度) does not describe
+        # what it is about: 「今後も続きますか」 asks about the subsidy itself, which no entry is about.
+        if not total or not named:
             return 0.0
         return min(1.0, covered / min(total, SPAN_WORDS * self.unknown_idf))
 
@@ -383,7 +395,7 @@ class Matcher:
         program = self.entries[idx].program
         full_terms = self._entry_full[idx]
         # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
-        plain = {c.key for c in query.analysis.concepts if not c.salient}
+        plain = query.plain
         return tuple(
             t
             for full, _, _, countable in query.concepts

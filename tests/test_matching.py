@@ -116,3 +116,10 @@ def test_a_part_of_an_unknown_compound_is_no_typo_fix(policy: Policy) -> None:
     assert "支援" not in _terms(policy, "支援策")
     # A typo that is not a part of the word is still fixed.
     assert "辞退届け" in _terms(policy, "辞体届")
+
+
+def test_an_entry_meeting_only_verbs_and_time_words_covers_nothing(policy: Policy) -> None:
+    # 「今後も続きますか」 asks about the subsidy itself: 続く in an entry's wording says nothing of it.
+    outcome = policy.decide("IT導入補助金は今後も続きますか")
+    assert outcome.status == "no_match"
+    assert all(c.coverage == 0.0 for c in outcome.candidates)
