@@ -56,6 +56,9 @@ READING_MIN = 3
 SPAN_WORDS = 3.0
 # A word says which program a question is about when this many answers, all of one program, use it.
 PROGRAM_WORD_ANSWERS = 2
+# A word of one program's entries names that program only when, were it no word of that program, the
+# other programs' entries would use it at least this many times (by the share of entries using it).
+PROGRAM_VOCAB_EXPECTED = 2.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,25 @@ class Matcher:
                 answers_using[t] += 1
                 programs_of.setdefault(t, set()).add(entry.program)
         self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
+        # A program's own vocabulary: words of its answers (as above) that no entry of another program
+        # uses anywhere, wordings included (補助事業者 is in a 2023 answer and a 2020 question: not
+        # one), and whose absence there is telling: had the word no tie to the program, the other
+        # programs' entries would use it at least PROGRAM_VOCAB_EXPECTED times (a small document
+        # lacks most words of a large one by its size alone: 勤怠 in two 2023 entries says nothing).
+        said_in: dict[str, list[str]] = {}
+        for entry, terms in zip(self.entries, self._entry_terms, strict=True):
+            for t in terms:
+                said_in.setdefault(t, []).append(entry.program)
+        sizes = Counter(e.program for e in self.entries)
+        self._program_vocab: dict[str, str] = {}
+        for t, progs in self._programs_of.items():
+            program = next(iter(progs))
+            users = said_in.get(t, [])
+            if len(progs) != 1 or set(users) != progs or program == "common":
+                continue
+            others = sum(size for p, size in sizes.items() if p not in (program, "common"))
+            if others * len(users) / sizes[program] >= PROGRAM_VOCAB_EXPECTED:
+                self._program_vocab[t] = program
         # What each entry typically says: each word of its wordings, weighted by its IDF and by the
         # share of the wordings that say it (一部 in most wordings of the partial-cancellation entry).
         self._typical: list[tuple[dict[str, float], float]] = []
@@ -389,6 +411,20 @@ class Matcher:
         """Whether the question weighs more than SPAN_WORDS unknown words (its coverage is capped)."""
         total = sum(weight for _, _, weight, countable in query.concepts if countable)
         return total > SPAN_WORDS * self.unknown_idf
+
+    def program_of_words(self, query: Query) -> str | None:
+        """The one program whose documents alone use the question's nouns that any document uses
+        only one program's: 効果報告 or 労働生産性 (2023 guide only) in 「効果報告について電話したい」
+        say which program's line is meant.  None when no such noun is there, or they disagree."""
+        plain = query.plain
+        found = {
+            self._program_vocab[t]
+            for full, _, _, countable in query.concepts
+            if countable and full[0] not in plain
+            for t in full
+            if t in self._program_vocab
+        }
+        return next(iter(found)) if len(found) == 1 else None
 
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""

@@ -123,3 +123,19 @@ def test_an_entry_meeting_only_verbs_and_time_words_covers_nothing(policy: Polic
     outcome = policy.decide("IT導入補助金は今後も続きますか")
     assert outcome.status == "no_match"
     assert all(c.coverage == 0.0 for c in outcome.candidates)
+
+
+def test_words_of_one_programs_document_say_which_programs_line_is_meant(policy: Policy) -> None:
+    # 効果報告 is in the 2023 guide only (and in most of its answers): the 2023 line answers, alone.
+    outcome = policy.decide("効果報告のことで電話したいんですが番号は")
+    assert outcome.status == "answered"
+    assert [e.id for e in outcome.answers] == ["it2023-contact"]
+
+
+def test_a_word_a_small_document_lacks_by_its_size_alone_names_no_program(policy: Policy) -> None:
+    # 勤怠 is in two 2023 entries and in none of the ten 2020 ones: that says nothing of the program.
+    matcher = policy.matcher
+    query = matcher.prepare(matcher.analyzer.analyze("勤怠システム"))
+    assert matcher.program_of_words(query) is None
+    query = matcher.prepare(matcher.analyzer.analyze("効果報告"))
+    assert matcher.program_of_words(query) == "it2023-multi"
