@@ -301,7 +301,14 @@ class Matcher:
                 surface = "".join(sf for _, sf in held)
                 # Kana typed in one go splits into pieces that are not all words (ろくぱーせんと
                 # きじゅん → き + 順): a kana word read across several pieces joins them too.
-                joined = len(held) >= 2 and bool(_KANA.match(surface))
+                # Pieces that are all grammar may be a kana word (す + てー + た + す → ステータス),
+                # or just a sentence's particles and endings (が + い + ない → 以内): short words
+                # are met there by chance, so over grammar alone a word must be longer than READING_MIN.
+                joined = (
+                    len(held) >= 2
+                    and bool(_KANA.match(surface))
+                    and (bool(inner) or b - a > READING_MIN)
+                )
                 if not (joined or len(inner) >= 2 or any(key in unknown for key, _ in inner)):
                     continue
                 # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).

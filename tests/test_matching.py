@@ -139,3 +139,10 @@ def test_a_word_a_small_document_lacks_by_its_size_alone_names_no_program(policy
     assert matcher.program_of_words(query) is None
     query = matcher.prepare(matcher.analyzer.analyze("効果報告"))
     assert matcher.program_of_words(query) == "it2023-multi"
+
+
+def test_a_short_word_is_not_read_across_a_sentences_grammar(policy: Policy) -> None:
+    # が + い + ない reads イナイ, which is 以内: an ending, not a word typed in kana.
+    assert "以内" not in _terms(policy, "じゅうぎょういんがいないときなにをいれる")
+    # A longer word typed in kana that the dictionary splits into grammar is still read.
+    assert "ステータス" in _terms(policy, "すてーたすが ふびていせいちゅう")
