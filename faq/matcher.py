@@ -160,6 +160,8 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
+        # The parts of each word as the knowledge base writes it (辞退届け → 辞退, 届け).
+        self._parts_of: dict[str, tuple[str, ...]] = {}
         wordings_of: list[list[frozenset[str]]] = []
         for idx, entry in enumerate(self.entries):
             wordings_of.append([])
@@ -175,6 +177,7 @@ class Matcher:
                 full.update(analysis.full_terms)
                 wordings_of[-1].append(frozenset(analysis.full_terms))
                 _add_readings(readings, analysis.concepts)
+                _add_parts(self._parts_of, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
@@ -182,6 +185,7 @@ class Matcher:
                 seen.update(answer.terms)
                 full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
+                _add_parts(self._parts_of, answer.concepts)
             self._entry_terms.append(frozenset(seen))
             self._entry_full.append(frozenset(full))
         for reading, canonical in self.analyzer.synonym_readings.items():
@@ -411,7 +415,14 @@ class Matcher:
         weights, total = self._typical[idx]
         if not total:
             return 0.0
-        said = {t for full, parts, _, _ in query.concepts for t in (*full, *parts)}
+        # A word says its parts as the knowledge base writes it: 「じたいとどけ」 read as 辞退届け says
+        # 辞退 as 「辞退届」 does, not the pieces of its kana (自体, 退ける), so kana typing does not
+        # decide between close entries by noise.
+        said = {
+            t
+            for full, parts, _, _ in query.concepts
+            for t in (*full, *parts, *(p for f in full for p in self._parts_of.get(f, ())))
+        }
         return sum(w for t, w in weights.items() if t not in said) / total
 
     def is_long(self, query: Query) -> bool:
@@ -509,3 +520,9 @@ def _add_readings(readings: dict[str, set[str]], concepts: Sequence[Concept]) ->
     for c in concepts:
         if c.reading:
             readings.setdefault(c.reading, set()).add(c.key)
+
+
+def _add_parts(parts_of: dict[str, tuple[str, ...]], concepts: Sequence[Concept]) -> None:
+    for c in concepts:
+        if c.parts:
+            parts_of.setdefault(c.key, c.parts)

@@ -146,3 +146,11 @@ def test_a_short_word_is_not_read_across_a_sentences_grammar(policy: Policy) -> 
     assert "以内" not in _terms(policy, "じゅうぎょういんがいないときなにをいれる")
     # A longer word typed in kana that the dictionary splits into grammar is still read.
     assert "ステータス" in _terms(policy, "すてーたすが ふびていせいちゅう")
+
+
+def test_kana_and_kanji_spellings_are_told_apart_from_close_entries_alike(policy: Policy) -> None:
+    # 辞退届 typed in kana says 辞退 as the kanji does: both ask back between "when" and "how".
+    kanji = policy.decide("辞退届 いつ出す")
+    kana = policy.decide("じたいとどけ いつだす")
+    assert kanji.status == kana.status
+    assert [c.entry_id for c in kanji.choices] == [c.entry_id for c in kana.choices]
