@@ -225,7 +225,7 @@ class Matcher:
         for entry, terms in zip(self.entries, self._entry_terms, strict=True):
             for t in terms:
                 said_in.setdefault(t, []).append(entry.program)
-        sizes = Counter(e.program for e in self.entries)
+        sizes: Counter[str] = Counter(e.program for e in self.entries)
         self._program_vocab: dict[str, str] = {}
         for t, progs in self._programs_of.items():
             program = next(iter(progs))
@@ -309,9 +309,7 @@ class Matcher:
                 # or just a sentence's particles and endings (が + い + ない → 以内): short words
                 # are met there by chance, so over grammar alone a word must be longer than READING_MIN.
                 joined = (
-                    len(held) >= 2
-                    and bool(_KANA.match(surface))
-                    and (bool(inner) or b - a > READING_MIN)
+                    len(held) >= 2 and bool(_KANA.match(surface)) and (bool(inner) or b - a > READING_MIN)
                 )
                 if not (joined or len(inner) >= 2 or any(key in unknown for key, _ in inner)):
                     continue
