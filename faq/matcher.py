@@ -29,6 +29,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +56,9 @@ READING_MIN = 3
 SPAN_WORDS = 3.0
 # A word says which program a question is about when this many answers, all of one program, use it.
 PROGRAM_WORD_ANSWERS = 2
+# A word of one program's entries names that program only when, were it no word of that program, the
+# other programs' entries would use it at least this many times (by the share of entries using it).
+PROGRAM_VOCAB_EXPECTED = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,11 @@ class Query:
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
 
+    @cached_property
+    def plain(self) -> frozenset[str]:
+        """The keys of the question's words that name nothing: verbs, adverbs, time and quantity nouns."""
+        return frozenset(c.key for c in self.analysis.concepts if not c.salient)
+
 
 class Matcher:
     """Ranked candidates, with coverage, for a question over one knowledge base."""
@@ -151,6 +160,8 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
+        # The parts of each word as the knowledge base writes it (辞退届け → 辞退, 届け).
+        self._parts_of: dict[str, tuple[str, ...]] = {}
         wordings_of: list[list[frozenset[str]]] = []
         for idx, entry in enumerate(self.entries):
             wordings_of.append([])
@@ -166,6 +177,7 @@ class Matcher:
                 full.update(analysis.full_terms)
                 wordings_of[-1].append(frozenset(analysis.full_terms))
                 _add_readings(readings, analysis.concepts)
+                _add_parts(self._parts_of, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
@@ -173,6 +185,7 @@ class Matcher:
                 seen.update(answer.terms)
                 full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
+                _add_parts(self._parts_of, answer.concepts)
             self._entry_terms.append(frozenset(seen))
             self._entry_full.append(frozenset(full))
         for reading, canonical in self.analyzer.synonym_readings.items():
@@ -203,6 +216,25 @@ class Matcher:
                 answers_using[t] += 1
                 programs_of.setdefault(t, set()).add(entry.program)
         self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
+        # A program's own vocabulary: words of its answers (as above) that no entry of another program
+        # uses anywhere, wordings included (補助事業者 is in a 2023 answer and a 2020 question: not
+        # one), and whose absence there is telling: had the word no tie to the program, the other
+        # programs' entries would use it at least PROGRAM_VOCAB_EXPECTED times (a small document
+        # lacks most words of a large one by its size alone: 勤怠 in two 2023 entries says nothing).
+        said_in: dict[str, list[str]] = {}
+        for entry, terms in zip(self.entries, self._entry_terms, strict=True):
+            for t in terms:
+                said_in.setdefault(t, []).append(entry.program)
+        sizes: Counter[str] = Counter(e.program for e in self.entries)
+        self._program_vocab: dict[str, str] = {}
+        for t, progs in self._programs_of.items():
+            program = next(iter(progs))
+            users = said_in.get(t, [])
+            if len(progs) != 1 or set(users) != progs or program == "common":
+                continue
+            others = sum(size for p, size in sizes.items() if p not in (program, "common"))
+            if others * len(users) / sizes[program] >= PROGRAM_VOCAB_EXPECTED:
+                self._program_vocab[t] = program
         # What each entry typically says: each word of its wordings, weighted by its IDF and by the
         # share of the wordings that say it (一部 in most wordings of the partial-cancellation entry).
         self._typical: list[tuple[dict[str, float], float]] = []
@@ -251,7 +283,7 @@ class Matcher:
         for c in analysis.concepts:
             terms = c.terms
             if not any(self.known(t) for t in terms):
-                fixed = self._by_reading(c) or self._typo(c.key)
+                fixed = self._by_reading(c) or self._typo(c.key, c.parts)
                 if fixed:
                     terms = (*terms, *fixed)
                 else:
@@ -273,7 +305,12 @@ class Matcher:
                 surface = "".join(sf for _, sf in held)
                 # Kana typed in one go splits into pieces that are not all words (ろくぱーせんと
                 # きじゅん → き + 順): a kana word read across several pieces joins them too.
-                joined = len(held) >= 2 and bool(_KANA.match(surface))
+                # Pieces that are all grammar may be a kana word (す + てー + た + す → ステータス),
+                # or just a sentence's particles and endings (が + い + ない → 以内): short words
+                # are met there by chance, so over grammar alone a word must be longer than READING_MIN.
+                joined = (
+                    len(held) >= 2 and bool(_KANA.match(surface)) and (bool(inner) or b - a > READING_MIN)
+                )
                 if not (joined or len(inner) >= 2 or any(key in unknown for key, _ in inner)):
                     continue
                 # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).
@@ -317,12 +354,17 @@ class Matcher:
                 i += 1
         return found
 
-    def _typo(self, word: str) -> tuple[str, ...]:
+    def _typo(self, word: str, parts: Sequence[str] = ()) -> tuple[str, ...]:
         if len(word) < TYPO_MIN_LEN:
             return ()
         # A ratio of 80 needs lengths within a quarter of each other: compare only those.
+        # A part of the unknown word (年度 of 来年度, 支援 of 支援策) is no typo fix: the word is a
+        # compound holding it, a narrower thing, which its parts already cover partly.
         best = process.extractOne(
-            word, self._typo_pool.get(len(word), ()), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF
+            word,
+            [w for w in self._typo_pool.get(len(word), ()) if w not in parts],
+            scorer=fuzz.ratio,
+            score_cutoff=TYPO_CUTOFF,
         )
         return (best[0],) if best else ()
 
@@ -340,18 +382,24 @@ class Matcher:
         """
         full_terms = self._entry_full[idx]
         terms = self._entry_terms[idx]
+        plain = query.plain
         total = covered = 0.0
+        named = False  # whether the entry covers a word that names something (a noun, a phrase)
         for full, parts, weight, countable in query.concepts:
             if not countable:
                 continue
             total += weight
             if not terms.isdisjoint(full):
                 covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
+                named = named or full[0] not in plain
             elif parts and not terms.isdisjoint(parts):
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
-        if not total:
+                named = named or full[0] not in plain
+        # An entry that meets only a question's verbs and time words (続く, 来年度) does not describe
+        # what it is about: 「今後も続きますか」 asks about the subsidy itself, which no entry is about.
+        if not total or not named:
             return 0.0
         return min(1.0, covered / min(total, SPAN_WORDS * self.unknown_idf))
 
@@ -365,7 +413,14 @@ class Matcher:
         weights, total = self._typical[idx]
         if not total:
             return 0.0
-        said = {t for full, parts, _, _ in query.concepts for t in (*full, *parts)}
+        # A word says its parts as the knowledge base writes it: 「じたいとどけ」 read as 辞退届け says
+        # 辞退 as 「辞退届」 does, not the pieces of its kana (自体, 退ける), so kana typing does not
+        # decide between close entries by noise.
+        said = {
+            t
+            for full, parts, _, _ in query.concepts
+            for t in (*full, *parts, *(p for f in full for p in self._parts_of.get(f, ())))
+        }
         return sum(w for t, w in weights.items() if t not in said) / total
 
     def is_long(self, query: Query) -> bool:
@@ -373,12 +428,26 @@ class Matcher:
         total = sum(weight for _, _, weight, countable in query.concepts if countable)
         return total > SPAN_WORDS * self.unknown_idf
 
+    def program_of_words(self, query: Query) -> str | None:
+        """The one program whose documents alone use the question's nouns that any document uses
+        only one program's: 効果報告 or 労働生産性 (2023 guide only) in 「効果報告について電話したい」
+        say which program's line is meant.  None when no such noun is there, or they disagree."""
+        plain = query.plain
+        found = {
+            self._program_vocab[t]
+            for full, _, _, countable in query.concepts
+            if countable and full[0] not in plain
+            for t in full
+            if t in self._program_vocab
+        }
+        return next(iter(found)) if len(found) == 1 else None
+
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
         program = self.entries[idx].program
         full_terms = self._entry_full[idx]
         # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
-        plain = {c.key for c in query.analysis.concepts if not c.salient}
+        plain = query.plain
         return tuple(
             t
             for full, _, _, countable in query.concepts
@@ -449,3 +518,9 @@ def _add_readings(readings: dict[str, set[str]], concepts: Sequence[Concept]) ->
     for c in concepts:
         if c.reading:
             readings.setdefault(c.reading, set()).add(c.key)
+
+
+def _add_parts(parts_of: dict[str, tuple[str, ...]], concepts: Sequence[Concept]) -> None:
+    for c in concepts:
+        if c.parts:
+            parts_of.setdefault(c.key, c.parts)

@@ -178,6 +178,12 @@ class Policy:
             allowed = set(self.kb.programs) - set(mention.excluded)
         analysis = self.matcher.analyzer.analyze(query)
         prepared = self.matcher.prepare(analysis)
+        if allowed is None and not mention.programs and not mention.others:
+            # Words only one program's document uses (効果報告, IT事業者ポータル) say which program the
+            # question is about, as its name would: its contact, not the other program's, answers.
+            inferred = self.matcher.program_of_words(prepared)
+            if inferred is not None and inferred != "common":
+                allowed = {inferred, "common"}
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
         flow = self.detect_dialog(norm)
         if flow is not None:

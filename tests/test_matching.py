@@ -107,3 +107,50 @@ def test_close_entries_are_told_apart_by_what_one_says_that_the_question_does_no
     config = PolicyConfig.load().model_copy(update={"unsaid_weight": 0.0})
     plain = Policy(policy.kb, matcher=matcher, config=config)
     assert plain.decide(question).status == "clarify"
+
+
+def test_a_part_of_an_unknown_compound_is_no_typo_fix(policy: Policy) -> None:
+    # 来年度 holds 年度 and 支援策 holds 支援: they are compounds' parts (counted partly), not typos
+    # of those words, which would let them count as if the question had said them.
+    assert "年度" not in _terms(policy, "来年度")
+    assert "支援" not in _terms(policy, "支援策")
+    # A typo that is not a part of the word is still fixed.
+    assert "辞退届け" in _terms(policy, "辞体届")
+
+
+def test_an_entry_meeting_only_verbs_and_time_words_covers_nothing(policy: Policy) -> None:
+    # 「今後も続きますか」 asks about the subsidy itself: 続く in an entry's wording says nothing of it.
+    outcome = policy.decide("IT導入補助金は今後も続きますか")
+    assert outcome.status == "no_match"
+    assert all(c.coverage == 0.0 for c in outcome.candidates)
+
+
+def test_words_of_one_programs_document_say_which_programs_line_is_meant(policy: Policy) -> None:
+    # 効果報告 is in the 2023 guide only (and in most of its answers): the 2023 line answers, alone.
+    outcome = policy.decide("効果報告のことで電話したいんですが番号は")
+    assert outcome.status == "answered"
+    assert [e.id for e in outcome.answers] == ["it2023-contact"]
+
+
+def test_a_word_a_small_document_lacks_by_its_size_alone_names_no_program(policy: Policy) -> None:
+    # 勤怠 is in two 2023 entries and in none of the ten 2020 ones: that says nothing of the program.
+    matcher = policy.matcher
+    query = matcher.prepare(matcher.analyzer.analyze("勤怠システム"))
+    assert matcher.program_of_words(query) is None
+    query = matcher.prepare(matcher.analyzer.analyze("効果報告"))
+    assert matcher.program_of_words(query) == "it2023-multi"
+
+
+def test_a_short_word_is_not_read_across_a_sentences_grammar(policy: Policy) -> None:
+    # が + い + ない reads イナイ, which is 以内: an ending, not a word typed in kana.
+    assert "以内" not in _terms(policy, "じゅうぎょういんがいないときなにをいれる")
+    # A longer word typed in kana that the dictionary splits into grammar is still read.
+    assert "ステータス" in _terms(policy, "すてーたすが ふびていせいちゅう")
+
+
+def test_kana_and_kanji_spellings_are_told_apart_from_close_entries_alike(policy: Policy) -> None:
+    # 辞退届 typed in kana says 辞退 as the kanji does: both ask back between "when" and "how".
+    kanji = policy.decide("辞退届 いつ出す")
+    kana = policy.decide("じたいとどけ いつだす")
+    assert kanji.status == kana.status
+    assert [c.entry_id for c in kanji.choices] == [c.entry_id for c in kana.choices]
