@@ -18,8 +18,8 @@ tried for concepts the knowledge base does not know at all, so they rescue か�
 解役 without adding a second vote for words that are already there.
 
 Coverage (`Candidate.coverage`) is what the policy decides on: the IDF-weighted share of
-the question's countable concepts that this one entry covers anywhere in its text, a long
-question weighed as at most SPAN_WORDS unknown words.  Concepts the knowledge base does not know keep the highest IDF, so a question about
+the question's countable concepts that this one entry covers anywhere in its text.
+Concepts the knowledge base does not know keep the highest IDF, so a question about
 something else cannot be covered by an entry that shares only its familiar words.
 """
 
@@ -29,7 +29,6 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,17 +47,6 @@ TYPO_MIN_LEN = 3
 TYPO_CUTOFF = 80.0
 # Kana runs are read against the knowledge base's word readings of at least this length.
 READING_MIN = 3
-# Coverage: a question weighs at most as much as this many words the knowledge base does not
-# know.  A short question is weighed whole; a long one tells a story around its subject (経理担当が
-# 休みで私が代わりに…), and the entry that covers this much of it describes the subject.  Fitted on
-# the dev set: 2 and 2.5 answered near-domain questions that mix a covered subject with an
-# unknown one (迷惑メールの設定とゲームのログインボーナス); 4 answered fewer in scope.
-SPAN_WORDS = 3.0
-# A word says which program a question is about when this many answers, all of one program, use it.
-PROGRAM_WORD_ANSWERS = 2
-# A word of one program's entries names that program only when, were it no word of that program, the
-# other programs' entries would use it at least this many times (by the share of entries using it).
-PROGRAM_VOCAB_EXPECTED = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,22 +92,18 @@ class _Field:
         """BM25 of every document, each concept scored by its best form (full terms, or parts partly)."""
         total = np.zeros(self.n_docs)
         for terms, parts in concepts:
-            found = [p for p in map(self.postings.get, terms) if p is not None]
-            part_found = [p for p in map(self.postings.get, parts) if p is not None] if parts else []
-            if not part_found:
-                if len(found) == 1:  # one form: its documents only, no scratch array
-                    docs, weights = found[0]  # a posting lists each document once
-                    total[docs] += weights
-                    continue
-                if not found:
-                    continue
             best = np.zeros(self.n_docs)
-            for docs, weights in found:
-                best[docs] = np.maximum(best[docs], weights)
-            if part_found:
+            for term in terms:
+                posting = self.postings.get(term)
+                if posting is not None:  # a posting lists each document once
+                    docs, weights = posting
+                    best[docs] = np.maximum(best[docs], weights)
+            if parts:
                 partial = np.zeros(self.n_docs)
-                for docs, weights in part_found:
-                    partial[docs] += weights
+                for part in parts:
+                    posting = self.postings.get(part)
+                    if posting is not None:
+                        partial[posting[0]] += posting[1]
                 best = np.maximum(best, partial * (PART_WEIGHT / len(parts)))
             total += best
         return total
@@ -138,11 +122,6 @@ class Query:
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
 
-    @cached_property
-    def plain(self) -> frozenset[str]:
-        """The keys of the question's words that name nothing: verbs, adverbs, time and quantity nouns."""
-        return frozenset(c.key for c in self.analysis.concepts if not c.salient)
-
 
 class Matcher:
     """Ranked candidates, with coverage, for a question over one knowledge base."""
@@ -160,11 +139,7 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
-        # The parts of each word as the knowledge base writes it (辞退届け → 辞退, 届け).
-        self._parts_of: dict[str, tuple[str, ...]] = {}
-        wordings_of: list[list[frozenset[str]]] = []
         for idx, entry in enumerate(self.entries):
-            wordings_of.append([])
             pooled: list[str] = []
             seen: set[str] = set()
             full: set[str] = set()
@@ -175,9 +150,7 @@ class Matcher:
                 pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
                 full.update(analysis.full_terms)
-                wordings_of[-1].append(frozenset(analysis.full_terms))
                 _add_readings(readings, analysis.concepts)
-                _add_parts(self._parts_of, analysis.concepts)
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
@@ -185,7 +158,6 @@ class Matcher:
                 seen.update(answer.terms)
                 full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
-                _add_parts(self._parts_of, answer.concepts)
             self._entry_terms.append(frozenset(seen))
             self._entry_full.append(frozenset(full))
         for reading, canonical in self.analyzer.synonym_readings.items():
@@ -199,65 +171,20 @@ class Matcher:
         self._df = df
         self.unknown_idf = _idf(n, 0)
         self._idf = {t: _idf(n, d) for t, d in df.items()}
-        # A question's word weighs in coverage by how rare it is as a word of the entries, not as a
-        # piece of their compounds: 申請 and 報告 stand alone in few entries, though 申請マイページ
-        # and 効果報告 hold them in most.  (A word met only inside compounds keeps its pieces' IDF.)
-        full_df: Counter[str] = Counter(t for terms in self._entry_full for t in terms)
-        self._word_idf = {t: _idf(n, full_df[t]) if full_df[t] else w for t, w in self._idf.items()}
         # Which programs' official answers use each word: a word of one program's document only
         # (効果報告, ナビダイヤル, IT事業者ポータル) says which program a question is about.  Only the
         # answers count: they are the documents' text, where paraphrases are an editor's words.
-        # A word only one answer uses is that answer's phrasing (辞退扱い where the other program's
-        # document says 辞退とみなし), not a subject of its document: it says nothing of the program.
-        programs_of: dict[str, set[str]] = {}
-        answers_using: Counter[str] = Counter()
+        self._programs_of: dict[str, set[str]] = {}
         for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
-            for t in set(answer_terms):
-                answers_using[t] += 1
-                programs_of.setdefault(t, set()).add(entry.program)
-        self._programs_of = {t: p for t, p in programs_of.items() if answers_using[t] >= PROGRAM_WORD_ANSWERS}
-        # A program's own vocabulary: words of its answers (as above) that no entry of another program
-        # uses anywhere, wordings included (補助事業者 is in a 2023 answer and a 2020 question: not
-        # one), and whose absence there is telling: had the word no tie to the program, the other
-        # programs' entries would use it at least PROGRAM_VOCAB_EXPECTED times (a small document
-        # lacks most words of a large one by its size alone: 勤怠 in two 2023 entries says nothing).
-        said_in: dict[str, list[str]] = {}
-        for entry, terms in zip(self.entries, self._entry_terms, strict=True):
-            for t in terms:
-                said_in.setdefault(t, []).append(entry.program)
-        sizes: Counter[str] = Counter(e.program for e in self.entries)
-        self._program_vocab: dict[str, str] = {}
-        for t, progs in self._programs_of.items():
-            program = next(iter(progs))
-            users = said_in.get(t, [])
-            if len(progs) != 1 or set(users) != progs or program == "common":
-                continue
-            others = sum(size for p, size in sizes.items() if p not in (program, "common"))
-            if others * len(users) / sizes[program] >= PROGRAM_VOCAB_EXPECTED:
-                self._program_vocab[t] = program
-        # What each entry typically says: each word of its wordings, weighted by its IDF and by the
-        # share of the wordings that say it (一部 in most wordings of the partial-cancellation entry).
-        self._typical: list[tuple[dict[str, float], float]] = []
-        for wordings in wordings_of:
-            said = Counter(t for w in wordings for t in w)
-            weights = {t: self._idf[t] * n / len(wordings) for t, n in said.items()}
-            self._typical.append((weights, sum(weights.values())))
+            for t in answer_terms:
+                self._programs_of.setdefault(t, set()).add(entry.program)
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
-        # The lengths of the known readings starting with each two kana, longest first.
-        heads: dict[str, set[int]] = {}
-        for reading in self._readings:
-            heads.setdefault(reading[:2], set()).add(len(reading))
-        self._reading_heads = {h: sorted(ns, reverse=True) for h, ns in heads.items()}
-        by_len: dict[int, list[str]] = {}
+        self._reading_heads: dict[str, list[str]] = {}
+        for reading in sorted(self._readings, key=len, reverse=True):
+            self._reading_heads.setdefault(reading[:2], []).append(reading)
+        self._vocab_by_len: dict[int, list[str]] = {}
         for word in sorted(self._idf):
-            by_len.setdefault(len(word), []).append(word)
-        # The typo candidates for a word of each length: known words one shorter to one longer.
-        self._typo_pool = {
-            n: [w for m in (n - 1, n, n + 1) for w in by_len.get(m, ())]
-            for n in range(1, max(by_len, default=0) + 2)
-        }
-        # Which entries belong to each program, for `rank(programs=...)`.
-        self._program_masks: dict[frozenset[str], NDArray[np.bool_]] = {}
+            self._vocab_by_len.setdefault(len(word), []).append(word)
 
     def _answer_text(self, entry: Entry) -> str:
         """The answer with each contact's name, phone labels and hours in place of its placeholder."""
@@ -283,7 +210,7 @@ class Matcher:
         for c in analysis.concepts:
             terms = c.terms
             if not any(self.known(t) for t in terms):
-                fixed = self._by_reading(c) or self._typo(c.key, c.parts)
+                fixed = self._by_reading(c) or self._typo(c.key)
                 if fixed:
                     terms = (*terms, *fixed)
                 else:
@@ -300,19 +227,10 @@ class Matcher:
             for a, b, words in self._words_in_reading(reading):
                 # A found word must hold whole words of the text: splitting an unknown compound
                 # (提出期限 → 提出 + 期限) into known words is the parts' job, which count partly.
-                held = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
-                inner = [(key, surface) for key, surface in held if key]
-                surface = "".join(sf for _, sf in held)
-                # Kana typed in one go splits into pieces that are not all words (ろくぱーせんと
-                # きじゅん → き + 順): a kana word read across several pieces joins them too.
-                # Pieces that are all grammar may be a kana word (す + てー + た + す → ステータス),
-                # or just a sentence's particles and endings (が + い + ない → 以内): short words
-                # are met there by chance, so over grammar alone a word must be longer than READING_MIN.
-                joined = (
-                    len(held) >= 2 and bool(_KANA.match(surface)) and (bool(inner) or b - a > READING_MIN)
-                )
-                if not (joined or len(inner) >= 2 or any(key in unknown for key, _ in inner)):
+                inner = [(key, surface) for la, lb, key, surface in spans if a <= la and lb <= b]
+                if not (len(inner) >= 2 or any(key in unknown for key, _ in inner)):
                     continue
+                surface = "".join(sf for _, sf in inner)
                 # Kana is read as written; a kanji typo keeps a character of the word (辞体届 → 辞退届).
                 fitting = words if _KANA.match(surface) else tuple(w for w in words if set(w) & set(surface))
                 if fitting:
@@ -326,7 +244,7 @@ class Matcher:
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
-        known = [self._word_idf[t] for t in terms if t in self._word_idf]
+        known = [self._idf[t] for t in terms if t in self._idf]
         return max(known) if known else self.unknown_idf
 
     def _by_reading(self, c: Concept) -> tuple[str, ...]:
@@ -344,28 +262,21 @@ class Matcher:
         found: list[tuple[int, int, tuple[str, ...]]] = []
         i = 0
         while i < len(run) - 1:
-            for size in self._reading_heads.get(run[i : i + 2], ()):
-                words = self._readings.get(run[i : i + size]) if i + size <= len(run) else None
-                if words is not None:
-                    found.append((i, i + size, words))
-                    i += size
+            for reading in self._reading_heads.get(run[i : i + 2], ()):
+                if run.startswith(reading, i):
+                    found.append((i, i + len(reading), self._readings[reading]))
+                    i += len(reading)
                     break
             else:
                 i += 1
         return found
 
-    def _typo(self, word: str, parts: Sequence[str] = ()) -> tuple[str, ...]:
+    def _typo(self, word: str) -> tuple[str, ...]:
         if len(word) < TYPO_MIN_LEN:
             return ()
         # A ratio of 80 needs lengths within a quarter of each other: compare only those.
-        # A part of the unknown word (年度 of 来年度, 支援 of 支援策) is no typo fix: the word is a
-        # compound holding it, a narrower thing, which its parts already cover partly.
-        best = process.extractOne(
-            word,
-            [w for w in self._typo_pool.get(len(word), ()) if w not in parts],
-            scorer=fuzz.ratio,
-            score_cutoff=TYPO_CUTOFF,
-        )
+        near = [w for n in range(len(word) - 1, len(word) + 2) for w in self._vocab_by_len.get(n, ())]
+        best = process.extractOne(word, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
         return (best[0],) if best else ()
 
     # -- ranking and coverage ----------------------------------------------------------
@@ -373,81 +284,33 @@ class Matcher:
     def coverage(self, query: Query, idx: int) -> float:
         """IDF-weighted share of the question's countable concepts that entry `idx` covers.
 
-        The question's weight is capped at SPAN_WORDS unknown words, so that the words of a long
-        question's story do not dilute what the entry covers.
-
         A concept counts fully when one of its forms is a word of the entry, and partly
         (PART_WEIGHT) when it meets the entry only through compound parts: the question's
         補助率 through 率 of 成長率, or the question's 申請 through 申請マイページ.
         """
         full_terms = self._entry_full[idx]
         terms = self._entry_terms[idx]
-        plain = query.plain
         total = covered = 0.0
-        named = False  # whether the entry covers a word that names something (a noun, a phrase)
         for full, parts, weight, countable in query.concepts:
             if not countable:
                 continue
             total += weight
-            if not terms.isdisjoint(full):
-                covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
-                named = named or full[0] not in plain
-            elif parts and not terms.isdisjoint(parts):
+            if any(t in full_terms for t in full):
+                covered += weight
+            elif any(t in terms for t in full):
+                covered += weight * PART_WEIGHT
+            elif parts:
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
-                named = named or full[0] not in plain
-        # An entry that meets only a question's verbs and time words (続く, 来年度) does not describe
-        # what it is about: 「今後も続きますか」 asks about the subsidy itself, which no entry is about.
-        if not total or not named:
-            return 0.0
-        return min(1.0, covered / min(total, SPAN_WORDS * self.unknown_idf))
-
-    def unsaid(self, query: Query, idx: int) -> float:
-        """The share of what entry `idx` typically says (its wordings' words, by IDF and by how many
-        wordings say them) that the question does not say.
-
-        Of two entries that score alike, the one whose distinctive words (一部, 1年未満) the question
-        lacks is the more specific one, and the question is most likely about the other.
-        """
-        weights, total = self._typical[idx]
-        if not total:
-            return 0.0
-        # A word says its parts as the knowledge base writes it: 「じたいとどけ」 read as 辞退届け says
-        # 辞退 as 「辞退届」 does, not the pieces of its kana (自体, 退ける), so kana typing does not
-        # decide between close entries by noise.
-        said = {
-            t
-            for full, parts, _, _ in query.concepts
-            for t in (*full, *parts, *(p for f in full for p in self._parts_of.get(f, ())))
-        }
-        return sum(w for t, w in weights.items() if t not in said) / total
-
-    def is_long(self, query: Query) -> bool:
-        """Whether the question weighs more than SPAN_WORDS unknown words (its coverage is capped)."""
-        total = sum(weight for _, _, weight, countable in query.concepts if countable)
-        return total > SPAN_WORDS * self.unknown_idf
-
-    def program_of_words(self, query: Query) -> str | None:
-        """The one program whose documents alone use the question's nouns that any document uses
-        only one program's: 効果報告 or 労働生産性 (2023 guide only) in 「効果報告について電話したい」
-        say which program's line is meant.  None when no such noun is there, or they disagree."""
-        plain = query.plain
-        found = {
-            self._program_vocab[t]
-            for full, _, _, countable in query.concepts
-            if countable and full[0] not in plain
-            for t in full
-            if t in self._program_vocab
-        }
-        return next(iter(found)) if len(found) == 1 else None
+        return covered / total if total else 0.0
 
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
         program = self.entries[idx].program
         full_terms = self._entry_full[idx]
         # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
-        plain = query.plain
+        plain = {c.key for c in query.analysis.concepts if not c.salient}
         return tuple(
             t
             for full, _, _, countable in query.concepts
@@ -482,11 +345,7 @@ class Matcher:
         answers = self._answers.scores(pairs)
         total = best + pooled + answers  # equal weights: fitted weights gained nothing on dev
         if programs is not None:
-            key = frozenset(programs)
-            allowed = self._program_masks.get(key)
-            if allowed is None:  # few program sets exist: each mask is made once
-                allowed = np.array([e.program in key for e in self.entries])
-                self._program_masks[key] = allowed
+            allowed = np.array([e.program in programs for e in self.entries])
             total = np.where(allowed, total, -1.0)
         top = np.argsort(-total, kind="stable")[:k]
         top = top[total[top] > 0]
@@ -518,9 +377,3 @@ def _add_readings(readings: dict[str, set[str]], concepts: Sequence[Concept]) ->
     for c in concepts:
         if c.reading:
             readings.setdefault(c.reading, set()).add(c.key)
-
-
-def _add_parts(parts_of: dict[str, tuple[str, ...]], concepts: Sequence[Concept]) -> None:
-    for c in concepts:
-        if c.parts:
-            parts_of.setdefault(c.key, c.parts)

@@ -32,7 +32,6 @@ class PolicyConfig(BaseModel):
     coverage_min: float
     lead_min: float
     clarify_max: int
-    unsaid_weight: float = 0.0
 
     @classmethod
     def load(cls, path: Path = DATA_DIR / "policy.toml") -> PolicyConfig:
@@ -151,11 +150,11 @@ class Policy:
         asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
-            # A direct phrase holds a topic: without a topic word there is nothing to look for.
-            hits = sum(1 for t in topics if t in norm)
-            if not hits or not (asked or any(phrase in norm for phrase in self._direct[flow])):
+            direct = any(phrase in norm for phrase in self._direct[flow])
+            if not (asked or direct):
                 continue
-            if best is None or hits > best[0]:
+            hits = sum(1 for t in topics if t in norm)
+            if hits and (best is None or hits > best[0]):
                 best = (hits, flow)
         return best[1] if best else None
 
@@ -174,16 +173,8 @@ class Policy:
         mention = programs_in_question(self.kb, norm)
         program = program or mention.program
         allowed = {program, "common"} if program else None
-        if allowed is None and mention.excluded:
-            allowed = set(self.kb.programs) - set(mention.excluded)
         analysis = self.matcher.analyzer.analyze(query)
         prepared = self.matcher.prepare(analysis)
-        if allowed is None and not mention.programs and not mention.others:
-            # Words only one program's document uses (効果報告, IT事業者ポータル) say which program the
-            # question is about, as its name would: its contact, not the other program's, answers.
-            inferred = self.matcher.program_of_words(prepared)
-            if inferred is not None and inferred != "common":
-                allowed = {inferred, "common"}
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
         flow = self.detect_dialog(norm)
         if flow is not None:
@@ -205,9 +196,6 @@ class Policy:
         outcome = self._from_candidates(
             query, tuple(candidates), program, known=program is not None, prepared=prepared
         )
-        if mention.excluded and outcome.other_silent:
-            # The other program was ruled out, not found silent.
-            outcome = replace(outcome, other_silent=False)
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
@@ -238,16 +226,11 @@ class Policy:
         second = candidates[1].relevance if len(candidates) > 1 else 0.0
         conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
-        # An entry that covers less of a short question than the top one can be told apart from it.
-        # Not in a long question: its story's words fall into entries by chance, and one word more
-        # (8ヶ月 met by 数か月 in a wording) says little; only the lead tells its entries apart.
-        long = prepared is not None and self.matcher.is_long(prepared)
         close = [
             c
             for c in covering
-            if lead_of(top.relevance, c.relevance) < cfg.lead_min
-            and (long or c.coverage >= top.coverage - 1e-9)
-            and (c is top or prepared is None or not self._told_apart(prepared, top, c))
+            # An entry that covers less of the question than the top one can be told apart from it.
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.
@@ -300,20 +283,6 @@ class Policy:
             confidence=conf,
             reason="close candidates",
         )
-
-    def _told_apart(self, prepared: Query, top: Candidate, other: Candidate) -> bool:
-        """Whether `other`, close to the top on score, is told apart from it by what it says that the
-        question does not: each score is reduced by its entry's unsaid share (`unsaid_weight`), and
-        the top must still lead by `lead_min`.  Never reorders: when the reduced scores disagree
-        with the ranking, the entries stay too close to tell apart and the bot asks."""
-        weight = self.config.unsaid_weight
-        if weight <= 0:
-            return False
-        unsaid = self.matcher.unsaid
-        position = self.matcher.position
-        mine = top.relevance * (1 - weight * unsaid(prepared, position[top.entry.id]))
-        theirs = other.relevance * (1 - weight * unsaid(prepared, position[other.entry.id]))
-        return lead_of(mine, theirs) >= self.config.lead_min
 
     def _other_program(
         self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]

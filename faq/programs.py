@@ -44,9 +44,6 @@ class ProgramMention:
 
     programs: tuple[str, ...] = ()  # covered programs named unambiguously
     others: tuple[OtherProgram, ...] = ()  # programs or frames this knowledge base does not cover
-    # Covered programs the question rules out: 「2023です」 names no program for sure (most 2023
-    # recipients are in other frames), but it is not IT導入補助金2020, which is known by its year.
-    excluded: tuple[str, ...] = ()
 
     @property
     def program(self) -> str | None:
@@ -64,14 +61,6 @@ class ProgramReply:
     kind: ReplyKind
     program: str | None = None  # with kind "program"
     other: OtherProgram | None = None  # with kind "other", when the user named it
-
-
-_BARE_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
-
-
-def _named_years(norm: str) -> set[str]:
-    """The years a question names as a program year, not as a date (「2023年4月に」 is a date)."""
-    return {m.group() for m in _BARE_YEAR.finditer(norm) if not _DATE_TAIL.match(norm, m.end())}
 
 
 def _year_hits(norm: str, years: Sequence[str]) -> bool:
@@ -101,23 +90,7 @@ def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
         if _cue_hits(norm, (*prog.cues, *prog.content_cues)) or _year_hits(norm, prog.year_cues)
     )
     others = tuple(o for o in kb.other_programs if _cue_hits(norm, o.cues))
-    # A program known by its years is ruled out when the question names only the year of another
-    # covered program (「2023です」); a year no covered program has (「2021のページと間違えた?」) rules
-    # nothing out.
-    years = _named_years(norm)
-    excluded = tuple(
-        pid
-        for pid, prog in kb.programs.items()
-        if prog.year_cues
-        and pid not in programs
-        and not years & set(prog.year_cues)
-        and any(
-            years & {c for c in (*other.year_cues, *other.reply_cues) if c.isdigit()}
-            for oid, other in kb.programs.items()
-            if oid != pid
-        )
-    )
-    return ProgramMention(programs, others, excluded)
+    return ProgramMention(programs, others)
 
 
 def _rest(norm: str, words: Sequence[str]) -> str:

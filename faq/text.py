@@ -30,9 +30,6 @@ from faq.models import SynonymGroup
 # Longer input is cut before analysis: a question never needs more, and the
 # cap bounds the time a pasted document can cost.
 MAX_CHARS = 512
-# Tokens remembered per analyzer (a dictionary word each): enough for any knowledge base's vocabulary
-# and its questions; past it the cache starts again.
-TOKEN_CACHE_MAX = 50_000
 READING_MARK = "~"  # kept for callers that filtered reading terms; analysis no longer emits any
 
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞", "代名詞", "感動詞"}
@@ -45,7 +42,7 @@ STOPWORDS = frozenset(
     際 等 など 此れ これ 其れ それ 彼れ あれ 此の この 其の その どう どの どれ ちょっと
     少し 今 とても 本当 すごい 凄い 大丈夫 今回 今度 一応 です ます 中 後 前 上 下 的
     さん 様 氏 達 ら 方々 くらい ぐらい 頃 ころ じゃ 的 感じ 形 訳 わけ 筈 はず 所
-    ところ 人 者 たい ない ぬ ず つく
+    ところ 人 者 たい ない ぬ ず
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
@@ -56,8 +53,7 @@ _TRANSLATE = str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "―
 def normalize(text: str) -> str:
     """NFKC, lower case, control characters dropped, spaces folded, length capped."""
     text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).lower()
-    if not text.isprintable():  # printable text has no control or format characters: nothing to drop
-        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     return _SPACE.sub(" ", text).strip()[:MAX_CHARS]
 
 
@@ -137,7 +133,6 @@ def _dictionary() -> Dictionary:
 
 
 _KANA = re.compile(r"^[ぁ-ゖァ-ヺー]+$")
-_HIRAGANA = re.compile(r"^[ぁ-ゖー]+$")
 
 
 class Analyzer:
@@ -169,12 +164,6 @@ class Analyzer:
                 if len(reading) >= 2:
                     self.synonym_readings.setdefault(reading, canonical)
         self._max_syn = max((len(k) for k in self._synonyms), default=0)
-        # The longest phrase starting with each word: most words start none, and are passed at once.
-        self._syn_first: dict[str, int] = {}
-        for key in self._synonyms:
-            self._syn_first[key[0]] = max(self._syn_first.get(key[0], 0), len(key))
-        # Tokens and compound parts by dictionary word and surface (shared by threads: values never change).
-        self._token_cache: dict[tuple[int, str, int], tuple[_Token, tuple[str, ...]]] = {}
 
     @property
     def _tok_c(self) -> Any:
@@ -206,28 +195,6 @@ class Analyzer:
             bool(_KANA.match(surface)),
         )
 
-    def _cached(self, m: Any) -> tuple[_Token, tuple[str, ...]]:
-        """The token of a morpheme and, for a content word of three characters or more, its
-        compound parts (年間平均労働時間 → 年間, 平均, 労働, 時間), made once per dictionary word.
-
-        A dictionary word's form, reading and part of speech follow from its id; an unknown word's
-        from its surface and part of speech.  The cache is bounded: it is cleared when it grows large.
-        """
-        key = (m.word_id(), m.surface(), m.part_of_speech_id())
-        hit = self._token_cache.get(key)
-        if hit is not None:
-            return hit
-        tok = self._token(m)
-        parts: tuple[str, ...] = ()
-        if self._is_content(tok) and len(tok.surface) >= 3:
-            fine = [self._token(p) for p in m.split(SplitMode.A)]
-            found = tuple(dict.fromkeys(p.norm for p in fine if self._is_content(p)))
-            parts = found if len(found) > 1 else ()
-        if len(self._token_cache) >= TOKEN_CACHE_MAX:
-            self._token_cache.clear()
-        self._token_cache[key] = (tok, parts)
-        return tok, parts
-
     def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
         return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
 
@@ -235,10 +202,8 @@ class Analyzer:
         norm = normalize(text)
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
-        # 「6%」 is read 「ろくぱーせんと」: a sign without a reading would leave the kana unmatched.
-        morphemes = list(self._tok_c.tokenize(norm.replace("%", "パーセント"))) if norm else []
-        cached = [self._cached(m) for m in morphemes]
-        tokens = [tok for tok, _ in cached]
+        morphemes = list(self._tok_c.tokenize(norm)) if norm else []
+        tokens = [self._token(m) for m in morphemes]
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
@@ -280,32 +245,27 @@ class Analyzer:
                 continue
             run.append(tok.reading)
             if self._is_content(tok):
-                parts = cached[i][1]
+                parts: tuple[str, ...] = ()
+                if len(tok.surface) >= 3:
+                    fine = [self._token(p) for p in morphemes[i].split(SplitMode.A)]
+                    found = tuple(dict.fromkeys(p.norm for p in fine if self._is_content(p)))
+                    parts = found if len(found) > 1 else ()
                 countable = (
                     tok.pos2 != "数詞"
                     and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
                 )
-                # A hiragana piece of one or two characters is most often what is left of kana typed
-                # in one go (ていしゅつずみ → 提出 + すみ), not a subject; katakana (コツ) is meant.
-                piece = len(tok.surface) <= 2 and bool(_HIRAGANA.match(tok.surface))
-                salient = not piece and (tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能"))
+                salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
-            else:
-                # A particle or an ending, kept so that kana typed in one go can be read across it.
-                spans.append((start, start + len(tok.reading), "", tok.surface))
             i += 1
         close_run()
         return Analysis(norm, _merge(concepts), tuple(runs))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
-        longest = self._syn_first.get(tokens[i].norm, 0)
-        if not longest:
-            return 1, None
         norms: list[str] = []
-        for t in tokens[i : i + longest]:
+        for t in tokens[i : i + self._max_syn]:
             if t.symbol:
                 break  # a phrase never spans punctuation
             norms.append(t.norm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faq import KnowledgeBase, Policy
+from faq import KnowledgeBase
 from faq.programs import programs_in_question, read_program_reply
 
 BOTH = ("it2020", "it2023-multi")
@@ -34,33 +34,6 @@ BOTH = ("it2020", "it2023-multi")
 )
 def test_program_in_question(kb: KnowledgeBase, question: str, program: str | None) -> None:
     assert programs_in_question(kb, question).program == program
-
-
-@pytest.mark.parametrize(
-    ("question", "excluded"),
-    [
-        # 「2023」 names no program for sure, but it is not IT導入補助金2020.
-        ("ツールを一部だけやめたい、これ辞退？2023です", ("it2020",)),
-        ("2023の辞退届", ("it2020",)),
-        # A date, a year no covered program has, or both years rule nothing out.
-        ("2023年4月に解約した", ()),
-        ("2021のページと間違えてるとかある？", ()),
-        ("2020と2023の両方で導入した", ()),
-        ("解約したらどうなる", ()),
-    ],
-)
-def test_a_year_of_another_program_rules_a_program_out(
-    kb: KnowledgeBase, question: str, excluded: tuple[str, ...]
-) -> None:
-    mention = programs_in_question(kb, question)
-    assert mention.excluded == excluded
-    assert mention.program is None or not excluded
-
-
-def test_an_answer_for_a_program_ruled_out_is_not_shown(policy: Policy) -> None:
-    outcome = policy.decide("連携してる会社の1社がツールを一部だけやめたい、これ辞退？2023です")
-    assert all(e.program != "it2020" for e in outcome.answers)
-    assert not outcome.other_silent  # the 2020 document was ruled out, not found silent
 
 
 @pytest.mark.parametrize(
