@@ -295,11 +295,9 @@ class Matcher:
             if not countable:
                 continue
             total += weight
-            if any(t in full_terms for t in full):
-                covered += weight
-            elif any(t in terms for t in full):
-                covered += weight * PART_WEIGHT
-            elif parts:
+            if not terms.isdisjoint(full):  # the entry's full forms are among its terms
+                covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
+            elif parts and not terms.isdisjoint(parts):
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
