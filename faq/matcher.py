@@ -367,11 +367,12 @@ class Matcher:
             total = np.where(allowed, total, -1.0)
         top = np.argsort(-total, kind="stable")[:k]
         top = top[total[top] > 0]
-        query_terms = [t for full, _, _, _ in prepared.concepts for t in full]
+        query_terms = tuple(dict.fromkeys(t for full, _, _, _ in prepared.concepts for t in full))
         out = []
         for idx in map(int, top):
             features = {"best": float(best[idx]), "pooled": float(pooled[idx]), "answer": float(answers[idx])}
-            matched = tuple(t for t in dict.fromkeys(query_terms) if t in self._entry_terms[idx])
+            terms = self._entry_terms[idx]
+            matched = tuple(t for t in query_terms if t in terms)
             out.append(
                 Candidate(
                     self.entries[idx], self.coverage(prepared, idx), matched, features, float(total[idx])
