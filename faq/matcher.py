@@ -92,18 +92,22 @@ class _Field:
         """BM25 of every document, each concept scored by its best form (full terms, or parts partly)."""
         total = np.zeros(self.n_docs)
         for terms, parts in concepts:
+            found = [p for p in map(self.postings.get, terms) if p is not None]
+            part_found = [p for p in map(self.postings.get, parts) if p is not None] if parts else []
+            if not part_found:
+                if len(found) == 1:  # one form: its documents only, no scratch array
+                    docs, weights = found[0]  # a posting lists each document once
+                    total[docs] += weights
+                    continue
+                if not found:
+                    continue
             best = np.zeros(self.n_docs)
-            for term in terms:
-                posting = self.postings.get(term)
-                if posting is not None:  # a posting lists each document once
-                    docs, weights = posting
-                    best[docs] = np.maximum(best[docs], weights)
-            if parts:
+            for docs, weights in found:
+                best[docs] = np.maximum(best[docs], weights)
+            if part_found:
                 partial = np.zeros(self.n_docs)
-                for part in parts:
-                    posting = self.postings.get(part)
-                    if posting is not None:
-                        partial[posting[0]] += posting[1]
+                for docs, weights in part_found:
+                    partial[docs] += weights
                 best = np.maximum(best, partial * (PART_WEIGHT / len(parts)))
             total += best
         return total
@@ -179,12 +183,22 @@ class Matcher:
             for t in answer_terms:
                 self._programs_of.setdefault(t, set()).add(entry.program)
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
-        self._reading_heads: dict[str, list[str]] = {}
-        for reading in sorted(self._readings, key=len, reverse=True):
-            self._reading_heads.setdefault(reading[:2], []).append(reading)
-        self._vocab_by_len: dict[int, list[str]] = {}
+        # The lengths of the known readings starting with each two kana, longest first.
+        heads: dict[str, set[int]] = {}
+        for reading in self._readings:
+            heads.setdefault(reading[:2], set()).add(len(reading))
+        self._reading_heads = {h: sorted(ns, reverse=True) for h, ns in heads.items()}
+        by_len: dict[int, list[str]] = {}
         for word in sorted(self._idf):
-            self._vocab_by_len.setdefault(len(word), []).append(word)
+            by_len.setdefault(len(word), []).append(word)
+        # The typo candidates for a word of each length: known words one shorter to one longer.
+        self._typo_pool = {
+            n: [w for m in (n - 1, n, n + 1) for w in by_len.get(m, ())]
+            for n in range(1, max(by_len, default=0) + 2)
+        }
+        # Which entries belong to each program, for `rank(programs=...)`.  Shared by the threads:
+        # a mask never changes once made, and a lost race only makes it twice.
+        self._program_masks: dict[frozenset[str], NDArray[np.bool_]] = {}
 
     def _answer_text(self, entry: Entry) -> str:
         """The answer with each contact's name, phone labels and hours in place of its placeholder."""
@@ -262,10 +276,11 @@ class Matcher:
         found: list[tuple[int, int, tuple[str, ...]]] = []
         i = 0
         while i < len(run) - 1:
-            for reading in self._reading_heads.get(run[i : i + 2], ()):
-                if run.startswith(reading, i):
-                    found.append((i, i + len(reading), self._readings[reading]))
-                    i += len(reading)
+            for size in self._reading_heads.get(run[i : i + 2], ()):
+                words = self._readings.get(run[i : i + size]) if i + size <= len(run) else None
+                if words is not None:
+                    found.append((i, i + size, words))
+                    i += size
                     break
             else:
                 i += 1
@@ -275,8 +290,9 @@ class Matcher:
         if len(word) < TYPO_MIN_LEN:
             return ()
         # A ratio of 80 needs lengths within a quarter of each other: compare only those.
-        near = [w for n in range(len(word) - 1, len(word) + 2) for w in self._vocab_by_len.get(n, ())]
-        best = process.extractOne(word, near, scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF)
+        best = process.extractOne(
+            word, self._typo_pool.get(len(word), ()), scorer=fuzz.ratio, score_cutoff=TYPO_CUTOFF
+        )
         return (best[0],) if best else ()
 
     # -- ranking and coverage ----------------------------------------------------------
@@ -295,11 +311,9 @@ class Matcher:
             if not countable:
                 continue
             total += weight
-            if any(t in full_terms for t in full):
-                covered += weight
-            elif any(t in terms for t in full):
-                covered += weight * PART_WEIGHT
-            elif parts:
+            if not terms.isdisjoint(full):  # the entry's full forms are among its terms
+                covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
+            elif parts and not terms.isdisjoint(parts):
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
@@ -345,15 +359,20 @@ class Matcher:
         answers = self._answers.scores(pairs)
         total = best + pooled + answers  # equal weights: fitted weights gained nothing on dev
         if programs is not None:
-            allowed = np.array([e.program in programs for e in self.entries])
+            key = frozenset(programs)
+            allowed = self._program_masks.get(key)
+            if allowed is None:  # few program sets exist: each mask is made once
+                allowed = np.array([e.program in key for e in self.entries])
+                self._program_masks[key] = allowed
             total = np.where(allowed, total, -1.0)
         top = np.argsort(-total, kind="stable")[:k]
         top = top[total[top] > 0]
-        query_terms = [t for full, _, _, _ in prepared.concepts for t in full]
+        query_terms = tuple(dict.fromkeys(t for full, _, _, _ in prepared.concepts for t in full))
         out = []
         for idx in map(int, top):
             features = {"best": float(best[idx]), "pooled": float(pooled[idx]), "answer": float(answers[idx])}
-            matched = tuple(t for t in dict.fromkeys(query_terms) if t in self._entry_terms[idx])
+            terms = self._entry_terms[idx]
+            matched = tuple(t for t in query_terms if t in terms)
             out.append(
                 Candidate(
                     self.entries[idx], self.coverage(prepared, idx), matched, features, float(total[idx])

@@ -150,11 +150,11 @@ class Policy:
         asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
-            direct = any(phrase in norm for phrase in self._direct[flow])
-            if not (asked or direct):
-                continue
+            # A direct phrase holds a topic: without a topic word there is nothing to look for.
             hits = sum(1 for t in topics if t in norm)
-            if hits and (best is None or hits > best[0]):
+            if not hits or not (asked or any(phrase in norm for phrase in self._direct[flow])):
+                continue
+            if best is None or hits > best[0]:
                 best = (hits, flow)
         return best[1] if best else None
 

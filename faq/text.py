@@ -30,6 +30,9 @@ from faq.models import SynonymGroup
 # Longer input is cut before analysis: a question never needs more, and the
 # cap bounds the time a pasted document can cost.
 MAX_CHARS = 512
+# Tokens remembered per analyzer (a dictionary word each): enough for any knowledge base's vocabulary
+# and its questions; past it the cache starts again.
+TOKEN_CACHE_MAX = 50_000
 READING_MARK = "~"  # kept for callers that filtered reading terms; analysis no longer emits any
 
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "副詞", "接頭辞", "接尾辞", "代名詞", "感動詞"}
@@ -53,7 +56,8 @@ _TRANSLATE = str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "―
 def normalize(text: str) -> str:
     """NFKC, lower case, control characters dropped, spaces folded, length capped."""
     text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).lower()
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    if not text.isprintable():  # printable text has no control or format characters: nothing to drop
+        text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     return _SPACE.sub(" ", text).strip()[:MAX_CHARS]
 
 
@@ -163,7 +167,13 @@ class Analyzer:
                 reading = "".join(t.reading for t in tokens)
                 if len(reading) >= 2:
                     self.synonym_readings.setdefault(reading, canonical)
-        self._max_syn = max((len(k) for k in self._synonyms), default=0)
+        # The longest phrase starting with each word: most words start none, and are passed at once.
+        self._syn_first: dict[str, int] = {}
+        for key in self._synonyms:
+            self._syn_first[key[0]] = max(self._syn_first.get(key[0], 0), len(key))
+        # Tokens and compound parts by dictionary word and surface.  Shared by the threads: a value
+        # never changes once made, and a lost race only makes it twice.
+        self._token_cache: dict[tuple[int, str, int], tuple[_Token, tuple[str, ...]]] = {}
 
     @property
     def _tok_c(self) -> Any:
@@ -195,6 +205,28 @@ class Analyzer:
             bool(_KANA.match(surface)),
         )
 
+    def _cached(self, m: Any) -> tuple[_Token, tuple[str, ...]]:
+        """The token of a morpheme and, for a content word of three characters or more, its
+        compound parts (年間平均労働時間 → 年間, 平均, 労働, 時間), made once per dictionary word.
+
+        A dictionary word's form, reading and part of speech follow from its id; an unknown word's
+        from its surface and part of speech.  The cache is bounded: it is cleared when it grows large.
+        """
+        key = (m.word_id(), m.surface(), m.part_of_speech_id())
+        hit = self._token_cache.get(key)
+        if hit is not None:
+            return hit
+        tok = self._token(m)
+        parts: tuple[str, ...] = ()
+        if self._is_content(tok) and len(tok.surface) >= 3:
+            fine = [self._token(p) for p in m.split(SplitMode.A)]
+            found = tuple(dict.fromkeys(p.norm for p in fine if self._is_content(p)))
+            parts = found if len(found) > 1 else ()
+        if len(self._token_cache) >= TOKEN_CACHE_MAX:
+            self._token_cache.clear()
+        self._token_cache[key] = (tok, parts)
+        return tok, parts
+
     def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
         return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
 
@@ -203,7 +235,8 @@ class Analyzer:
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
         morphemes = list(self._tok_c.tokenize(norm)) if norm else []
-        tokens = [self._token(m) for m in morphemes]
+        cached = [self._cached(m) for m in morphemes]
+        tokens = [tok for tok, _ in cached]
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
@@ -245,11 +278,7 @@ class Analyzer:
                 continue
             run.append(tok.reading)
             if self._is_content(tok):
-                parts: tuple[str, ...] = ()
-                if len(tok.surface) >= 3:
-                    fine = [self._token(p) for p in morphemes[i].split(SplitMode.A)]
-                    found = tuple(dict.fromkeys(p.norm for p in fine if self._is_content(p)))
-                    parts = found if len(found) > 1 else ()
+                parts = cached[i][1]
                 countable = (
                     tok.pos2 != "数詞"
                     and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
@@ -264,8 +293,11 @@ class Analyzer:
         return Analysis(norm, _merge(concepts), tuple(runs))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
+        longest = self._syn_first.get(tokens[i].norm, 0)
+        if not longest:
+            return 1, None
         norms: list[str] = []
-        for t in tokens[i : i + self._max_syn]:
+        for t in tokens[i : i + longest]:
             if t.symbol:
                 break  # a phrase never spans punctuation
             norms.append(t.norm)
