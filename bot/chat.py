@@ -318,7 +318,9 @@ def _loop(
             continue
         user_input = to_input(text, last, numbers=not as_json)
         turn = service.handle(CHANNEL, user, user_input)
-        last = turn.replies
+        # A reply without any choice (what 「詳しく」 shows) leaves the list above it on screen and
+        # in force: its numbers still pick, as its buttons still would on a phone.
+        last = turn.replies if _offered(turn.replies) or not _numbered(last) else last
         if as_json:
             _write(out, json.dumps(turn_json(text, turn), ensure_ascii=False) + "\n")
         elif interactive:

@@ -131,6 +131,14 @@ def test_text_mode_numbers_choices_and_accepts_the_number(service: ConversationS
     assert IT2023_PHONE in second and "IT導入補助金2023 複数社連携 でお答えしています" in second
 
 
+def test_a_number_after_the_details_picks_from_the_list_still_above(service: ConversationService) -> None:
+    # 5 = 詳しく（2020）: the details have no choices of their own, so 2 is still 2023複数社連携.
+    output = run_chat(service, "ツールを半年で解約したらどうなる？\n5\n2\n".encode())
+    answers = output.split("出典：", 1)[1]
+    assert "見つかりませんでした" not in answers
+    assert "【IT導入補助金2023 複数社連携】" in answers and "でお答えしています" in answers
+
+
 def test_text_mode_shows_dialog_commands_as_a_hint_and_numbers_stay_answers(
     service: ConversationService,
 ) -> None:
