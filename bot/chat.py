@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 import typer
 
 from bot.linebreak import wrap
+from dialogs.engine import NAVIGATION
 from dialogs.types import Reply, ReplyChoice, UserInput
 
 if TYPE_CHECKING:  # the service, the store and the knowledge base load only when a chat starts
@@ -75,7 +76,7 @@ def _offered(replies: Sequence[Reply]) -> list[ReplyChoice]:
 
 def _numbered(replies: Sequence[Reply]) -> list[ReplyChoice]:
     """The choices shown with a number: all but the dialog's navigation commands (戻る, ヘルプ, やめる)."""
-    return [c for c in _offered(replies) if not c.value.startswith("cmd:")]
+    return [c for c in _offered(replies) if c.value not in NAVIGATION]
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,9 @@ def render_text(replies: Sequence[Reply], terminal: Terminal = PLAIN) -> str:
             lines.append(terminal.show(head, BOLD))
             if rest:
                 lines.append(terminal.show(rest))
-        commands = [c.label for c in reply.choices if c.value.startswith("cmd:")]
+        commands = [c.label for c in reply.choices if c.value in NAVIGATION]
         for choice in reply.choices:
-            if not choice.value.startswith("cmd:"):
+            if choice.value not in NAVIGATION:
                 number += 1
                 lines.append(terminal.show(f"  {number}. {choice.label}"))
         if commands:

@@ -257,6 +257,9 @@ COMMAND_CHOICES = (
     ReplyChoice("ヘルプ", "cmd:help"),
     ReplyChoice("やめる", "cmd:cancel"),
 )
+# The navigation every step offers: channels keep it apart from the step's own choices (a row of
+# its own on Telegram, a hint line in a terminal, where numbers stay answers to the step).
+NAVIGATION = frozenset(c.value for c in COMMAND_CHOICES)
 RESUME_CHOICES = (ReplyChoice("続きから", "cmd:resume"), ReplyChoice("最初から", "cmd:restart"))
 # 「〇〇を変更」 on the recap: cmd:edit.<step id> (step ids are short ASCII, so the value fits 64 bytes).
 EDIT = "cmd:edit."

@@ -344,3 +344,18 @@ def test_kounen_chat_console_script(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def test_the_recaps_change_buttons_are_numbered_and_a_number_changes_that_value(
+    kb: KnowledgeBase, policy: Policy, tmp_path: Path
+) -> None:
+    typed = "辞退にあたるか確認したい\n1\n2\n2021/4/1\n2021/12/1\n2021/9/30\n"
+    with Store.open(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        output = run_chat(ConversationService(kb, policy, store), typed.encode())  # the shipped flows
+    recap = output.rsplit("入力した値", 1)[1]
+    number = next(line.split(".")[0].strip() for line in recap.splitlines() if "解約日を変更" in line)
+    assert number.isdigit()
+    with Store.open(f"sqlite:///{tmp_path / 'b.db'}") as store:
+        again = run_chat(ConversationService(kb, policy, store), f"{typed}{number}\n".encode())
+    asked = again.rsplit("入力した値", 1)[1]
+    assert "解約・利用停止" in asked and "いまの値：2021年12月1日" in asked

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
+from dialogs.engine import NAVIGATION
 from dialogs.types import Reply, ReplyChoice
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ MAX_MESSAGE = 4096  # Telegram's limit on a message's text, in UTF-16 code units
 MAX_CALLBACK_BYTES = 64
 MAX_LABEL = 60  # characters of a button label (longer ones are cut with …)
 CHOOSE = "お選びください。"
-# The dialog's own navigation, kept on one row of its own under the choices.
-NAVIGATION = frozenset({"cmd:back", "cmd:help", "cmd:cancel"})
 # How long a label may be (in full-width characters) for a row of 2 or 3 buttons: a keyboard on
 # a 375 px phone is about 20 full-width characters across, shared equally by a row's buttons,
 # and Telegram cuts a label that does not fit its share with "…".
