@@ -319,9 +319,10 @@ def _loop(
             continue
         user_input = to_input(text, last, numbers=not as_json)
         turn = service.handle(CHANNEL, user, user_input)
-        # A reply without any choice (what 「詳しく」 shows) leaves the list above it on screen and
-        # in force: its numbers still pick, as its buttons still would on a phone.
-        last = turn.replies if _offered(turn.replies) or not _numbered(last) else last
+        # What 「詳しく」 shows has no choices: the list above it stays on screen and in force, its
+        # numbers still pick, as its buttons still would on a phone.  Any other reply replaces it.
+        shown_details = (user_input.choice or "").startswith("more:") and not _offered(turn.replies)
+        last = last if shown_details else turn.replies
         if as_json:
             _write(out, json.dumps(turn_json(text, turn), ensure_ascii=False) + "\n")
         elif interactive:

@@ -93,9 +93,7 @@ DETAILS_LABEL = "詳しく"
 # Details kept per conversation for 「詳しく」 buttons that are not an entry's (a calculation's).
 DETAILS_KEPT = 20
 _KEPT_KEY = re.compile(r"^r[0-9a-f]{10}$")
-DETAILS_GONE = (
-    "この「詳しく」の内容は、時間がたったため表示できなくなりました。お手数ですが、もう一度ご質問ください。"
-)
+DETAILS_GONE = "この「詳しく」の内容は、もう表示できません。お手数ですが、もう一度ご質問ください。"
 LOST_DIALOG = (
     "前回のご案内を続けられなくなりました（案内の内容が更新されました）。お手数ですが最初からお願いします。"
 )
@@ -158,13 +156,24 @@ class Conversation:
             pending = data.get("pending_query")
             finished = DialogState.from_json(data["finished"]) if data.get("finished") else None
             handoff = data.get("handoff") if isinstance(data.get("handoff"), dict) else None
-            details = [[str(key), str(text)] for key, text in data.get("details", [])]
+            details = _kept_details(data.get("details"))
             return cls(
                 dialog, str(pending) if pending is not None else None, program, finished, handoff, details
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             log.warning("dropping an unreadable conversation state (keys %s)", sorted(map(str, data))[:8])
             return cls(program=program)
+
+
+def _kept_details(raw: object) -> list[list[str]]:
+    """The kept 「詳しく」 texts of a stored state; a malformed pair is skipped, never the state."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        [pair[0], pair[1]]
+        for pair in raw
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+    ]
 
 
 @dataclass
@@ -451,6 +460,13 @@ class ConversationService(HandoffMixin):
                 # A program button pressed while a flow asks for the program (an older answer's
                 # buttons): it answers the flow's own question.
                 return self._in_dialog(conv, flow, dialog, UserInput(choice=arg))
+            if dialog is not None and (flow := self.flows.get(dialog.flow)):
+                # Mid-flow an older answer's program button would leave the remembered program and
+                # the flow's apart: the flow keeps its program, and says so.
+                current = self.kb.programs.get(self._flow_program(conv, flow, dialog) or "")
+                note = f"いまの「{flow.title}」は{current.short}で進めています。" if current else ""
+                change = "制度を変えるには「やめる」で案内を終えてからお選びください。"
+                return _Routed([Reply(note + change), *self._reprompt(conv)], conv, "choice")
             if arg in ("other", "unknown"):
                 return self._program_reply_kind(conv, arg)
             if arg not in self.kb.programs or arg == "common":
@@ -486,22 +502,27 @@ class ConversationService(HandoffMixin):
         """よくある質問 / 計算する / 問い合わせ先 / 最初から, and a FAQ category picked from the list."""
         if arg == "reset":
             return _Routed([Reply(RESET, QUICK_CHOICES)], Conversation(), "command")
+        if arg == "calc" and conv.dialog is not None and (current := self.flows.get(conv.dialog.flow)):
+            # Mid-flow: where the person is, and the other flow offered with what it costs.
+            other = next((fid for fid in self.flows if fid != current.id), current.id)
+            return self._switch(conv, current, conv.dialog, other)
         if arg == "calc":
             flows = [
                 ReplyChoice(f"{flow.title}", _check_value(f"flow:{fid}")) for fid, flow in self.flows.items()
             ]
             return _Routed([Reply(CALC_MENU, tuple(flows))], conv, "choice")
         if arg == "contacts":
-            return _Routed([self._contacts_reply(conv.program)], conv, "choice")
+            return _Routed([self._contacts_reply(conv.program), *self._reprompt(conv)], conv, "choice")
         if arg == "faq":
-            return _Routed([Reply(FAQ_MENU, self._category_buttons(conv.program))], conv, "choice")
+            menu = Reply(FAQ_MENU, self._category_buttons(conv.program))
+            return _Routed([menu, *self._reprompt(conv)], conv, "choice")
         category = arg.removeprefix("faq.")
         if arg.startswith("faq.") and category in self.kb.categories:
             name = self.kb.categories[category].name
-            entries = self._entry_buttons(category, conv.program)
-            return _Routed(
-                [Reply(f"「{name}」のよくある質問です。お選びください。", entries)], conv, "choice"
+            entries = Reply(
+                f"「{name}」のよくある質問です。お選びください。", self._entry_buttons(category, conv.program)
             )
+            return _Routed([entries, *self._reprompt(conv)], conv, "choice")
         return _Routed([Reply(STALE_CHOICE), *self._reprompt(conv)], conv, "choice")
 
     def _browsable(self, program: str | None) -> list[Any]:
@@ -532,10 +553,11 @@ class ConversationService(HandoffMixin):
     def _contacts_reply(self, program: str | None) -> Reply:
         """The lines to call, each with its number and whether it is open now; the program's
         only when it is known.  Not a dead end: the other quick replies stay under it."""
-        lines = lines_to_call(self.kb, program if program in self.kb.programs else None, self.now())
-        text = CONTACTS_HEAD + "\n\n" + "\n".join(lines)
+        known = self.kb.programs.get(program or "") if program != "common" else None
+        lines = lines_to_call(self.kb, program if known is not None else None, self.now())
+        head = f"{known.short}のお問い合わせ先" if known is not None else CONTACTS_HEAD
         onward = tuple(c for c in QUICK_CHOICES if c.value != "go:contacts")
-        return Reply(text, onward, headline=CONTACTS_HEAD)
+        return Reply(head + "\n\n" + "\n".join(lines), onward, headline=head)
 
     # -- dialogs ----------------------------------------------------------------------
 

@@ -22,12 +22,13 @@ from bot.service import (
     RESET,
     STALE_CHOICE,
     WELCOME,
+    Conversation,
     ConversationService,
     ServiceTurn,
 )
 from bot.store import ConcurrentUpdate, Store, UpdateUnit
 from dialogs.engine import Flow, Invalid, Step
-from dialogs.types import Reply, ReplyChoice, UserInput
+from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Policy, PolicyConfig
 from faq.replies import NOT_FOUND
 
@@ -578,3 +579,38 @@ def test_a_restated_program_at_a_figure_step_is_acknowledged_not_read_as_an_amou
     assert turn.dialog == "productivity" and turn.step is not None
     after = say(real, "2800万")
     assert "2,800万円" in "\n".join(r.text for r in after.replies)
+
+
+def test_an_older_program_button_mid_flow_leaves_the_flows_program_and_the_remembered_one_alike(
+    kb: KnowledgeBase, policy: Policy, store: Store
+) -> None:
+    real = ConversationService(kb, policy, store)  # the shipped flows
+    say(real, "辞退にあたるか確認したい")
+    turn = say(real, "2023の複数社連携")
+    assert (turn.dialog, turn.step) == ("withdrawal", "event")
+    pressed = pick(real, "prog:it2020")
+    assert (pressed.dialog, pressed.step) == ("withdrawal", "event")  # asked again
+    assert "2023 複数社連携で進めています" in texts(pressed)
+    assert store.load(CHANNEL, "u1").program == "it2023-multi"
+
+
+def test_quick_replies_mid_flow_ask_the_step_again(kb: KnowledgeBase, policy: Policy, store: Store) -> None:
+    real = ConversationService(kb, policy, store)
+    say(real, "労働生産性を計算したい")
+    for value in ("go:contacts", "go:faq"):
+        turn = pick(real, value)
+        assert (turn.dialog, turn.step) == ("productivity", "operating_profit"), value
+        assert "営業利益" in turn.replies[-1].text, value
+    switch = pick(real, "go:calc")  # the other flow is offered with what it costs, not started
+    assert switch.dialog == "productivity" and "入力は残りません" in texts(switch)
+
+
+def test_a_malformed_kept_detail_does_not_lose_the_conversation() -> None:
+    state = Conversation(
+        dialog=DialogState("productivity", "hours", {"employees": 3}), details=[["rabc", "x"]]
+    ).to_json()
+    assert state is not None
+    state["details"] = [None, ["r1"], ["r2", "ok"], [1, 2]]
+    restored = Conversation.from_json(state, None)
+    assert restored.dialog is not None and restored.dialog.values == {"employees": 3}
+    assert restored.details == [["r2", "ok"]]
