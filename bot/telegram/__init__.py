@@ -13,7 +13,7 @@ Callback data sent here:
     faq:… prog:… flow:… cmd:… and step values   the service's choice values, as given
     /program <id>                                 a command, handled as if typed
     fb:1:<id> / fb:0:<id>                         👍 / 👎 on an answer (entry id or flow:<id>)
-    cat:<category id> / cat:                      /faq browsing (the message is edited in place)
+    cat:<category id> / cat:                      older /faq buttons: the service's よくある質問 lists
 
 Exactly-once effects over at-least-once delivery: `TelegramAdapter.process` runs each
 update as one store transaction (`Store.run_update`) that claims the update id, reads and
@@ -40,10 +40,8 @@ from bot.telegram.adapter import (
     CHANNEL,
     COMMAND_NAMES,
     COMMANDS,
-    CONTACT_HEAD,
     EDITED,
     ERROR_TEXT,
-    FAQ_PROMPT,
     FEEDBACK_THANKS,
     FLOW_COMMANDS,
     NOT_HELPFUL_OFFER,
@@ -91,10 +89,8 @@ __all__ = [
     "CHOOSE",
     "COMMANDS",
     "COMMAND_NAMES",
-    "CONTACT_HEAD",
     "EDITED",
     "ERROR_TEXT",
-    "FAQ_PROMPT",
     "FEEDBACK_DOWN",
     "FEEDBACK_THANKS",
     "FEEDBACK_UP",

@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from telegram import BotCommand, CallbackQuery, InlineKeyboardMarkup, Message, Update
@@ -20,11 +19,9 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot.handoff import OFFER_LABEL
 from bot.store import Handled, StoreError, UpdateUnit
-from bot.telegram.render import Outgoing, _button, _chat_key, escape, keyboard, render_turn, split_text
+from bot.telegram.render import Outgoing, _chat_key, escape, keyboard, render_turn
 from bot.telegram.retries import ChatOrder
 from dialogs.types import ReplyChoice, UserInput
-from faq.render import contact_block, general_contacts
-from rules.contact_hours import TOKYO, line_status
 
 if TYPE_CHECKING:
     from bot.service import ConversationService, ServiceTurn
@@ -62,10 +59,7 @@ EDITED = (
     "メッセージの編集には対応していません。お手数ですが、訂正した内容を新しいメッセージとしてお送りください。"
 )
 ERROR_TEXT = "申し訳ありません。処理中にエラーが発生しました。少し時間をおいて、もう一度お送りください。"
-FAQ_PROMPT = "よくある質問のカテゴリをお選びください。"
-FAQ_BACK = "« カテゴリ一覧"
 FEEDBACK_THANKS = "ご評価ありがとうございます。今後の改善に使わせていただきます。"
-CONTACT_HEAD = "お問い合わせ先"
 NOT_HELPFUL_OFFER = "お役に立てず申し訳ありません。担当者に相談することもできます。"
 
 
@@ -98,7 +92,6 @@ class TelegramAdapter:
     def __init__(
         self,
         service: ConversationService,
-        clock: Callable[[], datetime] | None = None,
         send_rate: float = 0.0,
     ) -> None:
         self.service = service
@@ -107,7 +100,6 @@ class TelegramAdapter:
         self.shared_budget = send_rate > 0 and service.store.engine.dialect.name == "postgresql"
         self._budget = (send_rate, max(1.0, send_rate)) if self.shared_budget else None
         self.kb = service.kb
-        self._clock = clock or (lambda: datetime.now(TOKYO))
         # The store's blocking calls run here, off the event loop: few threads (the work is
         # short and the matcher holds the GIL), each with its own Sudachi tokenizer.
         self._executor = ThreadPoolExecutor(SERVICE_THREADS, thread_name_prefix="kounen-service")
@@ -407,27 +399,25 @@ class TelegramAdapter:
         if name == "faq":
             if args:  # /faq 質問文: answered like typed text
                 return self._turn(UserInput(" ".join(args)))
-            return _notice(FAQ_PROMPT, self.category_keyboard())
+            return self._turn(UserInput(choice="go:faq"))  # the service's よくある質問
         if name == "contact":
-
-            def contact(unit: UpdateUnit) -> None:
-                text = self._contacts(unit.conversation().program)
-                unit.send(*(_message(escape(piece)) for piece in split_text(text)))
-
-            return contact
+            return self._turn(UserInput(choice="go:contacts"))  # the service's 問い合わせ先
         # help, cancel, program <id>: the service's own commands
         return self._turn(UserInput(" ".join([f"/{name}", *args])))
 
     def _plan_callback(self, query: CallbackQuery) -> Work:
         data = query.data or ""
         message = query.message
-        message_id = message.message_id if isinstance(message, Message) else None
         if not data:
             return lambda _unit: None
         if data.startswith("fb:"):
             return self._feedback(data, message if isinstance(message, Message) else None)
         if data.startswith("cat:"):
-            return self._browse(data.removeprefix("cat:"), message_id)
+            # A category button sent before the lists came from the service: the same list now.
+            category = data.removeprefix("cat:")
+            return self._turn(
+                UserInput(choice=f"go:faq.{category}" if category in self.kb.categories else "go:faq")
+            )
         if data.startswith("/"):
             return self._turn(UserInput(data))
         return self._turn(UserInput(choice=data))
@@ -465,57 +455,6 @@ class TelegramAdapter:
             return FEEDBACK_THANKS
 
         return work
-
-    def _browse(self, category_id: str, message_id: int | None) -> Work:
-        category = self.kb.categories.get(category_id)
-        if category is None:
-            text, markup = FAQ_PROMPT, self.category_keyboard()
-        else:
-            text = f"「{category.name}」のよくある質問です。お選びください。"
-            markup = self.entries_keyboard(category.id)
-        item = _message(escape(text), markup)
-        if message_id is not None:
-            item.update(method="editMessageText", message_id=message_id)
-        return _notice_item(item)
-
-    def category_keyboard(self) -> InlineKeyboardMarkup:
-        used = {e.category for e in self.kb.entries}
-        rows = []
-        for category in self.kb.categories.values():
-            if category.id in used and (button := _button(category.name, f"cat:{category.id}")) is not None:
-                rows.append([button])
-        return InlineKeyboardMarkup(rows)
-
-    def _entry_label(self, entry_id: str) -> str:
-        entry = self.kb.by_id[entry_id]
-        program = self.kb.programs.get(entry.program)
-        tag = ""
-        if program is not None and entry.program != "common":
-            tag = program.short.replace("IT導入補助金", "").strip() + "｜"
-        return tag + entry.question
-
-    def entries_keyboard(self, category_id: str) -> InlineKeyboardMarkup:
-        rows = []
-        for entry in self.kb.entries:
-            if entry.category == category_id and (
-                button := _button(self._entry_label(entry.id), f"faq:{entry.id}")
-            ):
-                rows.append([button])
-        back = _button(FAQ_BACK, "cat:")
-        if back is not None:
-            rows.append([back])
-        return InlineKeyboardMarkup(rows)
-
-    def _contacts(self, program: str | None) -> str:
-        program = program if program in self.kb.programs else None
-        now = self._clock()
-        blocks = [CONTACT_HEAD + f"（{now:%m月%d日 %H:%M} 現在）"]
-        for contact in general_contacts(self.kb, program):
-            prog = self.kb.programs.get(contact.program)
-            head = f"（{prog.short}について）\n" if prog is not None and program is None else ""
-            status = line_status(contact, now)
-            blocks.append(f"{head}{contact_block(contact)}\n現在：{status.text}")
-        return "\n\n".join(blocks)
 
 
 def _notice_item(item: dict[str, Any]) -> Work:

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from telegram import LinkPreviewOptions
@@ -49,7 +48,6 @@ def build_application(
     service: ConversationService,
     *,
     polling: bool,
-    clock: Callable[[], datetime] | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """A PTB Application for its bot (requests, rate limiter, defaults and lifecycle) with the
     adapter in `bot_data["adapter"]`.  Updates do not go through PTB's handlers: the webhook and
@@ -57,7 +55,7 @@ def build_application(
     `polling` only selects the request used for getUpdates."""
     token = settings.require_token()
     _durations_as_timedelta()
-    adapter = TelegramAdapter(service, clock, settings.telegram_send_rate)
+    adapter = TelegramAdapter(service, settings.telegram_send_rate)
     # With the shared budget the process limits no overall rate itself (group limits and the
     # retries after a 429 stay); without it the process's own limiter is the budget.
     process_rate = 0.0 if adapter.shared_budget else settings.telegram_send_rate
