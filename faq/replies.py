@@ -21,7 +21,7 @@ from faq.render import (
     program_answer_text,
     source_line,
 )
-from rules.contact_hours import line_status
+from rules.contact_hours import contact_brief
 
 FLOW_NAMES = {"productivity": "労働生産性・伸び率の計算", "withdrawal": "辞退・返還の確認"}
 NO_MATCH = (
@@ -157,11 +157,9 @@ def line_to_call(kb: KnowledgeBase, entry: Entry) -> Contact | None:
 
 
 def line_fact(contact: Contact, now: datetime, label: str = "") -> str:
-    """「お問い合わせ：後年窓口」 then the number and whether the line is open now."""
-    reach = contact.phones[0].number if contact.phones else (contact.url or "")
-    status = line_status(contact, now).text if contact.hours is not None else ""
-    head = f"{label}：{contact.name}" if label else f"お問い合わせ：{contact.name}"
-    return f"{head}\n{'　'.join(part for part in (reach, status) if part)}"
+    """「お問い合わせ：後年窓口 0570-002-551（受付中・17:30まで）」: the same compact line as under a
+    calculation's result (rules.contact_brief), so one line reads one way everywhere."""
+    return f"{label or 'お問い合わせ'}：{contact_brief(contact, now)}"
 
 
 def _overlap(a: str, b: str) -> float:
@@ -243,10 +241,8 @@ def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> 
 
 
 def _compact_line(contact: Contact, now: datetime) -> str:
-    """「☎ 0570-002-551　受付中（17:30まで）」: the number and whether it is open, on one line."""
-    reach = contact.phones[0].number if contact.phones else (contact.url or contact.name)
-    status = line_status(contact, now).text if contact.hours is not None else ""
-    return "☎ " + "　".join(part for part in (reach, status) if part)
+    """「☎ 後年窓口 0570-002-551（受付中・17:30まで）」 beside a short answer."""
+    return "☎ " + contact_brief(contact, now)
 
 
 def lines_to_call(kb: KnowledgeBase, program: str | None, now: datetime) -> tuple[str, ...]:
@@ -258,7 +254,7 @@ def lines_to_call(kb: KnowledgeBase, program: str | None, now: datetime) -> tupl
     for contact in contacts:
         prog = kb.programs.get(contact.program)
         name = prog.short if prog is not None else contact.name
-        out.append(f"{name}：{contact.name}\n{_compact_line(contact, now).removeprefix('☎ ')}")
+        out.append(f"{name}：{contact_brief(contact, now)}")
     return ("\n\n".join(out),) if out else ()  # a blank line between the programs' lines
 
 
