@@ -35,7 +35,7 @@ from bot.masking import mask
 from bot.service_handoff import HandoffMixin
 from bot.store import ConcurrentUpdate, Store, StoreError, UpdateUnit, clean_text
 from dialogs import engine
-from dialogs.choices import program_choices
+from dialogs.choices import program_choices, program_tag
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import Entry, KnowledgeBase, Outcome, Policy
@@ -543,11 +543,9 @@ class ConversationService(HandoffMixin):
         for entry in self._browsable(program):
             if entry.category != category:
                 continue
-            found = self.kb.programs.get(entry.program)
-            tag = ""
-            if program is None and found is not None and entry.program != "common":
-                tag = found.short.replace("IT導入補助金", "").strip() + "｜"
-            buttons.append(ReplyChoice(tag + entry.question, _check_value(f"faq:{entry.id}")))
+            tag = program_tag(entry.program) if program is None else None
+            label = f"{tag}｜{entry.question}" if tag else entry.question
+            buttons.append(ReplyChoice(label, _check_value(f"faq:{entry.id}")))
         return tuple(buttons)
 
     def _contacts_reply(self, program: str | None) -> Reply:
@@ -843,10 +841,8 @@ class ConversationService(HandoffMixin):
 
     def _more_choice(self, entry: Entry, *, labelled: bool = False) -> ReplyChoice:
         """「詳しく」 for an entry: stateless (the details are rendered again from the KB when pressed)."""
-        label = DETAILS_LABEL
-        program = self.kb.programs.get(entry.program)
-        if labelled and program is not None:
-            label += f"（{program.short.replace('IT導入補助金', '').strip()}）"
+        tag = program_tag(entry.program) if labelled else None
+        label = f"{DETAILS_LABEL}（{tag}）" if tag else DETAILS_LABEL
         return ReplyChoice(label, _check_value(f"more:{entry.id}"))
 
     # -- 「詳しく」 -------------------------------------------------------------------

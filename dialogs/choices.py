@@ -26,3 +26,8 @@ def program_choices(prefix: str = "", values: dict[str, str] | None = None) -> t
     """The four buttons, each valued `prefix` + its key (or `values[key]` where given)."""
     given = values or {}
     return tuple(ReplyChoice(label, given.get(key, prefix + key)) for label, key in PROGRAM_BUTTONS)
+
+
+def program_tag(program: str) -> str | None:
+    """The program's button label (「2023複数社連携」), to tag other buttons with the same words."""
+    return next((label for label, key in PROGRAM_BUTTONS if key == program), None)
