@@ -951,6 +951,29 @@ def _confirm(flow: Flow, state: DialogState, word: str, context: Context) -> Tur
 # ---------------------------------------------------------------- after the result
 
 
+def leave_change(
+    flow: Flow, finished: DialogState, user_input: UserInput, context: Context | None = None
+) -> Turn | None:
+    """While a recap change is open: 「戻る」 or 「やめる」 drops the change, not a step.
+
+    The person left the result to change one value; stepping back through the questions from
+    there would reopen a later step and lose its answer.  So both end the change and show the
+    result and the recap again, from the values it was computed on.  None: any other input.
+    """
+    command = _CHOICE_COMMANDS.get(user_input.choice or "")
+    if user_input.choice is not None and command is None:
+        return None
+    word = _bare(_clean(command or user_input.text))
+    if word not in BACK and word not in CANCEL:
+        return None
+    turn = _finish(flow, finished, [], context or Context())
+    if turn.finished is None:
+        return None
+    return Turn(
+        None, [Reply("変更をやめました。結果はそのままです。"), *turn.replies], finished=turn.finished
+    )
+
+
 def revise(
     flow: Flow, finished: DialogState, user_input: UserInput, context: Context | None = None
 ) -> Turn | None:

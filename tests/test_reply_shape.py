@@ -172,6 +172,27 @@ def test_a_change_button_asks_that_value_again_and_recomputes(service: Conversat
         check_shape(reply, "change")
 
 
+def test_back_or_cancel_during_a_change_gives_the_result_back_unchanged(service: ConversationService) -> None:
+    for message in ["辞退にあたるか確認したい", "2020", "全部解約", "2021/4/1", "2021/12/1"]:
+        say(service, message)
+    result = say(service, "2021/9/30")
+    assert result.result is not None
+    for leave in ["@cmd:back", "戻る", "@cmd:cancel", "やめる"]:
+        asked = say(service, "@cmd:edit.cancelled")
+        assert asked.step == "cancelled" and "いまの値：2021年12月1日" in asked.replies[0].text
+        kept = say(service, leave)
+        assert kept.dialog is None and kept.result == result.result, leave
+        assert kept.replies[0].text == "変更をやめました。結果はそのままです。"
+        assert kept.replies[-1].text == result.replies[-1].text  # the recap, every value kept
+        for reply in kept.replies:
+            check_shape(reply, leave)
+    # The change can still be made afterwards, and 戻る after the result still reopens the last step.
+    say(service, "@cmd:edit.cancelled")
+    redone = say(service, "2022/6/1")
+    assert "解約日を 2021年12月1日 から 2022年6月1日 に修正しました。" in redone.replies[0].text
+    assert say(service, "戻る").step is not None
+
+
 def test_a_withdrawal_change_of_program_asks_the_dates_it_needs(service: ConversationService) -> None:
     for message in ["辞退になるか確認したい", "複数社連携", "全部解約"]:
         turn = say(service, message)
