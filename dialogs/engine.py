@@ -54,6 +54,19 @@ class Confirm(Exception):
         self.message = message
 
 
+class Assume(Invalid):
+    """Raised by a step's reader for an answer the person cannot give (「わからない」): `value` is
+    taken in its place and `message` says so and how to find out.
+
+    A reader that meets it where no value can be taken reads it as Invalid: the message, and
+    the question again.
+    """
+
+    def __init__(self, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 class Reask(Exception):
     """Raised by a flow's finish: the value of `step` cannot be used; ask it again with `message`."""
 
@@ -458,6 +471,8 @@ def advance(flow: Flow, state: DialogState, user_input: UserInput, context: Cont
     if user_input.choice is not None and command is None:
         try:
             return _accept(flow, state, {step.id: step.parse(user_input.choice, known)}, True, context)
+        except Assume as taken:
+            return _accept(flow, state, {step.id: taken.value}, True, context, [taken.message])
         except Confirm as ask:
             return _ask_confirm(flow, state, step, ask)
         except Invalid as exc:
@@ -473,6 +488,8 @@ def _read_text(
     first_error: Invalid | None = None
     try:
         value = _checked(step, step.parse(text, known), known)
+    except Assume as taken:
+        return _accept(flow, state, {step.id: taken.value}, True, context, [taken.message])
     except Confirm as ask:
         return _ask_confirm(flow, state, step, ask)
     except Invalid as exc:

@@ -23,7 +23,17 @@ from functools import lru_cache
 from typing import Any, Final
 
 from dialogs.choices import OTHER, UNKNOWN, program_choices
-from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
+from dialogs.engine import (
+    Assume,
+    Confirm,
+    Flow,
+    Invalid,
+    Reask,
+    Step,
+    Values,
+    context_of,
+    remembered_of,
+)
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
 from faq.render import sources_by_document
@@ -542,7 +552,11 @@ _EVENT_WORDS: dict[str, tuple[str, ...]] = {
 _PROGRAM_UNSURE = (
     "どちらの補助金かは、申請マイページにログインしたとき左上に表示される制度名で確認できます"
     "（IT導入補助金2020 なら「IT導入補助金2020 令和元年度補正…」のように表示されます）。"
-    "わからないままでも「両方」と入力すると、2つの制度の結果を並べてお見せします。"
+    "「わからない」のままでも、2つの制度の結果を並べてお見せします。"
+)
+# 「わからない」: both programs' results, and one line on how to tell them apart.
+_PROGRAM_ASSUMED = (
+    "2つの制度の結果を並べてお見せします（どちらかは、申請マイページ左上の制度名でわかります）。"
 )
 
 
@@ -571,7 +585,7 @@ def _program(text: str, values: Values) -> str:
     if text in (IT2020, IT2023, BOTH):
         return text
     if text in (UNKNOWN, "unsure"):  # "unsure": the button's value before the shared buttons
-        raise Invalid(_PROGRAM_UNSURE)
+        raise Assume(BOTH, _PROGRAM_ASSUMED)
     if text == OTHER:
         raise Invalid(_kb().program_replies.other_guide + _ONLY_TWO)
     reader = context_of(values).read_program
@@ -579,7 +593,7 @@ def _program(text: str, values: Values) -> str:
     if read in (IT2020, IT2023, BOTH):
         return read
     if read == "unknown":
-        raise Invalid(_PROGRAM_UNSURE)
+        raise Assume(BOTH, _PROGRAM_ASSUMED)
     if read is None and re.search(r"(?<!\d)20(?:19|21|22|24|25|26)(?!\d)", text):
         other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
         read = f"other:{other.guide}" if other is not None else None

@@ -134,6 +134,24 @@ def test_withdrawal_2023_uses_its_own_source_and_contact() -> None:
     assert "0570-666-376" in reply.text and "0570-002-551" not in reply.text + reply.details
 
 
+def test_withdrawal_dont_know_the_program_shows_both_with_how_to_tell() -> None:
+    flow = FLOWS["withdrawal"]
+    first = start(flow, context=CONTEXT)
+    assert first.state is not None
+    unknown = next(c for c in first.replies[-1].choices if c.label == "わからない")
+    pressed = advance(flow, first.state, UserInput(choice=unknown.value), CONTEXT)
+    typed = converse("withdrawal", ["わからない"])[-1]
+    for turn in (pressed, typed):
+        assert turn.understood and turn.state is not None and turn.state.step == "event"
+        assert turn.state.values["program"] == "both"
+        asked = turn.replies[0].text
+        assert "補助金：両方" in asked and "申請マイページ左上の制度名" in asked
+        assert "「両方」と入力" not in asked and asked.count("制度名") == 1
+    turns = converse("withdrawal", ["わからないです", "全部解約", "2021/4/1", "2021/12/1", "2021/9/30"])
+    text = result_reply(turns).text
+    assert "【IT導入補助金2020】" in text and "【IT導入補助金2023 複数社連携】" in text
+
+
 def test_withdrawal_invalid_date_and_correction() -> None:
     turns = converse("withdrawal", ["2020", "全部", "2021/2/30"])
     assert not turns[-1].understood and turns[-1].state is not None and turns[-1].state.step == "delivered"
