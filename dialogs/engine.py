@@ -152,6 +152,14 @@ class Step:
     read_from: tuple[str, ...] = ()
     # Units that name this step when a value carries them (「年間1800時間」 is the hours, 「10名」 the staff).
     units: tuple[str, ...] = ()
+    # The value worked out from other steps' answers (人件費 from its breakdown), None until they
+    # are all given: shown in the recap, and read back when the last of them is answered or changed.
+    worked_out: Callable[[Values], str | None] | None = None
+
+    def shown(self, values: Values) -> str:
+        """The value as the recap shows it: worked out where it can be, else as stored."""
+        worked = self.worked_out(values) if self.worked_out is not None else None
+        return worked or self.show(values[self.id])
 
     def applies(self, values: Values) -> bool:
         return self.when is None or self.when(values)
@@ -860,6 +868,12 @@ def _read_back(flow: Flow, before: Values, updates: Values) -> list[str]:
             )
         else:
             lines.append(f"{step.title}：{step.show(value)}")
+    after = {**before, **updates}
+    for step in flow.steps:
+        if step.worked_out is not None and step.applies(after):
+            worked = step.worked_out(after)
+            if worked is not None and worked != step.worked_out(before):
+                lines.append(f"{step.title}：{worked}")
     return lines
 
 
@@ -902,7 +916,7 @@ def recap(flow: Flow, values: Values) -> Reply:
     once (the finished state is kept for it), so nothing is lost by showing the verdict first.
     """
     steps = [s for s in flow.steps if s.id in values and s.applies(values)]
-    lines = [f"{s.title}：{s.show(values[s.id])}" for s in steps]
+    lines = [f"{s.title}：{s.shown(values)}" for s in steps]
     choices = tuple(ReplyChoice(s.button, EDIT + s.id) for s in steps)
     return Reply(
         "入力した値（ボタンで1つずつ変更できます）\n" + "\n".join(lines),

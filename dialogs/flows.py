@@ -240,6 +240,14 @@ def _breakdown(values: Values) -> bool:
     return values.get("labor_cost") == BREAKDOWN
 
 
+def _labor_total(values: Values) -> str | None:
+    """人件費 summed from its breakdown, once every item is given: 「3,000万円（給与手当＋旅費交通費＋賞与）」."""
+    if not _breakdown(values) or any(k not in values for k in ("salaries", "travel", "bonuses")):
+        return None
+    total = labor_cost(Decimal(values["salaries"]), Decimal(values["travel"]), Decimal(values["bonuses"]))
+    return f"{format_money(total)}（給与手当＋旅費交通費＋賞与）"
+
+
 def _with_baseline(values: Values) -> bool:
     return bool(values.get("has_baseline"))
 
@@ -419,6 +427,7 @@ PRODUCTIVITY = Flow(
             choices=(ReplyChoice("内訳から計算", "breakdown"),),
             labels=("人件費",),
             show=lambda v: "内訳から計算" if v == BREAKDOWN else _show_yen(v),
+            worked_out=_labor_total,
         ),
         Step(
             "salaries",

@@ -67,6 +67,19 @@ def test_productivity_labour_cost_from_its_breakdown_and_a_loss() -> None:
     assert result["growth_rate"] is None
 
 
+def test_productivity_breakdown_reads_back_the_labour_cost_total_and_the_recap_shows_it() -> None:
+    turns = converse("productivity", ["3000万", "内訳", "2800万", "100万"])
+    assert all("人件費：3," not in r.text for t in turns for r in t.replies)  # not before the last item
+    turns = converse(
+        "productivity", ["3000万", "内訳", "2800万", "100万", "100万", "500万", "10", "1800", "いいえ"]
+    )
+    total = "人件費：3,000万円（給与手当＋旅費交通費＋賞与）"
+    assert turns[5].replies[0].text.startswith(f"賞与：100万円\n{total}\n\n減価償却費")
+    recap = turns[-1].replies[-1].text
+    assert total in recap and "内訳から計算" not in recap
+    assert result_of(turns)["value_added"] == 65_000_000
+
+
 def test_productivity_six_percent_when_the_group_includes_a_2022_member() -> None:
     # 3,333.33 / 3,150 - 1 = 5.8 %: enough for 5 %, not for the 6 % that applies here.
     six = result_of(
