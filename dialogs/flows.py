@@ -750,13 +750,15 @@ _IT2023_FACTS = (
 
 
 def _withdrawal_facts(result: WithdrawalResult, brief: bool = False) -> list[str]:
-    """The deadline and, unless `brief` (beside the other program, where only the deadline fits a
-    phone screen and the rest is in the details), what the person must not miss."""
+    """The deadline, the warnings about the dates given and, where withdrawal is required, that a
+    partial cancellation counts; unless `brief` (beside the other program, where the rest does
+    not fit a phone screen and is in the details), what else the person must not miss."""
     deadline = _deadline(result)
     facts = [deadline] if deadline is not None else []
-    if brief:
-        return facts
-    facts += [line for line in result.explanation if line.startswith(_WARNINGS)]
+    warnings = [line for line in result.explanation if line.startswith(_WARNINGS)]
+    if brief:  # the first sentence of each; why, in the details
+        return [*facts, *(w.split("。", 1)[0] + "。" for w in warnings)]
+    facts += warnings
     if result.inputs.event == "cancel-part" and result.withdrawal_required is not False:
         facts.append(_PARTIAL)
     if result.inputs.program == IT2023:
@@ -822,13 +824,18 @@ def _finish_withdrawal(values: Values) -> list[Reply]:
             if required
             else "制度によって結果が異なります。"
         )
-        partial = values["event"] == "cancel-part" and any(r.withdrawal_required for r in results)
-        parts = [_PARTIAL] if partial else []
+        # A partial cancellation counts as withdrawal: said once, beside the programs it applies to.
+        partial = (
+            [r.withdrawal_required is not False for r in results] if values["event"] == "cancel-part" else []
+        )
+        everywhere = bool(partial) and all(partial)
+        parts = [_PARTIAL] if everywhere else []
         said = [headline, *parts]
-        for result in results:
+        for result, counts in zip(results, partial or [False] * len(results), strict=True):
             facts = [
                 result.summary,
                 *_withdrawal_facts(result, brief=True),
+                *([_PARTIAL] if counts and not everywhere else []),
                 *_contact_facts([result.contact], values),
             ]
             said += facts

@@ -119,6 +119,29 @@ def test_the_productivity_verdict_and_its_figure_come_first() -> None:
     assert len(result.text) <= FIRST_MESSAGE_MAX
 
 
+def _both_result(messages: list[str]) -> Reply:
+    reply = next(r for r in walk("withdrawal", ["両方", *messages])[-1].replies if r.result)
+    check_shape(reply, " ".join(messages))
+    return reply
+
+
+def test_two_programs_keep_the_date_warnings_in_the_first_message() -> None:
+    # The cancellation is before the completion and on the day after the one-year limit.
+    text = _both_result(["一部解約", "2021/4/1", "2022/4/2", "2022/5/1"]).text
+    assert "解約日が補助事業の完了日より前です。" in text and "解約日が期限の境目の日にあたります。" in text
+    # Both programs require withdrawal: that a partial cancellation counts is said once.
+    assert text.count("一部の解約でも、補助事業の辞退とみなされます。") == 1
+    text = _both_result(["全部解約", "2021/4/1", "2022/4/2", "2022/5/1"]).text
+    assert "解約日が補助事業の完了日より前です。" in text and "一部の解約" not in text
+
+
+def test_the_partial_cancellation_line_sits_only_with_a_program_that_requires_withdrawal() -> None:
+    text = _both_result(["一部解約", "2021/4/1", "2028/5/1", "2021/9/30"]).text
+    it2020, it2023 = text.split("【IT導入補助金2023 複数社連携】")
+    assert "一部の解約" not in it2020 and "辞退届の提出が必要です" in it2023
+    assert it2023.count("一部の解約でも、補助事業の辞退とみなされます。") == 1
+
+
 def test_values_are_read_back_in_the_one_money_format() -> None:
     turns = walk("productivity", ["3000万", "▲500万"])
     assert turns[1].replies[0].text.startswith("営業利益：3,000万円\n\n人件費")
