@@ -336,6 +336,8 @@ def _productivity_facts(result: ProductivityResult, values: Values) -> list[str]
     else:
         baseline = format_productivity(rnd.productivity(result.inputs.baseline))
         facts.append(f"労働生産性：{productivity}（申請時の実績値 {baseline}）")
+    # Why a figure is negative: a loss larger than the labour cost and depreciation together.
+    facts += [line for line in result.explanation if line.endswith("付加価値額がマイナスです。")]
     said = "\n".join(result.explanation)
     if result.meets_threshold is False and (found := _PUBLICATION.search(said)):
         facts.append(found.group(0))

@@ -80,6 +80,20 @@ def test_productivity_breakdown_reads_back_the_labour_cost_total_and_the_recap_s
     assert result_of(turns)["value_added"] == 65_000_000
 
 
+def test_productivity_a_negative_value_added_is_explained_in_the_first_message() -> None:
+    turns = converse(
+        "productivity", ["▲9000万", "2500万", "500万", "10", "1800", "はい", "3000", "1", "いいえ"]
+    )
+    text = result_reply(turns).text
+    assert "営業損失が人件費と減価償却費の合計より大きいため、付加価値額がマイナスです。" in text
+    assert (
+        "営業損失が"
+        not in result_reply(
+            converse("productivity", ["3000万", "2500万", "500万", "10", "1800", "いいえ"])
+        ).text
+    )
+
+
 def test_productivity_six_percent_when_the_group_includes_a_2022_member() -> None:
     # 3,333.33 / 3,150 - 1 = 5.8 %: enough for 5 %, not for the 6 % that applies here.
     six = result_of(
