@@ -589,7 +589,8 @@ def _event(text: str, values: Values) -> str:
     )
 
 
-_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
+_END = "「やめる」で終了できます。"
+_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。" + _END
 
 
 def _program(text: str, values: Values) -> str:
@@ -598,7 +599,7 @@ def _program(text: str, values: Values) -> str:
     if text in (UNKNOWN, "unsure"):  # "unsure": the button's value before the shared buttons
         raise Assume(BOTH, _PROGRAM_ASSUMED)
     if text == OTHER:
-        raise Invalid(_kb().program_replies.other_guide + _ONLY_TWO)
+        raise Invalid(_kb().program_replies.other_guide + _END)  # the guide says what is covered
     reader = context_of(values).read_program
     read = reader(text) if reader is not None else None
     if read in (IT2020, IT2023, BOTH):

@@ -179,6 +179,15 @@ def test_withdrawal_dont_know_the_program_shows_both_with_how_to_tell() -> None:
     assert "【IT導入補助金2020】" in text and "【IT導入補助金2023 複数社連携】" in text
 
 
+def test_withdrawal_another_program_gets_its_guide_once_and_how_to_stop() -> None:
+    flow = FLOWS["withdrawal"]
+    first = start(flow, context=CONTEXT)
+    assert first.state is not None
+    other = next(c for c in first.replies[-1].choices if c.label == "それ以外")
+    said = advance(flow, first.state, UserInput(choice=other.value), CONTEXT).replies[0].text
+    assert said == KB.program_replies.other_guide + "「やめる」で終了できます。"
+
+
 def test_withdrawal_invalid_date_and_correction() -> None:
     turns = converse("withdrawal", ["2020", "全部", "2021/2/30"])
     assert not turns[-1].understood and turns[-1].state is not None and turns[-1].state.step == "delivered"
