@@ -738,9 +738,9 @@ def _deadline(result: WithdrawalResult) -> str | None:
         return None
     f, day = format_date, format_date(cancelled)
     return {
-        "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day}はこの期限内です）",
-        "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はこの期間内です）",
-        "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はその後です）",
+        "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day}は納品から1年未満です）",
+        "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はこの期間内です）",
+        "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はその後です）",
     }.get(result.case, f"参考：1年未満の期限 {f(one_year)}、辞退届が必要な期間の終わり {f(end)}")
 
 

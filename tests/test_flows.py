@@ -188,6 +188,17 @@ def test_withdrawal_another_program_gets_its_guide_once_and_how_to_stop() -> Non
     assert said == KB.program_replies.other_guide + "「やめる」で終了できます。"
 
 
+def test_withdrawal_the_deadline_line_says_how_the_date_stands_not_that_it_is_fine() -> None:
+    lines = {
+        "within-one-year": (["2021/4/1", "2022/3/1"], "（2022年3月1日は納品から1年未満です）"),
+        "within-window": (["2021/4/1", "2023/5/1"], "（2023年5月1日はこの期間内です）"),
+        "after-window": (["2021/4/1", "2028/5/1"], "（2028年5月1日はその後です）"),
+    }
+    for case, (dates, said) in lines.items():
+        text = result_reply(converse("withdrawal", ["2020", "全部解約", *dates, "2021/9/30"])).text
+        assert said in text and "期限内です" not in text, case
+
+
 def test_withdrawal_invalid_date_and_correction() -> None:
     turns = converse("withdrawal", ["2020", "全部", "2021/2/30"])
     assert not turns[-1].understood and turns[-1].state is not None and turns[-1].state.step == "delivered"
