@@ -161,14 +161,19 @@ def turn_json(text: str, turn: ServiceTurn) -> dict[str, Any]:
 
 
 def to_input(text: str, last: Sequence[Reply], numbers: bool) -> UserInput:
-    """What a typed line means: a choice by number (when numbered) or by exact value, else text."""
+    """What a typed line means: a choice by number or by its exact label (when numbered) or by
+    exact value, else text.  A label is what the list shows, so typing it (「詳しく」) means that
+    choice, as a press would on a phone."""
     stripped = text.strip()
     offered = _offered(last)
     if any(c.value == stripped for c in offered):
         return UserInput(choice=stripped)
     if numbers:
-        digits = unicodedata.normalize("NFKC", stripped).rstrip(".")
         numbered = _numbered(last)
+        labelled = [c for c in numbered if c.label == stripped]
+        if len(labelled) == 1:
+            return UserInput(choice=labelled[0].value)
+        digits = unicodedata.normalize("NFKC", stripped).rstrip(".")
         if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= len(numbered):
             return UserInput(choice=numbered[int(digits) - 1].value)
     return UserInput(text=text)

@@ -634,6 +634,12 @@ class ConversationService(HandoffMixin):
     def _in_dialog(
         self, conv: Conversation, flow: Flow, state: DialogState, user_input: UserInput
     ) -> _Routed:
+        finished = conv.finished
+        if finished is not None and finished.flow == state.flow:  # a change from the recap is open
+            kept = engine.leave_change(flow, finished, user_input, self._context())
+            if kept is not None:
+                conv.dialog, conv.finished = None, kept.finished
+                return _Routed(list(kept.replies), conv, "dialog")
         restated = self._restated_program(conv, flow, state, user_input)
         if restated is not None:
             return restated
@@ -736,7 +742,12 @@ class ConversationService(HandoffMixin):
         if turn is None:
             return None
         conv.dialog = turn.state
-        conv.finished = turn.finished if turn.state is None else None
+        if turn.state is None:
+            conv.finished = turn.finished
+        elif not (user_input.choice or "").startswith(engine.EDIT):
+            conv.finished = None  # 戻る or 最初から after the result: the result is left behind
+        # A change from the recap keeps the result until the change is answered, so that
+        # 戻る or やめる can give it back unchanged.
         return _Routed(list(turn.replies), conv, "dialog")
 
     # -- FAQ --------------------------------------------------------------------------

@@ -54,6 +54,19 @@ class Confirm(Exception):
         self.message = message
 
 
+class Assume(Invalid):
+    """Raised by a step's reader for an answer the person cannot give (「わからない」): `value` is
+    taken in its place and `message` says so and how to find out.
+
+    A reader that meets it where no value can be taken reads it as Invalid: the message, and
+    the question again.
+    """
+
+    def __init__(self, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 class Reask(Exception):
     """Raised by a flow's finish: the value of `step` cannot be used; ask it again with `message`."""
 
@@ -139,6 +152,14 @@ class Step:
     read_from: tuple[str, ...] = ()
     # Units that name this step when a value carries them (「年間1800時間」 is the hours, 「10名」 the staff).
     units: tuple[str, ...] = ()
+    # The value worked out from other steps' answers (人件費 from its breakdown), None until they
+    # are all given: shown in the recap, and read back when the last of them is answered or changed.
+    worked_out: Callable[[Values], str | None] | None = None
+
+    def shown(self, values: Values) -> str:
+        """The value as the recap shows it: worked out where it can be, else as stored."""
+        worked = self.worked_out(values) if self.worked_out is not None else None
+        return worked or self.show(values[self.id])
 
     def applies(self, values: Values) -> bool:
         return self.when is None or self.when(values)
@@ -458,6 +479,8 @@ def advance(flow: Flow, state: DialogState, user_input: UserInput, context: Cont
     if user_input.choice is not None and command is None:
         try:
             return _accept(flow, state, {step.id: step.parse(user_input.choice, known)}, True, context)
+        except Assume as taken:
+            return _accept(flow, state, {step.id: taken.value}, True, context, [taken.message])
         except Confirm as ask:
             return _ask_confirm(flow, state, step, ask)
         except Invalid as exc:
@@ -473,6 +496,8 @@ def _read_text(
     first_error: Invalid | None = None
     try:
         value = _checked(step, step.parse(text, known), known)
+    except Assume as taken:
+        return _accept(flow, state, {step.id: taken.value}, True, context, [taken.message])
     except Confirm as ask:
         return _ask_confirm(flow, state, step, ask)
     except Invalid as exc:
@@ -843,6 +868,12 @@ def _read_back(flow: Flow, before: Values, updates: Values) -> list[str]:
             )
         else:
             lines.append(f"{step.title}：{step.show(value)}")
+    after = {**before, **updates}
+    for step in flow.steps:
+        if step.worked_out is not None and step.applies(after):
+            worked = step.worked_out(after)
+            if worked is not None and worked != step.worked_out(before):
+                lines.append(f"{step.title}：{worked}")
     return lines
 
 
@@ -885,7 +916,7 @@ def recap(flow: Flow, values: Values) -> Reply:
     once (the finished state is kept for it), so nothing is lost by showing the verdict first.
     """
     steps = [s for s in flow.steps if s.id in values and s.applies(values)]
-    lines = [f"{s.title}：{s.show(values[s.id])}" for s in steps]
+    lines = [f"{s.title}：{s.shown(values)}" for s in steps]
     choices = tuple(ReplyChoice(s.button, EDIT + s.id) for s in steps)
     return Reply(
         "入力した値（ボタンで1つずつ変更できます）\n" + "\n".join(lines),
@@ -949,6 +980,29 @@ def _confirm(flow: Flow, state: DialogState, word: str, context: Context) -> Tur
 
 
 # ---------------------------------------------------------------- after the result
+
+
+def leave_change(
+    flow: Flow, finished: DialogState, user_input: UserInput, context: Context | None = None
+) -> Turn | None:
+    """While a recap change is open: 「戻る」 or 「やめる」 drops the change, not a step.
+
+    The person left the result to change one value; stepping back through the questions from
+    there would reopen a later step and lose its answer.  So both end the change and show the
+    result and the recap again, from the values it was computed on.  None: any other input.
+    """
+    command = _CHOICE_COMMANDS.get(user_input.choice or "")
+    if user_input.choice is not None and command is None:
+        return None
+    word = _bare(_clean(command or user_input.text))
+    if word not in BACK and word not in CANCEL:
+        return None
+    turn = _finish(flow, finished, [], context or Context())
+    if turn.finished is None:
+        return None
+    return Turn(
+        None, [Reply("変更をやめました。結果はそのままです。"), *turn.replies], finished=turn.finished
+    )
 
 
 def revise(

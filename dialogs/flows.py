@@ -23,7 +23,17 @@ from functools import lru_cache
 from typing import Any, Final
 
 from dialogs.choices import OTHER, UNKNOWN, program_choices
-from dialogs.engine import Confirm, Flow, Invalid, Reask, Step, Values, context_of, remembered_of
+from dialogs.engine import (
+    Assume,
+    Confirm,
+    Flow,
+    Invalid,
+    Reask,
+    Step,
+    Values,
+    context_of,
+    remembered_of,
+)
 from dialogs.types import Reply, ReplyChoice
 from faq import KnowledgeBase, contact_block, load_kb
 from faq.render import sources_by_document
@@ -230,6 +240,14 @@ def _breakdown(values: Values) -> bool:
     return values.get("labor_cost") == BREAKDOWN
 
 
+def _labor_total(values: Values) -> str | None:
+    """人件費 summed from its breakdown, once every item is given: 「3,000万円（給与手当＋旅費交通費＋賞与）」."""
+    if not _breakdown(values) or any(k not in values for k in ("salaries", "travel", "bonuses")):
+        return None
+    total = labor_cost(Decimal(values["salaries"]), Decimal(values["travel"]), Decimal(values["bonuses"]))
+    return f"{format_money(total)}（給与手当＋旅費交通費＋賞与）"
+
+
 def _with_baseline(values: Values) -> bool:
     return bool(values.get("has_baseline"))
 
@@ -318,6 +336,8 @@ def _productivity_facts(result: ProductivityResult, values: Values) -> list[str]
     else:
         baseline = format_productivity(rnd.productivity(result.inputs.baseline))
         facts.append(f"労働生産性：{productivity}（申請時の実績値 {baseline}）")
+    # Why a figure is negative: a loss larger than the labour cost and depreciation together.
+    facts += [line for line in result.explanation if line.endswith("付加価値額がマイナスです。")]
     said = "\n".join(result.explanation)
     if result.meets_threshold is False and (found := _PUBLICATION.search(said)):
         facts.append(found.group(0))
@@ -409,6 +429,7 @@ PRODUCTIVITY = Flow(
             choices=(ReplyChoice("内訳から計算", "breakdown"),),
             labels=("人件費",),
             show=lambda v: "内訳から計算" if v == BREAKDOWN else _show_yen(v),
+            worked_out=_labor_total,
         ),
         Step(
             "salaries",
@@ -542,7 +563,11 @@ _EVENT_WORDS: dict[str, tuple[str, ...]] = {
 _PROGRAM_UNSURE = (
     "どちらの補助金かは、申請マイページにログインしたとき左上に表示される制度名で確認できます"
     "（IT導入補助金2020 なら「IT導入補助金2020 令和元年度補正…」のように表示されます）。"
-    "わからないままでも「両方」と入力すると、2つの制度の結果を並べてお見せします。"
+    "「わからない」のままでも、2つの制度の結果を並べてお見せします。"
+)
+# 「わからない」: both programs' results, and one line on how to tell them apart.
+_PROGRAM_ASSUMED = (
+    "2つの制度の結果を並べてお見せします（どちらかは、申請マイページ左上の制度名でわかります）。"
 )
 
 
@@ -564,22 +589,23 @@ def _event(text: str, values: Values) -> str:
     )
 
 
-_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。「やめる」で終了できます。"
+_END = "「やめる」で終了できます。"
+_ONLY_TWO = "この確認は IT導入補助金2020 と 2023 複数社連携だけを扱っています。" + _END
 
 
 def _program(text: str, values: Values) -> str:
     if text in (IT2020, IT2023, BOTH):
         return text
     if text in (UNKNOWN, "unsure"):  # "unsure": the button's value before the shared buttons
-        raise Invalid(_PROGRAM_UNSURE)
+        raise Assume(BOTH, _PROGRAM_ASSUMED)
     if text == OTHER:
-        raise Invalid(_kb().program_replies.other_guide + _ONLY_TWO)
+        raise Invalid(_kb().program_replies.other_guide + _END)  # the guide says what is covered
     reader = context_of(values).read_program
     read = reader(text) if reader is not None else None
     if read in (IT2020, IT2023, BOTH):
         return read
     if read == "unknown":
-        raise Invalid(_PROGRAM_UNSURE)
+        raise Assume(BOTH, _PROGRAM_ASSUMED)
     if read is None and re.search(r"(?<!\d)20(?:19|21|22|24|25|26)(?!\d)", text):
         other = next((o for o in _kb().other_programs if o.id == "it-other-year"), None)
         read = f"other:{other.guide}" if other is not None else None
@@ -712,9 +738,9 @@ def _deadline(result: WithdrawalResult) -> str | None:
         return None
     f, day = format_date, format_date(cancelled)
     return {
-        "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day}はこの期限内です）",
-        "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はこの期間内です）",
-        "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day} はその後です）",
+        "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day}は納品から1年未満です）",
+        "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はこの期間内です）",
+        "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はその後です）",
     }.get(result.case, f"参考：1年未満の期限 {f(one_year)}、辞退届が必要な期間の終わり {f(end)}")
 
 
@@ -727,13 +753,15 @@ _IT2023_FACTS = (
 
 
 def _withdrawal_facts(result: WithdrawalResult, brief: bool = False) -> list[str]:
-    """The deadline and, unless `brief` (beside the other program, where only the deadline fits a
-    phone screen and the rest is in the details), what the person must not miss."""
+    """The deadline, the warnings about the dates given and, where withdrawal is required, that a
+    partial cancellation counts; unless `brief` (beside the other program, where the rest does
+    not fit a phone screen and is in the details), what else the person must not miss."""
     deadline = _deadline(result)
     facts = [deadline] if deadline is not None else []
-    if brief:
-        return facts
-    facts += [line for line in result.explanation if line.startswith(_WARNINGS)]
+    warnings = [line for line in result.explanation if line.startswith(_WARNINGS)]
+    if brief:  # the first sentence of each; why, in the details
+        return [*facts, *(w.split("。", 1)[0] + "。" for w in warnings)]
+    facts += warnings
     if result.inputs.event == "cancel-part" and result.withdrawal_required is not False:
         facts.append(_PARTIAL)
     if result.inputs.program == IT2023:
@@ -799,13 +827,18 @@ def _finish_withdrawal(values: Values) -> list[Reply]:
             if required
             else "制度によって結果が異なります。"
         )
-        partial = values["event"] == "cancel-part" and any(r.withdrawal_required for r in results)
-        parts = [_PARTIAL] if partial else []
+        # A partial cancellation counts as withdrawal: said once, beside the programs it applies to.
+        partial = (
+            [r.withdrawal_required is not False for r in results] if values["event"] == "cancel-part" else []
+        )
+        everywhere = bool(partial) and all(partial)
+        parts = [_PARTIAL] if everywhere else []
         said = [headline, *parts]
-        for result in results:
+        for result, counts in zip(results, partial or [False] * len(results), strict=True):
             facts = [
                 result.summary,
                 *_withdrawal_facts(result, brief=True),
+                *([_PARTIAL] if counts and not everywhere else []),
                 *_contact_facts([result.contact], values),
             ]
             said += facts

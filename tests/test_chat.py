@@ -184,7 +184,21 @@ def test_to_input_and_render_text() -> None:
     assert to_input("３", replies, numbers=True) == UserInput(text="３")
     assert to_input("2", replies, numbers=False) == UserInput(text="2")
     assert to_input("faq:a", replies, numbers=False) == UserInput(choice="faq:a")
+    # The exact label of a numbered choice picks it, as its number does.
+    assert to_input(" B ", replies, numbers=True) == UserInput(choice="faq:b")
+    assert to_input("B", replies, numbers=False) == UserInput(text="B")
+    assert to_input("Bです", replies, numbers=True) == UserInput(text="Bです")
     assert render_text(replies) == "どちら？\n  1. A\n  2. B\n質問\n  （ヘルプ と入力できます）"
+
+
+def test_typing_詳しく_shows_the_details_like_its_number(
+    kb: KnowledgeBase, policy: Policy, tmp_path: Path
+) -> None:
+    typed = "辞退にあたるか確認したい\n1\n2\n2021/4/1\n2021/12/1\n2021/9/30\n"
+    with Store.open(f"sqlite:///{tmp_path / 'a.db'}") as store:
+        output = run_chat(ConversationService(kb, policy, store), f"{typed}詳しく\n".encode())
+    shown = output.rsplit("> 詳しく", 1)[-1] if "> 詳しく" in output else output.rsplit("入力した値", 1)[1]
+    assert "見つかりません" not in shown and "基準日：2021年4月1日" in shown
 
 
 def test_bad_database_url_is_one_line_and_exit_2(kb: KnowledgeBase, policy: Policy) -> None:

@@ -67,6 +67,33 @@ def test_productivity_labour_cost_from_its_breakdown_and_a_loss() -> None:
     assert result["growth_rate"] is None
 
 
+def test_productivity_breakdown_reads_back_the_labour_cost_total_and_the_recap_shows_it() -> None:
+    turns = converse("productivity", ["3000万", "内訳", "2800万", "100万"])
+    assert all("人件費：3," not in r.text for t in turns for r in t.replies)  # not before the last item
+    turns = converse(
+        "productivity", ["3000万", "内訳", "2800万", "100万", "100万", "500万", "10", "1800", "いいえ"]
+    )
+    total = "人件費：3,000万円（給与手当＋旅費交通費＋賞与）"
+    assert turns[5].replies[0].text.startswith(f"賞与：100万円\n{total}\n\n減価償却費")
+    recap = turns[-1].replies[-1].text
+    assert total in recap and "内訳から計算" not in recap
+    assert result_of(turns)["value_added"] == 65_000_000
+
+
+def test_productivity_a_negative_value_added_is_explained_in_the_first_message() -> None:
+    turns = converse(
+        "productivity", ["▲9000万", "2500万", "500万", "10", "1800", "はい", "3000", "1", "いいえ"]
+    )
+    text = result_reply(turns).text
+    assert "営業損失が人件費と減価償却費の合計より大きいため、付加価値額がマイナスです。" in text
+    assert (
+        "営業損失が"
+        not in result_reply(
+            converse("productivity", ["3000万", "2500万", "500万", "10", "1800", "いいえ"])
+        ).text
+    )
+
+
 def test_productivity_six_percent_when_the_group_includes_a_2022_member() -> None:
     # 3,333.33 / 3,150 - 1 = 5.8 %: enough for 5 %, not for the 6 % that applies here.
     six = result_of(
@@ -132,6 +159,44 @@ def test_withdrawal_2023_uses_its_own_source_and_contact() -> None:
     assert result["contact"] == "it2023-callcenter"
     reply = result_reply(turns)
     assert "0570-666-376" in reply.text and "0570-002-551" not in reply.text + reply.details
+
+
+def test_withdrawal_dont_know_the_program_shows_both_with_how_to_tell() -> None:
+    flow = FLOWS["withdrawal"]
+    first = start(flow, context=CONTEXT)
+    assert first.state is not None
+    unknown = next(c for c in first.replies[-1].choices if c.label == "わからない")
+    pressed = advance(flow, first.state, UserInput(choice=unknown.value), CONTEXT)
+    typed = converse("withdrawal", ["わからない"])[-1]
+    for turn in (pressed, typed):
+        assert turn.understood and turn.state is not None and turn.state.step == "event"
+        assert turn.state.values["program"] == "both"
+        asked = turn.replies[0].text
+        assert "補助金：両方" in asked and "申請マイページ左上の制度名" in asked
+        assert "「両方」と入力" not in asked and asked.count("制度名") == 1
+    turns = converse("withdrawal", ["わからないです", "全部解約", "2021/4/1", "2021/12/1", "2021/9/30"])
+    text = result_reply(turns).text
+    assert "【IT導入補助金2020】" in text and "【IT導入補助金2023 複数社連携】" in text
+
+
+def test_withdrawal_another_program_gets_its_guide_once_and_how_to_stop() -> None:
+    flow = FLOWS["withdrawal"]
+    first = start(flow, context=CONTEXT)
+    assert first.state is not None
+    other = next(c for c in first.replies[-1].choices if c.label == "それ以外")
+    said = advance(flow, first.state, UserInput(choice=other.value), CONTEXT).replies[0].text
+    assert said == KB.program_replies.other_guide + "「やめる」で終了できます。"
+
+
+def test_withdrawal_the_deadline_line_says_how_the_date_stands_not_that_it_is_fine() -> None:
+    lines = {
+        "within-one-year": (["2021/4/1", "2022/3/1"], "（2022年3月1日は納品から1年未満です）"),
+        "within-window": (["2021/4/1", "2023/5/1"], "（2023年5月1日はこの期間内です）"),
+        "after-window": (["2021/4/1", "2028/5/1"], "（2028年5月1日はその後です）"),
+    }
+    for case, (dates, said) in lines.items():
+        text = result_reply(converse("withdrawal", ["2020", "全部解約", *dates, "2021/9/30"])).text
+        assert said in text and "期限内です" not in text, case
 
 
 def test_withdrawal_invalid_date_and_correction() -> None:
