@@ -612,7 +612,7 @@ def _program(text: str, values: Values) -> str:
     if read is not None and read.startswith("other:"):
         raise Invalid(read.removeprefix("other:") + _ONLY_TWO)
     raise Invalid(
-        f"「{text}」からは補助金が読み取れませんでした。「2020」「2023 複数社連携」「両方」からお選びください。"
+        f"「{text}」からは補助金が読み取れませんでした。「2020」「2023複数社連携」（わからない場合は「わからない」で両方）からお選びください。"
     )
 
 
@@ -741,7 +741,11 @@ def _deadline(result: WithdrawalResult) -> str | None:
         "it2020-within-one-year": f"1年未満の期限：{f(one_year)}（{day}は納品から1年未満です）",
         "it2020-within-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はこの期間内です）",
         "it2020-after-window": f"辞退届が必要な期間の終わり：{f(end)}（{day}はその後です）",
-    }.get(result.case, f"参考：1年未満の期限 {f(one_year)}、辞退届が必要な期間の終わり {f(end)}")
+    }.get(
+        result.case,
+        f"参考：1年未満の期限 {f(one_year)}、辞退届が必要な期間の終わり {f(end)}"
+        "（当てはまるかどうかは事務局の判断です）",
+    )
 
 
 # Notes of a result that the person must see at once (a date that does not fit, a boundary day).
