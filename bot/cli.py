@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,6 +21,7 @@ from bot.chat import chat_command
 from bot.cli_rules import OneLineCommand, OneLineGroup, calc_app, check_app
 from faq import KBError, KnowledgeBase, Outcome, Policy, answer_text, load_jsonl_kb, load_kb
 from faq.replies import outcome_text
+from rules import TOKYO
 
 app = typer.Typer(
     cls=OneLineGroup,
@@ -68,13 +70,17 @@ def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
     answers: list[dict[str, Any]] = []
     if outcome.status == "answered" and outcome.entry is not None:
         answers = [_answer_json(kb, e) for e in outcome.answers or (outcome.entry,)]
-        answer = {**answers[0], "text": outcome_text(kb, outcome)} if len(answers) == 1 else answers[0]
+        answer = (
+            {**answers[0], "text": outcome_text(kb, outcome, datetime.now(TOKYO))}
+            if len(answers) == 1
+            else answers[0]
+        )
     return {
         "query": outcome.query,
         "status": outcome.status,
         "answer": answer,
         "answers": answers,
-        "text": outcome_text(kb, outcome),
+        "text": outcome_text(kb, outcome, datetime.now(TOKYO)),
         "candidates": [
             {
                 "id": c.entry.id,
@@ -118,7 +124,7 @@ def ask(
         if as_json:
             sys.stdout.write(json.dumps(outcome_json(kb, outcome), ensure_ascii=False) + "\n")
         else:
-            sys.stdout.write(outcome_text(kb, outcome) + "\n")
+            sys.stdout.write(outcome_text(kb, outcome, datetime.now(TOKYO)) + "\n")
             if question is None:
                 sys.stdout.write("\n")
         sys.stdout.flush()

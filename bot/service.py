@@ -822,7 +822,9 @@ class ConversationService(HandoffMixin):
         conv.pending_query = None
         status = "no_match" if outcome.status == "clarify" else outcome.status
         if status != "no_match" or outcome.reason == "empty":
-            return _Routed([Reply(outcome_text(self.kb, outcome))], conv, status, score=_score(outcome))
+            return _Routed(
+                [Reply(outcome_text(self.kb, outcome, self.now()))], conv, status, score=_score(outcome)
+            )
         shaped = not_found_reply(self.kb, outcome, self.now())
         reply = Reply(shaped.text, QUICK_CHOICES, headline=shaped.headline)
         return _Routed([reply], conv, status, score=_score(outcome))

@@ -8,7 +8,7 @@ from faq.loader import KBError, KnowledgeBase, Problem, load_jsonl_kb, load_kb
 from faq.matcher import Candidate, Matcher
 from faq.models import Contact, Entry
 from faq.policy import Choice, Outcome, Policy, PolicyConfig
-from faq.render import answer_text, contact_block, contacts_text
+from faq.render import answer_text, contact_block
 from faq.text import Analyzer, normalize
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "Problem",
     "answer_text",
     "contact_block",
-    "contacts_text",
     "load_jsonl_kb",
     "load_kb",
     "normalize",

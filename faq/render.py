@@ -24,22 +24,6 @@ def contact_block(contact: Contact) -> str:
     return "\n".join(lines)
 
 
-def contact_line(contact: Contact) -> str:
-    """One line for a contact beside an answer: its name, first number and hours."""
-    number = f" {contact.phones[0].number}" if contact.phones else (f" {contact.url}" if contact.url else "")
-    hours = f"　{contact.hours_text}" if contact.hours_text else ""
-    return f"お問い合わせ：{contact.name}{number}{hours}"
-
-
-def program_answer_text(kb: KnowledgeBase, entry: Entry) -> str:
-    """An answer shown beside another program's: with its program's own line when the answer names none."""
-    text = answer_text(kb, entry)
-    if CONTACT_REF.search(entry.answer):
-        return text
-    lines = [contact_line(c) for c in general_contacts(kb, entry.program) if c.program == entry.program]
-    return "\n\n".join([text, *lines]) if lines else text
-
-
 def source_line(kb: KnowledgeBase, entry: Entry) -> str:
     doc = kb.documents.get(entry.source.document)
     title = doc.title if doc else entry.source.document
@@ -67,15 +51,6 @@ def general_contacts(kb: KnowledgeBase, program: str | None) -> list[Contact]:
         for cid in prog.general_contacts:
             seen.setdefault(cid, kb.contacts[cid])
     return list(seen.values())
-
-
-def contacts_text(kb: KnowledgeBase, program: str | None) -> str:
-    blocks = []
-    for contact in general_contacts(kb, program):
-        prog = kb.programs.get(contact.program)
-        label = f"（{prog.short}について）\n" if prog and program is None else ""
-        blocks.append(label + contact_block(contact))
-    return "\n\n".join(blocks)
 
 
 def sources_by_document(kb: KnowledgeBase, sources: tuple[SourceRef, ...]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,9 @@ from typer.testing import CliRunner
 from bot.cli import app
 from faq import KnowledgeBase, Policy
 from faq.replies import outcome_text
+from rules import TOKYO
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=TOKYO)  # a Friday morning: every line is open
 
 STATUSES = {"answered", "clarify", "no_match", "smalltalk", "dialog"}
 HONEST = {"no_match", "smalltalk"}
@@ -33,7 +37,7 @@ def test_policy_handles_bad_input(policy: Policy, kb: KnowledgeBase, text: str) 
     outcome = policy.decide(text)
     assert outcome.status in HONEST, (outcome.status, outcome.reason, outcome.entry and outcome.entry.id)
     assert outcome.query == text
-    assert outcome_text(kb, outcome).strip()
+    assert outcome_text(kb, outcome, NOW).strip()
 
 
 @pytest.mark.parametrize("program", ["it2020", "it2023-multi"])
@@ -43,7 +47,7 @@ def test_policy_handles_bad_input_with_program(
 ) -> None:
     outcome = policy.decide(text, program=program)
     assert outcome.status in HONEST
-    assert outcome_text(kb, outcome).strip()
+    assert outcome_text(kb, outcome, NOW).strip()
 
 
 STDIN_CASES = {name: text.encode("utf-8") + b"\n" for name, text in BAD_INPUTS.items()}
@@ -86,4 +90,4 @@ def test_cli_stdin_all_bad_lines_at_once_json() -> None:
 def test_decide_never_raises(policy: Policy, kb: KnowledgeBase, text: str, program: str | None) -> None:
     outcome = policy.decide(text, program=program)
     assert outcome.status in STATUSES
-    assert outcome_text(kb, outcome).strip()
+    assert outcome_text(kb, outcome, NOW).strip()

@@ -102,12 +102,16 @@ def test_a_program_not_offered_is_not_picked(kb: KnowledgeBase) -> None:
 
 
 def test_both_programs_answers_each_carry_their_own_line(kb: KnowledgeBase) -> None:
+    from datetime import datetime
+
     from faq import Policy
-    from faq.replies import DIVIDER, outcome_text
+    from faq.replies import both_reply
+    from rules import TOKYO
 
     outcome = Policy(kb).decide("ツールを半年で解約したらどうなる？")
     assert len(outcome.answers) == 2
-    sides = outcome_text(kb, outcome).split(DIVIDER)
+    shown = both_reply(kb, outcome.answers, datetime(2026, 11, 27, 10, 0, tzinfo=TOKYO)).text
+    sides = shown.split("\n\n")[1:3]  # after the head line: one block per program
     assert len(sides) == 2
     for side, entry in zip(sides, outcome.answers, strict=True):
         own = [c for c in kb.contacts.values() if c.id in kb.programs[entry.program].general_contacts]
