@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from bot import cases, handoff
 from bot.store import UpdateUnit
 from dialogs import engine
-from dialogs.choices import program_choices
+from dialogs.choices import OTHER, program_choices
 from dialogs.engine import Flow, FlowError
 from dialogs.types import Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase
@@ -203,13 +203,15 @@ class HandoffMixin:
             body = handoff.confirm_text(name, len(turns), cases.last_calculation(unit) is not None)
             return [Reply(body, tuple(choices))]
         # open
-        reason, details, program = action[1], action[2].strip(), action[3] or conv.program
+        reason, details, stated = action[1], action[2].strip(), action[3]
+        # 「それ以外」: neither program, said by the person; never guessed from earlier answers.
+        program = None if stated == OTHER else (stated or conv.program)
         state.pop("step", None)
         titled = []
         for text, outcome, entry_id in turns:
             entry = self.kb.by_id.get(entry_id) if entry_id else None
             titled.append(handoff.Turn(text, outcome, entry_id, entry.question if entry else None))
-        if program not in self.kb.programs or program == "common":
+        if stated != OTHER and (program not in self.kb.programs or program == "common"):
             guessed = {self.kb.by_id[t.entry_id].program for t in titled if t.entry_id in self.kb.by_id}
             guessed.discard("common")
             program = guessed.pop() if len(guessed) == 1 else None

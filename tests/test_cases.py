@@ -338,3 +338,16 @@ def test_a_request_inside_a_calculation_keeps_the_calculation(
     assert "受付番号" in text(opened) and opened.dialog == "productivity"
     assert len(Cases(store).list("open")) == 1
     assert say(service, "3000万").dialog == "productivity"  # the calculation goes on
+
+
+def test_neither_program_opens_a_case_without_a_guessed_program(
+    service: ConversationService, store: Store
+) -> None:
+    say(service, "申請マイページのIDがわからない")  # a 2020 answer: a guess would say 2020
+    confirm = pick(service, "hand:requested")
+    assert "hand:p-other" in values(confirm)
+    opened = pick(service, "hand:p-other")
+    found = [w for w in text(opened).split() if len(w) == 7 and w[3] == "-"]
+    assert found, text(opened)
+    case = Cases(store).get(found[0])
+    assert case is not None and case.program is None
