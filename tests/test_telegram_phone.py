@@ -19,7 +19,6 @@ $KOUNEN_SCREENSHOT_DIR/../telegram), with a dashed line where the first screen e
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import skip_unless_ci
+from test_console_browser import browser as browser  # Debian's chromium, as the console's tests launch it
 
 from bot.service import QUICK_CHOICES, ConversationService, ServiceTurn
 from bot.store import Store
@@ -37,18 +36,6 @@ from dialogs.types import UserInput
 from faq import KnowledgeBase, Policy
 from rules import TOKYO
 
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright's Python package is not installed"
-)
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PHONE = {"width": 375, "height": 667}
 HEADER = 56  # the chat's title bar
 SCREEN = PHONE["height"] - HEADER  # what one screen shows of the messages
@@ -311,22 +298,6 @@ def as_page_data(messages: list[Outgoing]) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- the browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        skip_unless_ci(
-            f"{CHROMIUM} not found: run `bash scripts/install-browser.sh` to install Debian's chromium"
-        )
-    with playwright_api.sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
-        installed = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout
-        assert launched.version in installed, (launched.version, installed)  # Debian's, not a download
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
