@@ -20,15 +20,15 @@ KB = load_kb()
 CONTEXT = Context(today=date(2026, 11, 28), read_program=program_reader(KB))
 
 
-def converse(flow_id: str, messages: list[str]) -> list[Turn]:
+def converse(flow_id: str, messages: list[str], context: Context = CONTEXT) -> list[Turn]:
     flow = FLOWS[flow_id]
-    turn = start(flow, context=CONTEXT)
+    turn = start(flow, context=context)
     turns = [turn]
     for message in messages:
         assert turn.state is not None, f"the flow ended before {message!r}"
         # Every turn goes through JSON, as it does when stored between messages.
         state = DialogState.from_json(json.loads(json.dumps(turn.state.to_json())))
-        turn = advance(flow, state, UserInput(message), CONTEXT)
+        turn = advance(flow, state, UserInput(message), context)
         turns.append(turn)
     return turns
 

@@ -12,20 +12,19 @@ and each quick reply answers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from test_flows import converse
 
 from bot.service import QUICK_CHOICES, STALE_CHOICE, WELCOME, ConversationService, ServiceTurn, program_reader
 from bot.store import Store
 from dialogs.choices import PROGRAM_BUTTONS
-from dialogs.engine import EDIT, Context, Turn, advance, start
-from dialogs.flows import FLOWS
-from dialogs.types import DialogState, Reply, UserInput
+from dialogs.engine import EDIT, Context, Turn
+from dialogs.types import Reply, UserInput
 from faq import KnowledgeBase, Policy, load_kb
 from rules import TOKYO
 from tests.reply_checks import FIRST_MESSAGE_MAX, HEADLINE_MAX_LINES, internal_tokens
@@ -61,15 +60,8 @@ WALKS: dict[str, tuple[str, list[str]]] = {
 
 
 def walk(flow_id: str, messages: list[str]) -> list[Turn]:
-    flow = FLOWS[flow_id]
-    turn = start(flow, context=CONTEXT)
-    turns = [turn]
-    for message in messages:
-        assert turn.state is not None, f"the flow ended before {message!r}"
-        state = DialogState.from_json(json.loads(json.dumps(turn.state.to_json())))
-        turn = advance(flow, state, UserInput(message), CONTEXT)
-        turns.append(turn)
-    return turns
+    """A flow walked through its JSON state, at a time when the lines are open."""
+    return converse(flow_id, messages, CONTEXT)
 
 
 def check_shape(reply: Reply, where: str) -> None:
