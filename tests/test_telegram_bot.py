@@ -384,11 +384,14 @@ def test_updates_of_one_chat_in_order_and_of_different_chats_concurrently(
             return ServiceTurn([Reply(f"echo {user_input.text}")], None, None, None)
 
     with Store.open(db_url) as store:
+        # Queued before polling starts, so the three come in one getUpdates batch: polling takes
+        # the next batch only once this one is committed (README, "Delivery"), so a message
+        # arriving in a later batch would wait for "slow 1" whatever its chat.
+        fake.message(1, "slow 1")
+        fake.message(1, "fast 1")  # same chat: waits for "slow 1"
+        fake.message(2, "fast 2")  # another chat: does not wait
         runner = BotThread(bot_settings(fake, db_url), Slow(kb, policy, store)).start()
         try:
-            fake.message(1, "slow 1")
-            fake.message(1, "fast 1")  # same chat: waits for "slow 1"
-            fake.message(2, "fast 2")  # another chat: does not wait
             fake.wait_messages(1, 2)
             order = [m.text for m in fake.messages]
             assert order.index("echo fast 2") < order.index("echo slow 1") < order.index("echo fast 1")
