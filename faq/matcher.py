@@ -235,6 +235,17 @@ class Matcher:
         self._wording_total = np.where(
             totals > 0, totals, np.inf
         )  # a wording of question words only covers nothing
+        # Each wording's n heaviest concepts' IDF, for n = 1, 2, ... (column n - 1; the total past its
+        # last concept): what a question of n words can at most say of it.
+        longest = max((len(c) for c in wording_concepts), default=0)
+        heaviest = np.full((len(wording_concepts), max(longest, 1)), np.inf)
+        for w, concepts in enumerate(wording_concepts):
+            weights = sorted((self._weight(c.terms) for c in concepts), reverse=True)
+            if weights:
+                cum = np.cumsum(weights)
+                heaviest[w, : len(cum)] = cum
+                heaviest[w, len(cum) :] = cum[-1]
+        self._wording_heaviest = heaviest
         self._forms = {t: np.array(ix, dtype=np.int64) for t, ix in forms.items()}
         self._part_of = {t: np.array(ix, dtype=np.int64) for t, ix in part_of.items()}
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
@@ -384,12 +395,17 @@ class Matcher:
         A wording's concept counts fully when the question has one of its forms, and partly
         (PART_WEIGHT) when they meet only through compound parts (the wording's 申請マイページ
         and the question's 申請).  Question words and numbers are left out, as on the question side.
+
+        A question of n words is measured against the n heaviest words of each wording (all of
+        them, when it has fewer): the staff's one-word 「解約」 says all that one word can of
+        「ツールを半年で解約したら」, while 「申請の締め切り」 still says only half of
+        「効果報告の締め切り」.
         """
         return float(self.wording_shares(query)[idx])
 
     def wording_shares(self, query: Query) -> NDArray[np.float64]:
         """`wording_coverage` of every entry at once (one pass over the question's words)."""
-        cached = query.cache.get("wording_shares")
+        cached: NDArray[np.float64] | None = query.cache.get("wording_shares")
         if cached is not None:
             return cached
         level = np.zeros(len(self._concept_wording))
@@ -404,7 +420,9 @@ class Matcher:
             self._concept_wording, weights=level * self._concept_weight, minlength=len(self._wording_total)
         )
         best = np.zeros(len(self.entries))
-        np.maximum.at(best, self._variant_entry, covered / self._wording_total)
+        said_words = sum(1 for _, _, _, countable in query.concepts if countable)
+        column = min(max(said_words, 1), self._wording_heaviest.shape[1]) - 1
+        np.maximum.at(best, self._variant_entry, np.minimum(1.0, covered / self._wording_heaviest[:, column]))
         query.cache["wording_shares"] = best
         return best
 
