@@ -137,7 +137,11 @@ def _make_policy(kb: KnowledgeBase) -> Policy:
         fail(f"invalid policy settings: {exc}")
 
 
-EVAL_FILES = (Path("tests/data/dev_queries.jsonl"), Path("tests/data/sealed_queries.jsonl"))
+EVAL_FILES = (
+    Path("tests/data/dev_queries.jsonl"),
+    Path("tests/data/sealed_queries.jsonl"),
+    Path("tests/data/sealed2_queries.jsonl"),
+)
 
 
 @kb_app.command("check", cls=OneLineCommand)

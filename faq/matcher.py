@@ -17,10 +17,17 @@ synonym counts fully, its compound parts partly.  Readings and typo correction a
 tried for concepts the knowledge base does not know at all, so they rescue かいやく and
 解役 without adding a second vote for words that are already there.
 
-Coverage (`Candidate.coverage`) is what the policy decides on: the IDF-weighted share of
-the question's countable concepts that this one entry covers anywhere in its text.
-Concepts the knowledge base does not know keep the highest IDF, so a question about
-something else cannot be covered by an entry that shares only its familiar words.
+Coverage (`Candidate.coverage`) is what the policy decides on, and it is measured from
+both sides, at equal weight:
+  * the question side: the IDF-weighted share of the question's countable concepts that
+    this one entry covers anywhere in its text.  Concepts the knowledge base does not know
+    keep the highest IDF, so a question about something else cannot be covered by an
+    entry that shares only its familiar words;
+  * the wording side: the best IDF-weighted share of one of the entry's wordings that the
+    question says.  A long answer covers every word of 「申請の締め切りはいつ」 without
+    being about applications, and a chatty question (「経理担当が休みで…人件費の欄に何を
+    入れれば」) covers little of itself while saying all of one wording.
+Each side alone misjudges one of these; their mean judges both.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -53,9 +62,10 @@ READING_MIN = 3
 class Candidate:
     """One ranked entry.  Candidates are ordered by `relevance`; `score` is what a person reads.
 
-    `score` is the coverage (in [0, 1]: the share of the question this entry covers), shown as
-    the match degree in the console and stored with the query log; `relevance` is the BM25 sum
-    the ranking and the lead are computed on, which has no fixed scale.
+    `score` is the coverage (in [0, 1]: the mean of `question_coverage`, the share of the
+    question this entry covers, and `wording_coverage`, the share of the entry's closest wording
+    the question says), shown as the match degree in the console and stored with the query log;
+    `relevance` is the BM25 sum the ranking and the lead are computed on, which has no fixed scale.
     """
 
     entry: Entry
@@ -63,6 +73,8 @@ class Candidate:
     matched: tuple[str, ...]  # query terms found in the entry (for highlighting)
     features: dict[str, float] = field(default_factory=dict)
     relevance: float = 0.0
+    question_coverage: float = 0.0
+    wording_coverage: float = 0.0
 
     @property
     def coverage(self) -> float:
@@ -126,6 +138,19 @@ class Query:
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
 
+    # Values computed once per question and shared by its candidates (not part of equality).
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def said(self) -> frozenset[str]:
+        """Every full form the question says (its words, synonyms, readings and typo fixes)."""
+        return frozenset(t for full, *_ in self.concepts for t in full)
+
+    @cached_property
+    def said_parts(self) -> frozenset[str]:
+        """The compound parts of the question's words."""
+        return frozenset(p for _, parts, *_ in self.concepts for p in parts)
+
 
 class Matcher:
     """Ranked candidates, with coverage, for a question over one knowledge base."""
@@ -143,12 +168,14 @@ class Matcher:
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
+        wording_concepts: list[tuple[Concept, ...]] = []
         for idx, entry in enumerate(self.entries):
             pooled: list[str] = []
             seen: set[str] = set()
             full: set[str] = set()
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
+                wording_concepts.append(tuple(c for c in analysis.concepts if c.countable))
                 variant_entry.append(idx)
                 wording_docs.append(analysis.terms)
                 pooled.extend(analysis.terms)
@@ -182,6 +209,45 @@ class Matcher:
         for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
             for t in answer_terms:
                 self._programs_of.setdefault(t, set()).add(entry.program)
+        # The wording side of coverage, indexed by word so that a question touches only what it
+        # says: per entry, each wording's IDF total, and which (wording, concept, IDF) each form
+        # and each compound part of a concept points to.
+        # Arrays over every (wording, concept) pair: the wording each concept belongs to and its
+        # IDF, each wording's entry and IDF total, and which pairs each form and part points to.
+        concept_wording: list[int] = []
+        concept_weight: list[float] = []
+        forms: dict[str, list[int]] = {}
+        part_of: dict[str, list[int]] = {}
+        for w, concepts in enumerate(wording_concepts):
+            for c in concepts:
+                i = len(concept_wording)
+                concept_wording.append(w)
+                concept_weight.append(self._weight(c.terms))
+                for t in c.terms:
+                    forms.setdefault(t, []).append(i)
+                for p in c.parts:
+                    part_of.setdefault(p, []).append(i)
+        self._concept_wording = np.array(concept_wording, dtype=np.int64)
+        self._concept_weight = np.array(concept_weight, dtype=np.float64)
+        totals = np.bincount(
+            self._concept_wording, weights=self._concept_weight, minlength=len(wording_concepts)
+        )
+        self._wording_total = np.where(
+            totals > 0, totals, np.inf
+        )  # a wording of question words only covers nothing
+        # Each wording's n heaviest concepts' IDF, for n = 1, 2, ... (column n - 1; the total past its
+        # last concept): what a question of n words can at most say of it.
+        longest = max((len(c) for c in wording_concepts), default=0)
+        heaviest = np.full((len(wording_concepts), max(longest, 1)), np.inf)
+        for w, concepts in enumerate(wording_concepts):
+            weights = sorted((self._weight(c.terms) for c in concepts), reverse=True)
+            if weights:
+                cum = np.cumsum(weights)
+                heaviest[w, : len(cum)] = cum
+                heaviest[w, len(cum) :] = cum[-1]
+        self._wording_heaviest = heaviest
+        self._forms = {t: np.array(ix, dtype=np.int64) for t, ix in forms.items()}
+        self._part_of = {t: np.array(ix, dtype=np.int64) for t, ix in part_of.items()}
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
         # The lengths of the known readings starting with each two kana, longest first.
         heads: dict[str, set[int]] = {}
@@ -298,6 +364,10 @@ class Matcher:
     # -- ranking and coverage ----------------------------------------------------------
 
     def coverage(self, query: Query, idx: int) -> float:
+        """Two-way coverage of the question by entry `idx`: the mean of both sides (module docstring)."""
+        return (self.question_coverage(query, idx) + self.wording_coverage(query, idx)) / 2
+
+    def question_coverage(self, query: Query, idx: int) -> float:
         """IDF-weighted share of the question's countable concepts that entry `idx` covers.
 
         A concept counts fully when one of its forms is a word of the entry, and partly
@@ -318,6 +388,43 @@ class Matcher:
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
         return covered / total if total else 0.0
+
+    def wording_coverage(self, query: Query, idx: int) -> float:
+        """The best IDF-weighted share of one of entry `idx`'s wordings that the question says.
+
+        A wording's concept counts fully when the question has one of its forms, and partly
+        (PART_WEIGHT) when they meet only through compound parts (the wording's 申請マイページ
+        and the question's 申請).  Question words and numbers are left out, as on the question side.
+
+        A question of n words is measured against the n heaviest words of each wording (all of
+        them, when it has fewer): the staff's one-word 「解約」 says all that one word can of
+        「ツールを半年で解約したら」, while 「申請の締め切り」 still says only half of
+        「効果報告の締め切り」.
+        """
+        return float(self.wording_shares(query)[idx])
+
+    def wording_shares(self, query: Query) -> NDArray[np.float64]:
+        """`wording_coverage` of every entry at once (one pass over the question's words)."""
+        cached: NDArray[np.float64] | None = query.cache.get("wording_shares")
+        if cached is not None:
+            return cached
+        level = np.zeros(len(self._concept_wording))
+        empty = np.zeros(0, dtype=np.int64)
+        for t in query.said_parts:  # the question's part 申請 meets the wording's word 申請
+            level[self._forms.get(t, empty)] = PART_WEIGHT
+        for t in query.said | query.said_parts:  # the wording's part 申請 (of 申請マイページ) meets 申請
+            level[self._part_of.get(t, empty)] = PART_WEIGHT
+        for t in query.said:  # a form of the concept: fully
+            level[self._forms.get(t, empty)] = 1.0
+        covered = np.bincount(
+            self._concept_wording, weights=level * self._concept_weight, minlength=len(self._wording_total)
+        )
+        best = np.zeros(len(self.entries))
+        said_words = sum(1 for _, _, _, countable in query.concepts if countable)
+        column = min(max(said_words, 1), self._wording_heaviest.shape[1]) - 1
+        np.maximum.at(best, self._variant_entry, np.minimum(1.0, covered / self._wording_heaviest[:, column]))
+        query.cache["wording_shares"] = best
+        return best
 
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
@@ -373,9 +480,17 @@ class Matcher:
             features = {"best": float(best[idx]), "pooled": float(pooled[idx]), "answer": float(answers[idx])}
             terms = self._entry_terms[idx]
             matched = tuple(t for t in query_terms if t in terms)
+            asked = self.question_coverage(prepared, idx)
+            said = self.wording_coverage(prepared, idx)
             out.append(
                 Candidate(
-                    self.entries[idx], self.coverage(prepared, idx), matched, features, float(total[idx])
+                    self.entries[idx],
+                    (asked + said) / 2,
+                    matched,
+                    features,
+                    float(total[idx]),
+                    question_coverage=asked,
+                    wording_coverage=said,
                 )
             )
         return out

@@ -230,7 +230,10 @@ class Policy:
             c
             for c in covering
             # An entry that covers less of the question than the top one can be told apart from it.
-            if lead_of(top.relevance, c.relevance) < cfg.lead_min and c.coverage >= top.coverage - 1e-9
+            # (The question side only: siblings differ in how much of their wordings a short
+            # question says, not in whether they are what it asks about.)
+            if lead_of(top.relevance, c.relevance) < cfg.lead_min
+            and c.question_coverage >= top.question_coverage - 1e-9
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it.

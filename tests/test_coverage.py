@@ -1,0 +1,81 @@
+"""Coverage from both sides (faq/matcher.py): what the answering bar in policy.toml is compared with."""
+
+from __future__ import annotations
+
+import pytest
+
+from faq import Policy
+from faq.matcher import PART_WEIGHT, Matcher
+
+QUESTIONS = (
+    "人件費 内訳",
+    "解約",
+    "経理担当が休みで私が代わりに効果報告を入れているんですが、人件費の欄に何を入れればいいのか分かりません",
+    "申請マイページのIDがわからない",
+    "ツールを半年で解約したらどうなる？",
+    "ゲームのログインボーナスがもらえない",
+    "じぎょうしゃぽーたる ろぐいん",
+)
+
+
+def _by_hand(matcher: Matcher, question: str, entry_id: str) -> float:
+    """The wording side recomputed wording by wording, without the matcher's index."""
+    prepared = matcher.prepare(matcher.analyzer.analyze(question))
+    said, said_parts = prepared.said, prepared.said_parts
+    n = max(1, sum(1 for *_, countable in prepared.concepts if countable))
+    entry = matcher.kb.by_id[entry_id]
+    best = 0.0
+    for text in (entry.question, *entry.paraphrases):
+        concepts = [c for c in matcher.analyzer.analyze(text).concepts if c.countable]
+        weights = sorted((matcher._weight(c.terms) for c in concepts), reverse=True)
+        if not weights:
+            continue
+        covered = 0.0
+        for c in concepts:
+            weight = matcher._weight(c.terms)
+            if set(c.terms) & said:
+                covered += weight
+            elif set(c.terms) & said_parts or set(c.parts) & (said | said_parts):
+                covered += weight * PART_WEIGHT
+        best = max(best, min(1.0, covered / sum(weights[:n])))
+    return best
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_wording_side_matches_a_recomputation_by_hand(policy: Policy, question: str) -> None:
+    matcher = policy.matcher
+    for c in matcher.rank(question, k=5):
+        assert c.wording_coverage == pytest.approx(_by_hand(matcher, question, c.entry.id)), c.entry.id
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_score_is_the_mean_of_both_sides(policy: Policy, question: str) -> None:
+    for c in policy.matcher.rank(question, k=5):
+        assert 0.0 <= c.question_coverage <= 1.0 and 0.0 <= c.wording_coverage <= 1.0
+        assert c.coverage == pytest.approx((c.question_coverage + c.wording_coverage) / 2)
+
+
+def test_a_chatty_question_says_all_of_one_wording(policy: Policy) -> None:
+    """Words about the asker (経理担当, 休み) lower the question side, not the wording side.
+
+    (This one stays below the bar: its six words about the asker outweigh one wording.)"""
+    top = policy.matcher.rank(QUESTIONS[2], k=1)[0]
+    assert top.entry.id == "it2023-input-labor-cost"
+    assert top.wording_coverage == 1.0
+    assert top.question_coverage < 0.5 < top.coverage
+
+
+@pytest.mark.parametrize("word", ["解約", "人件費", "住所変更"])
+def test_a_one_word_search_is_not_refused_for_being_short(policy: Policy, word: str) -> None:
+    top = policy.matcher.rank(word, k=1)[0]
+    assert top.wording_coverage >= policy.config.coverage_min
+    assert policy.decide(word).status != "no_match"
+
+
+def test_a_word_of_the_answer_only_says_little_of_the_wordings(policy: Policy) -> None:
+    """ナビダイヤル is in the 2020 contact entry's answer; as a question it says none of a
+    wording about forgetting the portal ID, so that entry's wording side stays low."""
+    matcher = policy.matcher
+    prepared = matcher.prepare(matcher.analyzer.analyze("ナビダイヤル"))
+    idx = matcher.position["it2020-portal-id-forgotten"]
+    assert matcher.wording_coverage(prepared, idx) == 0.0
