@@ -136,7 +136,8 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     replies = _models(
         ProgramReplies, [catalog.get("program_replies", {})], catalog_path, "program_replies", problems
     )
-    ignore = tuple(str(c) for c in catalog.get("matching", {}).get("ignore", []))
+    matching = catalog.get("matching", {})
+    ignore = tuple(str(c) for c in (*matching.get("ignore", []), *matching.get("framing", [])))
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
     )

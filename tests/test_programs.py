@@ -124,3 +124,10 @@ def test_both_programs_answers_each_carry_their_own_line(kb: KnowledgeBase) -> N
         ]
         assert any(c.phones[0].number in side for c in own), side
         assert not any(ph.number in side for c in other for ph in c.phones), side
+
+
+def test_a_group_application_names_the_multi_company_frame(kb: KnowledgeBase) -> None:
+    """Only 複数社連携IT導入類型 is applied for by a group (補助事業グループ)."""
+    assert programs_in_question(kb, "グループで申請した補助金の効果報告").program == "it2023-multi"
+    assert programs_in_question(kb, "グループ申請の代表です").program == "it2023-multi"
+    assert programs_in_question(kb, "グループ会社の決算").program is None
