@@ -287,10 +287,14 @@ class Matcher:
         """The question's concepts, with readings and typo fixes for words the KB does not know."""
         out: list[tuple[tuple[str, ...], tuple[str, ...], float, bool]] = []
         unknown: set[str] = set()
+        # The question's own nouns the KB knows: the context a homophone slip is read in.
+        context = frozenset(
+            t for c in analysis.concepts if c.salient and c.countable for t in c.terms if self.known(t)
+        )
         for c in analysis.concepts:
             terms = c.terms
             if not any(self.known(t) for t in terms):
-                fixed = self._by_reading(c) or self._typo(c.key)
+                fixed = self._by_reading(c, context) or self._typo(c.key)
                 if fixed:
                     terms = (*terms, *fixed)
                 else:
@@ -327,15 +331,28 @@ class Matcher:
         known = [self._idf[t] for t in terms if t in self._idf]
         return max(known) if known else self.unknown_idf
 
-    def _by_reading(self, c: Concept) -> tuple[str, ...]:
-        """Known words read like an unknown one: for kana (かいやく → 解約) or a homophone typo that
-        keeps a character (解役 → 解約); a different word of the same sound (天気, 転記) is no typo."""
+    def _by_reading(self, c: Concept, context: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """Known words read like an unknown one.
+
+        Kana is read as written (かいやく → 解約).  A kanji word is an input-method slip for a known
+        word of the same sound when it keeps one of its characters (解役 → 解約), or when the
+        question's other nouns say the same thing as an entry that has the known word: in
+        「効果報告の起源を過ぎたら」 起源 is 期限, because an entry speaks of 効果報告 and 期限
+        together; 「明日の天気」 has no such noun, so 天気 stays 天気 and is not 転記.
+        """
         if len(c.reading) < READING_MIN:
             return ()
         found = self._readings.get(c.reading, ())
         if _KANA.match(c.key):
             return found
-        return tuple(w for w in found if set(w) & set(c.key))
+        kept = tuple(w for w in found if set(w) & set(c.key))
+        if kept or not context:
+            return kept
+        return tuple(
+            w
+            for w in found
+            if any(w in terms and not terms.isdisjoint(context) for terms in self._entry_full)
+        )
 
     def _words_in_reading(self, run: str) -> list[tuple[int, int, tuple[str, ...]]]:
         """Known words whose reading occurs in a kana run (start, end, words), longest first, no overlaps."""

@@ -79,3 +79,40 @@ def test_a_word_of_the_answer_only_says_little_of_the_wordings(policy: Policy) -
     prepared = matcher.prepare(matcher.analyzer.analyze("ナビダイヤル"))
     idx = matcher.position["it2020-portal-id-forgotten"]
     assert matcher.wording_coverage(prepared, idx) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "slip", "word"),
+    [
+        ("効果報告の起源を過ぎたらもう出せない？", "起源", "期限"),
+        ("要式のエクセル、どのセルに入力すればいい", "要式", "様式"),
+        ("講評されるって本当？生産性が伸びないと", "講評", "公表"),
+    ],
+)
+def test_a_homophone_slip_is_read_in_the_context_of_the_question(
+    policy: Policy, question: str, slip: str, word: str
+) -> None:
+    matcher = policy.matcher
+    prepared = matcher.prepare(matcher.analyzer.analyze(question))
+    forms = next(full for full, *_ in prepared.concepts if slip in full)
+    assert word in forms
+
+
+@pytest.mark.parametrize("question", ["明日の天気", "天気予報を見たい", "ゲームの機嫌が悪い"])
+def test_a_word_of_the_same_sound_without_context_stays_itself(policy: Policy, question: str) -> None:
+    """天気 sounds like 転記 and 機嫌 like 期限, but no noun of these questions is in an entry
+    that has those words: they are not slips, and the question is not found."""
+    matcher = policy.matcher
+    prepared = matcher.prepare(matcher.analyzer.analyze(question))
+    said = prepared.said
+    assert not said & {"転記", "期限"}
+    assert policy.decide(question).status == "no_match"
+
+
+def test_call_center_framing_is_left_out_of_the_matching(policy: Policy) -> None:
+    """「お客様から、…とのお問い合わせです」 says who asks: the same question without it ranks the same."""
+    framed = "お客様から、辞退届の提出方法を教えてほしいとのことです。"
+    plain = "辞退届の提出方法を教えてほしい。"
+    matcher = policy.matcher
+    assert matcher.rank(framed, k=1)[0].entry.id == matcher.rank(plain, k=1)[0].entry.id
+    assert matcher.rank(framed, k=1)[0].coverage == pytest.approx(matcher.rank(plain, k=1)[0].coverage)
