@@ -236,14 +236,21 @@ class Policy:
             and c.question_coverage >= top.question_coverage - 1e-9
         ]
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
-        # that program: no second program's answer beside it.
+        # that program: no second program's answer beside it, unless that answer covers the
+        # question as well (a word the documents merely phrase differently, like 扱い, names none).
         own_words = (
             self.matcher.one_program_words(prepared, self.matcher.position[top.entry.id])
             if prepared is not None
             else ()
         )
-        if not known and top.entry.program != "common" and not own_words:
-            pair = self._other_program(top, candidates, close)
+        pair = (
+            self._other_program(top, candidates, close)
+            if not known and top.entry.program != "common"
+            else None
+        )
+        if own_words and pair is not None and pair.coverage < cfg.coverage_min:
+            pair = None
+        if pair is not None or (not known and top.entry.program != "common" and not own_words):
             if pair is not None:
                 rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
                 if not rest:

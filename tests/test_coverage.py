@@ -116,3 +116,15 @@ def test_call_center_framing_is_left_out_of_the_matching(policy: Policy) -> None
     matcher = policy.matcher
     assert matcher.rank(framed, k=1)[0].entry.id == matcher.rank(plain, k=1)[0].entry.id
     assert matcher.rank(framed, k=1)[0].coverage == pytest.approx(matcher.rank(plain, k=1)[0].coverage)
+
+
+def test_a_word_one_document_merely_phrases_differently_keeps_both_programs(policy: Policy) -> None:
+    """扱い is in the 2023 guide's answers only, but the 2020 partial-cancellation answer covers the
+    question as well: both programs' answers are shown, not the 2023 one alone."""
+    outcome = policy.decide("複数入れたITツールのうちひとつだけやめたら辞退扱いになる？")
+    assert {e.id for e in outcome.answers} == {"it2020-cancel-partial", "it2023-withdrawal-partial"}
+
+
+def test_a_word_of_one_document_keeps_that_program_when_the_other_does_not_cover(policy: Policy) -> None:
+    outcome = policy.decide("ナビダイヤルがつながらない")
+    assert [e.program for e in outcome.answers] == ["it2020"]
