@@ -214,4 +214,6 @@ class Intents(_Frozen):
     dialog_actions: tuple[str, ...]
     # Plain verbs (出して) that ask for a calculation only with the topic as their object.
     dialog_object_actions: tuple[str, ...] = ()
+    # Words that make a request ask for information instead (「提出方法を教えてほしい」, 「式を確認したい」).
+    dialog_information: tuple[str, ...] = ()
     dialog: tuple[DialogIntent, ...]

@@ -125,6 +125,7 @@ class Policy:
         )
         self._actions = tuple(normalize(a) for a in intents.dialog_actions) if intents else ()
         self._object_actions = tuple(normalize(a) for a in intents.dialog_object_actions) if intents else ()
+        self._information = tuple(normalize(a) for a in intents.dialog_information) if intents else ()
         self._flows = (
             [(d.flow, tuple(normalize(t) for t in d.topics)) for d in intents.dialog] if intents else []
         )
@@ -147,6 +148,8 @@ class Policy:
         return None
 
     def detect_dialog(self, norm: str) -> FlowId | None:
+        if any(w in norm for w in self._information):
+            return None  # a way, a procedure or a formula: the FAQ answers it
         asked = any(a in norm for a in self._actions)
         best: tuple[int, FlowId] | None = None
         for flow, topics in self._flows:
