@@ -492,20 +492,29 @@ class Matcher:
         top = np.argsort(-total, kind="stable")[:k]
         top = top[total[top] > 0]
         query_terms = tuple(dict.fromkeys(t for full, _, _, _ in prepared.concepts for t in full))
+        shares = self.wording_shares(prepared)
         out = []
-        for idx in map(int, top):
-            features = {"best": float(best[idx]), "pooled": float(pooled[idx]), "answer": float(answers[idx])}
+        # Plain floats for the few candidates, taken from the arrays at once.
+        rows = zip(
+            top.tolist(),
+            best[top].tolist(),
+            pooled[top].tolist(),
+            answers[top].tolist(),
+            total[top].tolist(),
+            shares[top].tolist(),
+            strict=True,
+        )
+        for idx, b, p, a, relevance, said in rows:
             terms = self._entry_terms[idx]
             matched = tuple(t for t in query_terms if t in terms)
             asked = self.question_coverage(prepared, idx)
-            said = self.wording_coverage(prepared, idx)
             out.append(
                 Candidate(
                     self.entries[idx],
                     (asked + said) / 2,
                     matched,
-                    features,
-                    float(total[idx]),
+                    {"best": b, "pooled": p, "answer": a},
+                    relevance,
                     question_coverage=asked,
                     wording_coverage=said,
                 )
