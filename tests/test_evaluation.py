@@ -173,3 +173,10 @@ def test_choose_cutoff_maximises_not_found_f1() -> None:
     rankings = [bench.Ranking(("x",), top, None) for top in (9.0, 8.0, 2.0, 1.0)]
     cut, f1 = bench.choose_cutoff(queries, rankings)
     assert 2.0 < cut <= 8.0 and f1 == 1.0
+
+
+def test_the_bar_fitting_criterion_counts_a_wrong_answer_as_three() -> None:
+    from tests.bench.fit_bar import utility
+
+    report: dict[str, object] = {"in_correct": 0.5, "n_in_scope": 100, "wrong_answer_rate": 0.1, "n": 150}
+    assert utility(report) == 50 - 3 * 15

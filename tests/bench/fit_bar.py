@@ -1,0 +1,57 @@
+"""How the answering bar in faq/data/policy.toml is fitted: a sweep over the dev set only.
+
+    .venv/bin/python -m tests.bench.fit_bar [--bars 0.62,0.64,...]
+
+For each bar it prints what users see on dev and `correct - 3 x wrong` (counts over all dev
+questions), the criterion policy.toml names.  The sealed sets are never swept: they are run at
+the end of a round (`kounen eval`), not used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from faq import Policy
+from faq.evaluate import evaluate, load_queries
+from faq.loader import load_kb
+
+DEV = Path(__file__).resolve().parents[1] / "data" / "dev_queries.jsonl"
+WRONG_COST = 3  # a wrong answer costs three right ones (faq/data/policy.toml)
+
+
+def utility(report: dict[str, object]) -> float:
+    """answered correctly - WRONG_COST x answered wrongly, in questions."""
+    correct = float(report["in_correct"]) * float(report["n_in_scope"])  # type: ignore[arg-type]
+    wrong = float(report["wrong_answer_rate"]) * float(report["n"])  # type: ignore[arg-type]
+    return correct - WRONG_COST * wrong
+
+
+def sweep(bars: list[float]) -> list[tuple[float, dict[str, object]]]:
+    kb = load_kb()
+    base = Policy(kb)
+    queries = load_queries(DEV)
+    out = []
+    for bar in bars:
+        config = base.config.model_copy(update={"coverage_min": bar})
+        report = evaluate(Policy(kb, matcher=base.matcher, config=config), queries).as_dict()
+        out.append((bar, report))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--bars", default="0.62,0.64,0.66,0.68,0.69,0.70,0.71,0.72,0.74,0.76,0.78")
+    args = parser.parse_args()
+    bars = [float(b) for b in args.bars.split(",")]
+    print("| bar | in: correct | in: wrong | out: refused | all: wrong | correct − 3×wrong |")
+    print("|---|---|---|---|---|---|")
+    for bar, r in sweep(bars):
+        print(
+            f"| {bar:.2f} | {float(r['in_correct']):.1%} | {float(r['in_wrong']):.1%} | "  # type: ignore[arg-type]
+            f"{float(r['out_refused']):.1%} | {float(r['wrong_answer_rate']):.1%} | {utility(r):.0f} |"  # type: ignore[arg-type]
+        )
+
+
+if __name__ == "__main__":
+    main()
