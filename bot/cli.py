@@ -141,6 +141,7 @@ EVAL_FILES = (
     Path("tests/data/dev_queries.jsonl"),
     Path("tests/data/sealed_queries.jsonl"),
     Path("tests/data/sealed2_queries.jsonl"),
+    Path("tests/data/sealed3_queries.jsonl"),
 )
 
 

@@ -271,7 +271,12 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
     data = Path(__file__).parent / "data"
     questions = [
         (name, q.query)
-        for name in ("dev_queries.jsonl", "sealed_queries.jsonl", "sealed2_queries.jsonl")
+        for name in (
+            "dev_queries.jsonl",
+            "sealed_queries.jsonl",
+            "sealed2_queries.jsonl",
+            "sealed3_queries.jsonl",
+        )
         for q in load_queries(data / name)
     ]
     assert copied_questions(kb, questions) == []
