@@ -142,6 +142,7 @@ EVAL_FILES = (
     Path("tests/data/sealed_queries.jsonl"),
     Path("tests/data/sealed2_queries.jsonl"),
     Path("tests/data/sealed3_queries.jsonl"),
+    Path("tests/data/sealed4_queries.jsonl"),
 )
 
 
