@@ -209,42 +209,34 @@ class Matcher:
         for entry, answer_terms in zip(self.entries, answer_docs, strict=True):
             for t in answer_terms:
                 self._programs_of.setdefault(t, set()).add(entry.program)
-        # The wording side of coverage, indexed by word so that a question touches only what it
-        # says: per entry, each wording's IDF total, and which (wording, concept, IDF) each form
-        # and each compound part of a concept points to.
-        # Arrays over every (wording, concept) pair: the wording each concept belongs to and its
-        # IDF, each wording's entry and IDF total, and which pairs each form and part points to.
+        # The wording side of coverage, as arrays over every (wording, concept) pair so that a
+        # question touches only what it says: the wording each concept belongs to, its IDF, and
+        # which pairs each form and each compound part points to.
         concept_wording: list[int] = []
         concept_weight: list[float] = []
         forms: dict[str, list[int]] = {}
         part_of: dict[str, list[int]] = {}
+        # Each wording's n heaviest concepts' IDF, for n = 1, 2, ... (column n - 1; its total past
+        # its last concept): what a question of n words can at most say of it.  A wording of
+        # question words only (inf) covers nothing.
+        longest = max((len(c) for c in wording_concepts), default=0)
+        heaviest = np.full((len(wording_concepts), max(longest, 1)), np.inf)
         for w, concepts in enumerate(wording_concepts):
-            for c in concepts:
+            weights = [self._weight(c.terms) for c in concepts]
+            for c, weight in zip(concepts, weights, strict=True):
                 i = len(concept_wording)
                 concept_wording.append(w)
-                concept_weight.append(self._weight(c.terms))
+                concept_weight.append(weight)
                 for t in c.terms:
                     forms.setdefault(t, []).append(i)
                 for p in c.parts:
                     part_of.setdefault(p, []).append(i)
-        self._concept_wording = np.array(concept_wording, dtype=np.int64)
-        self._concept_weight = np.array(concept_weight, dtype=np.float64)
-        totals = np.bincount(
-            self._concept_wording, weights=self._concept_weight, minlength=len(wording_concepts)
-        )
-        self._wording_total = np.where(
-            totals > 0, totals, np.inf
-        )  # a wording of question words only covers nothing
-        # Each wording's n heaviest concepts' IDF, for n = 1, 2, ... (column n - 1; the total past its
-        # last concept): what a question of n words can at most say of it.
-        longest = max((len(c) for c in wording_concepts), default=0)
-        heaviest = np.full((len(wording_concepts), max(longest, 1)), np.inf)
-        for w, concepts in enumerate(wording_concepts):
-            weights = sorted((self._weight(c.terms) for c in concepts), reverse=True)
             if weights:
-                cum = np.cumsum(weights)
+                cum = np.cumsum(sorted(weights, reverse=True))
                 heaviest[w, : len(cum)] = cum
                 heaviest[w, len(cum) :] = cum[-1]
+        self._concept_wording = np.array(concept_wording, dtype=np.int64)
+        self._concept_weight = np.array(concept_weight, dtype=np.float64)
         self._wording_heaviest = heaviest
         self._forms = {t: np.array(ix, dtype=np.int64) for t, ix in forms.items()}
         self._part_of = {t: np.array(ix, dtype=np.int64) for t, ix in part_of.items()}
@@ -380,10 +372,6 @@ class Matcher:
 
     # -- ranking and coverage ----------------------------------------------------------
 
-    def coverage(self, query: Query, idx: int) -> float:
-        """Two-way coverage of the question by entry `idx`: the mean of both sides (module docstring)."""
-        return (self.question_coverage(query, idx) + self.wording_coverage(query, idx)) / 2
-
     def question_coverage(self, query: Query, idx: int) -> float:
         """IDF-weighted share of the question's countable concepts that entry `idx` covers.
 
@@ -434,7 +422,7 @@ class Matcher:
         for t in query.said:  # a form of the concept: fully
             level[self._forms.get(t, empty)] = 1.0
         covered = np.bincount(
-            self._concept_wording, weights=level * self._concept_weight, minlength=len(self._wording_total)
+            self._concept_wording, weights=level * self._concept_weight, minlength=len(self._wording_heaviest)
         )
         best = np.zeros(len(self.entries))
         said_words = sum(1 for _, _, _, countable in query.concepts if countable)

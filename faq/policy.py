@@ -246,32 +246,28 @@ class Policy:
             if prepared is not None
             else ()
         )
-        pair = (
-            self._other_program(top, candidates, close)
-            if not known and top.entry.program != "common"
-            else None
-        )
+        # The program is open: unknown, and the top entry belongs to one.
+        open_program = not known and top.entry.program != "common"
+        pair = self._other_program(top, candidates, close) if open_program else None
         if own_words and pair is not None and pair.coverage < cfg.coverage_min:
             pair = None
-        if pair is not None or (not known and top.entry.program != "common" and not own_words):
-            if pair is not None:
-                rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
-                if not rest:
-                    return Outcome(
-                        query,
-                        "answered",
-                        candidates,
-                        entry=top.entry,
-                        answers=(top.entry, pair.entry),
-                        confidence=conf,
-                        reason="both programs answer",
-                    )
+        if pair is not None:
+            rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
+            if not rest:
+                return Outcome(
+                    query,
+                    "answered",
+                    candidates,
+                    entry=top.entry,
+                    answers=(top.entry, pair.entry),
+                    confidence=conf,
+                    reason="both programs answer",
+                )
+        if pair is not None or (open_program and not own_words):
             close = [c for c in close if c.entry.program == top.entry.program]
         if len(close) <= 1:
-            silent = (
-                not known
-                and top.entry.program != "common"
-                and not any(c.entry.program not in (top.entry.program, "common") for c in covering)
+            silent = open_program and not any(
+                c.entry.program not in (top.entry.program, "common") for c in covering
             )
             return Outcome(
                 query,
