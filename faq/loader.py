@@ -25,6 +25,7 @@ from faq.models import (
     Entry,
     ExternalEntry,
     Intents,
+    Matching,
     OtherProgram,
     Program,
     ProgramReplies,
@@ -136,8 +137,8 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     replies = _models(
         ProgramReplies, [catalog.get("program_replies", {})], catalog_path, "program_replies", problems
     )
-    matching = catalog.get("matching", {})
-    ignore = tuple(str(c) for c in (*matching.get("ignore", []), *matching.get("framing", [])))
+    matching = _models(Matching, [catalog.get("matching", {})], catalog_path, "matching", problems)
+    ignore = tuple(p for m in matching for p in (*m.ignore, *m.framing))
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
     )

@@ -92,6 +92,13 @@ class OtherProgram(_Frozen):
     source: SourceRef
 
 
+class Matching(_Frozen):
+    """Phrases left out of the matching: the subsidy's own name, and how staff frame a question."""
+
+    ignore: tuple[str, ...] = ()
+    framing: tuple[str, ...] = ()
+
+
 class ProgramReplies(_Frozen):
     """Replies to "which program?" that name no program."""
 

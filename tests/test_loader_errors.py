@@ -372,3 +372,20 @@ def test_jsonl_empty_file(tmp_path: Path) -> None:
     path.write_text("\n\n", encoding="utf-8")
     (problem,) = jsonl_problems(path)
     assert problem.file == str(path)
+
+
+@pytest.mark.parametrize(
+    ("written", "field"),
+    [('framing = "お客様から"', "framing"), ('framming = ["お客様から"]', "framming")],
+    ids=["not-a-list", "misspelt"],
+)
+def test_matching_phrases_are_checked(data: Path, written: str, field: str) -> None:
+    """A [matching] list written as a string would be split into characters, and a misspelt key
+    dropped: both are refused with the table and key named."""
+    path = data / "catalog.toml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("framing = [")
+    end = text.index("]", start) + 1
+    path.write_text(text[:start] + written + text[end:], encoding="utf-8")
+    problem = next(p for p in problems_of(data) if p.file == str(path))
+    assert problem.entry == "#1" and problem.field == field, problem
