@@ -18,18 +18,17 @@ import pytest
 
 from faq import Policy
 from faq.evaluate import evaluate, load_queries
+from tests.bench.fit_bar import utility
 
 DATA = Path(__file__).parent / "data"
 FLOORS = json.loads((DATA / "ratchet.json").read_text(encoding="utf-8"))
 QUALITY = ("utility", "in_correct", "out_refused", "sr1", "sr5", "mrr10", "ndcg10")
 
 
-def utility(report: dict[str, object]) -> float:
-    """(answered correctly - 3 x answered wrongly) / all questions, from the shares in the report."""
-    n, n_in = float(report["n"]), float(report["n_in_scope"])  # type: ignore[arg-type]
-    correct = float(report["in_correct"]) * n_in  # type: ignore[arg-type]
-    wrong = float(report["wrong_answer_rate"]) * n  # type: ignore[arg-type]
-    return round((correct - 3 * wrong) / n, 4) if n else 0.0
+def per_question(report: dict[str, object]) -> float:
+    """The bar's criterion (tests/bench/fit_bar.py) per question, as the floors hold it."""
+    n = float(report["n"])  # type: ignore[arg-type]
+    return round(utility(report) / n, 4) if n else 0.0
 
 
 CEILINGS = ("in_wrong", "out_wrong", "wrong_answer_rate")
@@ -38,7 +37,7 @@ CEILINGS = ("in_wrong", "out_wrong", "wrong_answer_rate")
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_quality_at_or_above_floor(policy: Policy, name: str) -> None:
     report = evaluate(policy, load_queries(DATA / f"{name}_queries.jsonl")).as_dict()
-    report["utility"] = utility(report)
+    report["utility"] = per_question(report)
     floor = FLOORS[name]
     below = {k: (report[k], floor[k]) for k in QUALITY if k in floor and report[k] < floor[k]}  # type: ignore[operator]
     assert not below, f"{name}: metric (now, floor) fell below the floor: {below}"

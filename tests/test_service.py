@@ -574,11 +574,11 @@ def test_a_restated_program_at_a_figure_step_is_acknowledged_not_read_as_an_amou
     real = ConversationService(kb, policy, store)  # the shipped flows
     say(real, "生産性の計算をお願いしたい")
     turn = say(real, "2023の複数社連携です")
-    text = "\n".join(r.text for r in turn.replies)
+    text = texts(turn)
     assert "2,023" not in text and "IT導入補助金2023 複数社連携" in text
     assert turn.dialog == "productivity" and turn.step is not None
     after = say(real, "2800万")
-    assert "2,800万円" in "\n".join(r.text for r in after.replies)
+    assert "2,800万円" in texts(after)
 
 
 def test_an_older_program_button_mid_flow_leaves_the_flows_program_and_the_remembered_one_alike(
