@@ -143,6 +143,7 @@ EVAL_FILES = (
     Path("tests/data/sealed2_queries.jsonl"),
     Path("tests/data/sealed3_queries.jsonl"),
     Path("tests/data/sealed4_queries.jsonl"),
+    Path("tests/data/sealed5_queries.jsonl"),
 )
 
 
