@@ -225,8 +225,9 @@ def report_lines(report: Any) -> list[str]:
         f"{report.n} questions: {report.n_in_scope} in scope, {report.n_out_of_scope} out of scope",
         f"in scope:     answered correctly {pct(report.in_correct)}, answered wrongly {pct(report.in_wrong)}"
         f" (of which one program missing {pct(report.in_partial)}), asked back {pct(report.in_clarify)},"
-        f" not found {pct(report.in_no_match)}",
-        f"out of scope: refused (not found) {pct(report.out_refused)}, answered wrongly {pct(report.out_wrong)},"
+        f" not found {pct(report.in_no_match)} (with the right entry offered to pick {pct(report.in_no_match_offered)})",
+        f"out of scope: refused (not found) {pct(report.out_refused)} (with entries offered"
+        f" {pct(report.out_refused_offered)}), answered wrongly {pct(report.out_wrong)},"
         f" asked back {pct(report.out_clarify)}",
         f"wrong answers over all questions {pct(report.wrong_answer_rate)}",
         f"ranking: SR@1 {pct(report.sr1)}, SR@5 {pct(report.sr5)}, MRR@10 {report.mrr10:.3f}",

@@ -826,7 +826,11 @@ class ConversationService(HandoffMixin):
                 [Reply(outcome_text(self.kb, outcome, self.now()))], conv, status, score=_score(outcome)
             )
         shaped = not_found_reply(self.kb, outcome, self.now())
-        reply = Reply(shaped.text, QUICK_CHOICES, headline=shaped.headline)
+        # Entries near the question first, one tap each; then the usual quick replies.
+        offered = tuple(
+            ReplyChoice(c.label, _check_value(f"faq:{c.entry_id}")) for c in outcome.suggestions if c.entry_id
+        )
+        reply = Reply(shaped.text, (*offered, *QUICK_CHOICES), headline=shaped.headline)
         return _Routed([reply], conv, status, score=_score(outcome))
 
     def _answered(self, conv: Conversation, outcome: Outcome) -> _Routed:

@@ -145,6 +145,11 @@ class Report:
     p50_ms: float
     p99_ms: float
     misses: tuple[tuple[str, tuple[str, ...], str, tuple[str, ...]], ...]
+    # Under a "not found", entries offered to pick (faq/data/policy.toml `suggest_min`): the
+    # share of in-scope questions not found whose offer holds a right entry, and of
+    # out-of-scope questions refused with an offer (useless to them, but under an honest refusal).
+    in_no_match_offered: float = 0.0
+    out_refused_offered: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -157,6 +162,8 @@ class Report:
             "in_clarify": round(self.in_clarify, 4),
             "in_no_match": round(self.in_no_match, 4),
             "out_refused": round(self.out_refused, 4),
+            "in_no_match_offered": round(self.in_no_match_offered, 4),
+            "out_refused_offered": round(self.out_refused_offered, 4),
             "out_wrong": round(self.out_wrong, 4),
             "out_clarify": round(self.out_clarify, 4),
             "wrong_answer_rate": round(self.wrong_answer_rate, 4),
@@ -182,6 +189,7 @@ def score(
     verdicts: Sequence[Verdict],
     latencies_ms: Sequence[float] = (),
     graded: bool | None = None,
+    offered: Sequence[Sequence[str]] = (),
 ) -> Report:
     """The report from each question's ranked ids and verdict (shared with the benchmark's baselines)."""
     in_scope = [i for i, q in enumerate(queries) if q.in_scope]
@@ -213,6 +221,11 @@ def score(
     has_grades = graded if graded is not None else any(q.grades for q in queries)
     lat = np.array(latencies_ms) if len(latencies_ms) else np.zeros(1)
     wrong = count(in_scope, "wrong", "partial") + count(out_scope, "wrong", "partial")
+    offers = list(offered) or [()] * len(queries)
+    in_offered = sum(
+        1 for i in in_scope if verdicts[i] == "no_match" and set(offers[i]) & set(queries[i].gold_ids)
+    )
+    out_offered = sum(1 for i in out_scope if verdicts[i] == "no_match" and offers[i])
     return Report(
         n=len(queries),
         n_in_scope=n_in,
@@ -234,6 +247,8 @@ def score(
         p50_ms=float(np.percentile(lat, 50)),
         p99_ms=float(np.percentile(lat, 99)),
         misses=tuple(misses),
+        in_no_match_offered=_share(in_offered, n_in),
+        out_refused_offered=_share(out_offered, len(out_scope)),
     )
 
 
@@ -247,4 +262,5 @@ def evaluate(policy: Policy, queries: Sequence[LabelledQuery]) -> Report:
     programs = {e.id: e.program for e in policy.kb.entries}
     verdicts = [verdict(q, o, programs) for q, o in zip(queries, outcomes, strict=True)]
     ranked = [[c.entry.id for c in o.candidates] for o in outcomes]
-    return score(queries, ranked, verdicts, latencies)
+    offered = [[s.entry_id for s in o.suggestions if s.entry_id] for o in outcomes]
+    return score(queries, ranked, verdicts, latencies, offered=offered)

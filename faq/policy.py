@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
 from faq.matcher import Candidate, Matcher, Query
@@ -32,6 +32,15 @@ class PolicyConfig(BaseModel):
     coverage_min: float
     lead_min: float
     clarify_max: int
+    suggest_min: float
+
+    @model_validator(mode="after")
+    def _suggest_below_answer(self) -> PolicyConfig:
+        if not 0 <= self.suggest_min <= self.coverage_min:
+            raise ValueError(
+                "suggest_min must be between 0 and coverage_min: suggestions are what falls short of an answer"
+            )
+        return self
 
     @classmethod
     def load(cls, path: Path = DATA_DIR / "policy.toml") -> PolicyConfig:
@@ -90,6 +99,9 @@ class Outcome:
     other_silent: bool = False
     # The programs and frames not covered here that the question names (their guides are shown).
     others: tuple[OtherProgram, ...] = ()
+    # Not found, but these entries come near the question: offered under the honest "not found"
+    # (one tap answers, where the bot could not be sure enough to answer by itself).
+    suggestions: tuple[Choice, ...] = ()
 
 
 def _has_meaning(text: str) -> bool:
@@ -223,7 +235,14 @@ class Policy:
     ) -> Outcome:
         cfg = self.config
         if not candidates or candidates[0].coverage < cfg.coverage_min:
-            return Outcome(query, "no_match", candidates, program=program, reason="not covered")
+            return Outcome(
+                query,
+                "no_match",
+                candidates,
+                program=program,
+                reason="not covered",
+                suggestions=self._suggestions(candidates),
+            )
         top = candidates[0]
         covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
         second = candidates[1].relevance if len(candidates) > 1 else 0.0
@@ -291,6 +310,18 @@ class Policy:
             program=program,
             confidence=conf,
             reason="close candidates",
+        )
+
+    def _suggestions(self, candidates: Sequence[Candidate]) -> tuple[Choice, ...]:
+        """The entries offered under a "not found": the best-ranked few that come near the question.
+
+        Below `coverage_min` the bot is not sure enough to answer; from `suggest_min` an entry
+        is still worth one tap (faq/data/policy.toml says how the bar was fitted).
+        """
+        return tuple(
+            Choice(c.entry.question, c.entry.id, c.entry.program)
+            for c in candidates[: self.config.clarify_max]
+            if c.coverage >= self.config.suggest_min
         )
 
     def _other_program(

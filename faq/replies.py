@@ -59,7 +59,8 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> str:
         return "\n".join(lines)
     if outcome.reason == "empty":
         return EMPTY
-    return not_found_reply(kb, outcome, now).text
+    text = not_found_reply(kb, outcome, now).text
+    return "\n".join([text, *(f"{i}. {c.label}" for i, c in enumerate(outcome.suggestions, start=1))])
 
 
 # -- the structured reply: headline, key facts, details on request ---------------------------
@@ -70,6 +71,7 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> str:
 NOT_FOUND = "申し訳ありません。ご質問に当てはまる回答が資料に見つかりませんでした。"
 NOT_IN_PROGRAM = "{program}の資料には、このご質問への記載がありません。ほかの制度の決まりは当てはまりません。"
 CLARIFY_CLOSE = "近い質問がいくつかあります。どれについてのご質問ですか？"
+SUGGEST = "近いご質問があれば、お選びください。"
 CLARIFY_PROGRAM = "制度によって回答が異なります。どちらの補助金についてのご質問ですか？"
 BOTH_SHORT = "制度によって回答が異なります。"
 PICK_PROGRAM = "制度を選ぶと、以後はその制度でお答えします。"
@@ -245,6 +247,8 @@ def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shape
     if outcome.others:
         return Shaped("\n".join(o.guide for o in outcome.others), lines)
     program = kb.programs.get(outcome.program or "")
+    # Entries that come near the question are offered last, to pick (channels show them as choices).
+    offer = ("\n" + SUGGEST,) if outcome.suggestions else ()  # a paragraph of its own
     if outcome.reason == "not in this program's document" and program is not None:
-        return Shaped(NOT_IN_PROGRAM.format(program=program.short), lines)
-    return Shaped(NOT_FOUND, lines)
+        return Shaped(NOT_IN_PROGRAM.format(program=program.short), (*lines, *offer))
+    return Shaped(NOT_FOUND, (*lines, *offer))

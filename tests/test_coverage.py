@@ -128,3 +128,33 @@ def test_a_word_one_document_merely_phrases_differently_keeps_both_programs(poli
 def test_a_word_of_one_document_keeps_that_program_when_the_other_does_not_cover(policy: Policy) -> None:
     outcome = policy.decide("ナビダイヤルがつながらない")
     assert [e.program for e in outcome.answers] == ["it2020"]
+
+
+def test_a_not_found_offers_the_near_entries_only(policy: Policy) -> None:
+    """Below the answering bar but from `suggest_min`, the best-ranked entries are offered to pick."""
+    cfg = policy.config
+    outcome = policy.decide(
+        "税理士の先生にも聞いたんですけど補助金の手続きは分からないと言われてしまって、"
+        "効果報告の営業利益の欄には決算書のどの数字を書けばいいのか教えてもらえませんか"
+    )
+    assert outcome.status == "no_match"
+    offered = [s.entry_id for s in outcome.suggestions]
+    assert "it2023-input-operating-profit" in offered
+    assert len(offered) <= cfg.clarify_max
+    coverage = {c.entry.id: c.coverage for c in outcome.candidates}
+    assert all(cfg.suggest_min <= coverage[i] < cfg.coverage_min for i in offered)
+    assert offered == [c.entry.id for c in outcome.candidates if c.entry.id in offered]  # ranked order
+
+
+@pytest.mark.parametrize("question", ["明日の天気は？", "ものづくり補助金の効果報告", "   "])
+def test_nothing_is_offered_when_nothing_comes_near_or_the_subject_is_elsewhere(
+    policy: Policy, question: str
+) -> None:
+    # Far from the domain, another subsidy named, or empty: the refusal stands alone.
+    outcome = policy.decide(question)
+    assert outcome.status == "no_match"
+    assert outcome.suggestions == ()
+
+
+def test_an_answer_or_a_question_back_offers_nothing_more(policy: Policy) -> None:
+    assert policy.decide("申請マイページのIDがわからない").suggestions == ()

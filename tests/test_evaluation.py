@@ -180,3 +180,33 @@ def test_the_bar_fitting_criterion_counts_a_wrong_answer_as_three() -> None:
 
     report: dict[str, object] = {"in_correct": 0.5, "n_in_scope": 100, "wrong_answer_rate": 0.1, "n": 150}
     assert utility(report) == 50 - 3 * 15
+
+
+def test_offered_entries_count_only_under_a_not_found() -> None:
+    # In scope: offered the right entry (counts), offered a wrong one, answered (an offer there
+    # is not shown); out of scope: refused with an offer, refused without.
+    queries = [
+        LabelledQuery("q1", ("a",), {"a": 2}),
+        LabelledQuery("q2", ("b",), {"b": 2}),
+        LabelledQuery("q3", ("c",), {"c": 2}),
+        LabelledQuery("o1", ()),
+        LabelledQuery("o2", ()),
+    ]
+    verdicts = ["no_match", "no_match", "correct", "no_match", "no_match"]
+    offered = [["x", "a"], ["x"], ["c"], ["a"], []]
+    r = score(queries, [[], [], ["c"], [], []], verdicts, offered=offered)
+    assert r.in_no_match_offered == pytest.approx(1 / 3)
+    assert r.out_refused_offered == pytest.approx(1 / 2)
+
+
+def test_the_suggestion_criterion_counts_offers_under_a_not_found(kb: KnowledgeBase) -> None:
+    from faq.policy import Choice
+    from tests.bench.fit_bar import suggestion_counts
+
+    queries = [LabelledQuery("q1", ("a",), {"a": 2}), LabelledQuery("o1", ()), LabelledQuery("q2", ("b",))]
+    outcomes: list[Any] = [
+        SimpleNamespace(status="no_match", suggestions=(Choice("A", "a"),)),
+        SimpleNamespace(status="no_match", suggestions=(Choice("A", "a"),)),
+        SimpleNamespace(status="no_match", suggestions=()),
+    ]
+    assert suggestion_counts(queries, outcomes) == (2, 1, 2)

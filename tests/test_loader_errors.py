@@ -389,3 +389,16 @@ def test_matching_phrases_are_checked(data: Path, written: str, field: str) -> N
     path.write_text(text[:start] + written + text[end:], encoding="utf-8")
     problem = next(p for p in problems_of(data) if p.file == str(path))
     assert problem.entry == "#1" and problem.field == field, problem
+
+
+def test_a_suggestion_bar_above_the_answering_bar_is_refused_with_its_name(data: Path) -> None:
+    from faq.policy import PolicyConfig
+
+    path = data / "policy.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("suggest_min = 0.47", "suggest_min = 0.9"), encoding="utf-8")
+    with pytest.raises(KBError) as err:
+        PolicyConfig.load(path)
+    (problem,) = err.value.problems
+    assert problem.file == str(path)
+    assert "suggest_min" in problem.message

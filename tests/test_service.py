@@ -30,7 +30,7 @@ from bot.store import ConcurrentUpdate, Store, UpdateUnit
 from dialogs.engine import Flow, Invalid, Step
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import KnowledgeBase, Policy, PolicyConfig
-from faq.replies import NOT_FOUND
+from faq.replies import NOT_FOUND, SUGGEST
 
 CHANNEL = "test"
 GBIZ_PHONE = "06-6225-7877"
@@ -243,8 +243,32 @@ def test_smalltalk_and_no_match(service: ConversationService, store: Store) -> N
     assert "ご質問をどうぞ" in texts(hello)
     nothing = say(service, "今日の天気は？")
     assert texts(nothing).startswith(NOT_FOUND)
+    assert SUGGEST not in texts(nothing)  # nothing comes near: nothing is offered
     assert values(nothing) == [c.value for c in QUICK_CHOICES]
     assert [r.status for r in store.recent_queries()] == ["no_match", "smalltalk"]
+
+
+LONG_SAVE_QUESTION = (
+    "社長から今日中に効果報告を終わらせろと言われて慌てて入力を始めたのですが、入力画面の途中で"
+    "電話対応が入ってしまい、一旦保存して後から続きができるのか知りたいです"
+)
+
+
+def test_a_not_found_offers_near_entries_and_picking_one_answers(
+    service: ConversationService, store: Store, kb: KnowledgeBase
+) -> None:
+    # Too chatty for the bot to be sure: "not found" and the lines, with the near entries to pick.
+    turn = say(service, LONG_SAVE_QUESTION)
+    assert texts(turn).startswith(NOT_FOUND)
+    assert SUGGEST in texts(turn)
+    offered = [v for v in values(turn) if v.startswith("faq:")]
+    assert "faq:it2023-report-temporary-save" in offered
+    assert values(turn)[len(offered) :] == [c.value for c in QUICK_CHOICES]  # the quick replies stay
+    labels = [c.label for r in turn.replies for c in r.choices][: len(offered)]
+    assert labels == [kb.by_id[v.removeprefix("faq:")].question for v in offered]
+    answer = pick(service, "faq:it2023-report-temporary-save")
+    assert answer.replies[0].text.startswith("【IT導入補助金2023")
+    assert [r.status for r in store.recent_queries()][1] == "no_match"
 
 
 def test_stale_choices_are_explained(service: ConversationService) -> None:

@@ -33,6 +33,7 @@ STATUS_TEXT = {
     "answered": "ボットはこの回答を返します",
     "clarify": "ボットは候補を示して聞き返します",
     "no_match": "ボットは「見つかりません」と答え、お問い合わせ先を案内します",
+    "no_match offered": "ボットは「見つかりません」と答え、お問い合わせ先と近い質問（候補）を示します",
     "smalltalk": "あいさつ等として短く返答します（回答の検索はしません）",
     "dialog": "ボットは計算の案内を始めます",
 }
@@ -187,6 +188,8 @@ def search_view(
     chosen_ids = [outcome.entry.id] if outcome.entry else []
     chosen_ids += [c.entry_id for c in outcome.choices if c.entry_id and c.entry_id not in chosen_ids]
     chosen_ids += [e.id for e in outcome.answers if e.id not in chosen_ids]
+    # Offered under a "not found": the staff see what the person is offered to pick.
+    chosen_ids += [c.entry_id for c in outcome.suggestions if c.entry_id and c.entry_id not in chosen_ids]
     refused = outcome.reason in ("empty", "another program")
     by_id = {c.entry.id: c for c in outcome.candidates}
     picked = [by_id[i] for i in chosen_ids if i in by_id]
@@ -213,7 +216,10 @@ def search_view(
         query=outcome.query,
         program=outcome.program,
         status=outcome.status,
-        status_text=STATUS_TEXT.get(outcome.status, outcome.status),
+        status_text=STATUS_TEXT.get(
+            "no_match offered" if outcome.status == "no_match" and outcome.suggestions else outcome.status,
+            outcome.status,
+        ),
         reason=outcome.reason,
         reason_text=_reason_text(outcome),
         results=results,

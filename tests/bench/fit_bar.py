@@ -1,9 +1,12 @@
 """How the answering bar in faq/data/policy.toml is fitted: a sweep over the dev set only.
 
     .venv/bin/python -m tests.bench.fit_bar [--bars 0.62,0.64,...]
+    .venv/bin/python -m tests.bench.fit_bar --suggest [--bars 0.30,0.35,...]
 
 For each bar it prints what users see on dev and `correct - 3 x wrong` (counts over all dev
-questions), the criterion policy.toml names.  The sealed sets are never swept: they are run at
+questions), the criterion policy.toml names.  With --suggest it sweeps the suggestion bar
+instead (`suggest_min`): of the not-found replies that would offer entries, how many offer a
+right one (helpful) and how many offer none (useless), and helpful - useless.  The sealed sets are never swept: they are run at
 the end of a round (`kounen eval`), not used to choose.
 """
 
@@ -13,8 +16,9 @@ import argparse
 from pathlib import Path
 
 from faq import Policy
-from faq.evaluate import evaluate, load_queries
+from faq.evaluate import LabelledQuery, evaluate, load_queries
 from faq.loader import load_kb
+from faq.policy import Outcome
 
 DEV = Path(__file__).resolve().parents[1] / "data" / "dev_queries.jsonl"
 WRONG_COST = 3  # a wrong answer costs three right ones (faq/data/policy.toml)
@@ -39,11 +43,50 @@ def sweep(bars: list[float]) -> list[tuple[float, dict[str, object]]]:
     return out
 
 
+def suggestion_counts(queries: list[LabelledQuery], outcomes: list[Outcome]) -> tuple[int, int, int]:
+    """(not-found replies offering entries, offering a right one, in-scope not-found questions)."""
+    shown = helpful = missed = 0
+    for q, o in zip(queries, outcomes, strict=True):
+        if o.status != "no_match":
+            continue
+        missed += q.in_scope
+        if o.suggestions:
+            shown += 1
+            helpful += any(s.entry_id in q.gold_ids for s in o.suggestions)
+    return shown, helpful, missed
+
+
+def sweep_suggestions(bars: list[float]) -> list[tuple[float, tuple[int, int, int]]]:
+    kb = load_kb()
+    base = Policy(kb)
+    queries = load_queries(DEV)
+    out = []
+    for bar in bars:
+        config = base.config.model_copy(update={"suggest_min": bar})
+        policy = Policy(kb, matcher=base.matcher, config=config)
+        out.append((bar, suggestion_counts(queries, [policy.decide(q.query) for q in queries])))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--bars", default="0.62,0.64,0.66,0.68,0.69,0.70,0.71,0.72,0.74,0.76,0.78")
+    parser.add_argument("--bars", default=None)
+    parser.add_argument("--suggest", action="store_true", help="sweep suggest_min instead of coverage_min")
     args = parser.parse_args()
-    bars = [float(b) for b in args.bars.split(",")]
+    if args.suggest:
+        bars = [float(b) for b in (args.bars or "0.30,0.35,0.40,0.425,0.45,0.475,0.50,0.55,0.60").split(",")]
+        print(
+            "| suggest_min | not found, offering entries | offering a right one | offering none | helpful − useless |"
+        )
+        print("|---|---|---|---|---|")
+        for bar, (shown, helpful, missed) in sweep_suggestions(bars):
+            print(
+                f"| {bar:.3f} | {shown} | {helpful} (of {missed} in-scope not found) | {shown - helpful} | {2 * helpful - shown} |"
+            )
+        return
+    bars = [
+        float(b) for b in (args.bars or "0.62,0.64,0.66,0.68,0.69,0.70,0.71,0.72,0.74,0.76,0.78").split(",")
+    ]
     print("| bar | in: correct | in: wrong | out: refused | all: wrong | correct − 3×wrong |")
     print("|---|---|---|---|---|---|")
     for bar, r in sweep(bars):
