@@ -51,6 +51,7 @@ from faq.replies import (
     line_fact,
     lines_to_call,
     not_found_reply,
+    offer_labels,
     outcome_text,
 )
 from faq.text import normalize
@@ -828,7 +829,9 @@ class ConversationService(HandoffMixin):
         shaped = not_found_reply(self.kb, outcome, self.now())
         # Entries near the question first, one tap each; then the usual quick replies.
         offered = tuple(
-            ReplyChoice(c.label, _check_value(f"faq:{c.entry_id}")) for c in outcome.suggestions if c.entry_id
+            ReplyChoice(label, _check_value(f"faq:{c.entry_id}"))
+            for c, label in zip(outcome.suggestions, offer_labels(self.kb, outcome), strict=True)
+            if c.entry_id
         )
         reply = Reply(shaped.text, (*offered, *QUICK_CHOICES), headline=shaped.headline)
         return _Routed([reply], conv, status, score=_score(outcome))

@@ -60,7 +60,7 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> str:
     if outcome.reason == "empty":
         return EMPTY
     text = not_found_reply(kb, outcome, now).text
-    return "\n".join([text, *(f"{i}. {c.label}" for i, c in enumerate(outcome.suggestions, start=1))])
+    return "\n".join([text, *(f"{i}. {label}" for i, label in enumerate(offer_labels(kb, outcome), start=1))])
 
 
 # -- the structured reply: headline, key facts, details on request ---------------------------
@@ -239,6 +239,19 @@ def clarify_text(outcome: Outcome) -> str:
     if outcome.choices and outcome.choices[0].program and outcome.reason == "answer differs by program":
         return CLARIFY_PROGRAM
     return CLARIFY_CLOSE
+
+
+def offer_labels(kb: KnowledgeBase, outcome: Outcome) -> tuple[str, ...]:
+    """The questions offered under a "not found", each tagged with its program (【2020】) while
+    the person's program is unknown: they pick the question for their own program."""
+    if outcome.program is not None or len(set(kb.programs) - {"common"}) <= 1:
+        return tuple(c.label for c in outcome.suggestions)
+    out = []
+    for c in outcome.suggestions:
+        found = kb.programs.get(c.program or "")
+        tag = found.short.removeprefix("IT導入補助金").strip() if found and c.program != "common" else ""
+        out.append(f"【{tag}】{c.label}" if tag else c.label)
+    return tuple(out)
 
 
 def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shaped:

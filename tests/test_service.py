@@ -265,7 +265,11 @@ def test_a_not_found_offers_near_entries_and_picking_one_answers(
     assert "faq:it2023-report-temporary-save" in offered
     assert values(turn)[len(offered) :] == [c.value for c in QUICK_CHOICES]  # the quick replies stay
     labels = [c.label for r in turn.replies for c in r.choices][: len(offered)]
-    assert labels == [kb.by_id[v.removeprefix("faq:")].question for v in offered]
+    for label, value in zip(labels, offered, strict=True):
+        entry = kb.by_id[value.removeprefix("faq:")]
+        # The program is not known yet: each offered question says which program it is for.
+        tag = kb.programs[entry.program].short.removeprefix("IT導入補助金").strip()
+        assert label == f"【{tag}】{entry.question}"
     answer = pick(service, "faq:it2023-report-temporary-save")
     assert answer.replies[0].text.startswith("【IT導入補助金2023")
     assert [r.status for r in store.recent_queries()][1] == "no_match"
@@ -638,3 +642,17 @@ def test_a_malformed_kept_detail_does_not_lose_the_conversation() -> None:
     restored = Conversation.from_json(state, None)
     assert restored.dialog is not None and restored.dialog.values == {"employees": 3}
     assert restored.details == [["r2", "ok"]]
+
+
+def test_offered_questions_are_tagged_only_while_the_program_is_unknown(
+    kb: KnowledgeBase, policy: Policy
+) -> None:
+    from dataclasses import replace as changed
+
+    from faq.replies import offer_labels
+
+    outcome = policy.decide(LONG_SAVE_QUESTION)
+    assert outcome.suggestions
+    assert all(label.startswith("【") for label in offer_labels(kb, outcome))
+    known = changed(outcome, program="it2023-multi")
+    assert offer_labels(kb, known) == tuple(c.label for c in outcome.suggestions)
