@@ -88,6 +88,14 @@ CASES: dict[str, Case] = {
     "answer-details": Case(("申請マイページのIDがわからない", "@more:"), details=True),
     "two-programs": Case(("ツールを半年で解約したらどうなる？",)),
     "not-found": Case(("省エネ補助金の申請の締め切りはいつ？",)),
+    # Not sure enough to answer: "not found", the lines, and the near questions to pick.
+    "not-found-offers": Case(
+        (
+            "社長から今日中に効果報告を終わらせろと言われて慌てて入力を始めたのですが、入力画面の途中で"
+            "電話対応が入ってしまい、一旦保存して後から続きができるのか知りたいです",
+        ),
+    ),
+    "clarify": Case(("辞退届 いつ出す",), answer=False),
     "contacts": Case(("@go:contacts",), answer=False),
     "productivity": Case(("@flow:productivity", *PRODUCTIVITY)),
     "withdrawal": Case(("@flow:withdrawal", *WITHDRAWAL_2020)),

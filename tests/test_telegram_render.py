@@ -348,3 +348,22 @@ def test_network_errors_are_retried_with_backoff_but_bad_requests_are_not() -> N
 
     asyncio.run(main())
     assert (calls.count("flaky"), calls.count("bad"), calls.count("down")) == (3, 1, 2)
+
+
+def test_questions_too_long_for_a_button_are_listed_and_numbered() -> None:
+    from bot.telegram.render import numbered_long_labels
+
+    long_one = ReplyChoice("ITツールの導入から1年以上経過後に解約する場合、何か手続きは必要ですか。", "faq:a")
+    short_q = ReplyChoice("辞退届はどこから提出しますか。", "faq:b")
+    quick = ReplyChoice("計算する", "go:calc")
+    text, shown = numbered_long_labels("近い質問があります。", [long_one, short_q, quick])
+    # Every sentence-long label is listed in order; a word that fits beside another stays a button.
+    assert text == f"近い質問があります。\n\n1. {long_one.label}\n2. {short_q.label}"
+    assert [(c.label, c.value) for c in shown] == [("1", "faq:a"), ("2", "faq:b"), ("計算する", "go:calc")]
+
+
+def test_labels_that_fit_are_left_as_they_are() -> None:
+    from bot.telegram.render import numbered_long_labels
+
+    choices = [ReplyChoice("辞退届はどこから提出しますか。", "faq:b"), ReplyChoice("計算する", "go:calc")]
+    assert numbered_long_labels("本文", choices) == ("本文", tuple(choices))

@@ -8,7 +8,7 @@ import html
 import logging
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -29,6 +29,9 @@ CHOOSE = "お選びください。"
 # a 375 px phone is about 20 full-width characters across, shared equally by a row's buttons,
 # and Telegram cuts a label that does not fit its share with "…".
 ROW_LABEL_WIDTH = {2: 8.5, 3: 5.0}
+# A button alone on its row fits about this many full-width characters; a longer label (a
+# question offered to pick) is listed, numbered, in the message and its button shows the number.
+ONE_ROW_WIDTH = 19.0
 FEEDBACK_UP, FEEDBACK_DOWN = "👍 役に立った", "👎 役に立たなかった"
 
 
@@ -157,8 +160,9 @@ def render_replies(
     """Replies as messages; the keyboard (and 👍/👎 for reply `feedback_at`) on each reply's last piece."""
     out: list[Outgoing] = []
     for index, reply in enumerate(replies):
-        markup = keyboard(reply.choices, feedback if index == feedback_at else None)
-        pieces = split_text(reply.text)
+        text, choices = numbered_long_labels(reply.text, reply.choices)
+        markup = keyboard(choices, feedback if index == feedback_at else None)
+        pieces = split_text(text)
         if not pieces and markup is None:
             continue
         if not pieces:
@@ -167,6 +171,28 @@ def render_replies(
             text = with_headline(piece, reply.headline) if number == 1 else escape(piece)
             out.append(Outgoing(text, markup if number == len(pieces) else None))
     return out
+
+
+def numbered_long_labels(text: str, choices: Sequence[ReplyChoice]) -> tuple[str, tuple[ReplyChoice, ...]]:
+    """Questions offered to pick, listed and numbered under the text, their buttons showing the number.
+
+    Telegram cuts a label too long for its row with "…", which would hide what the question
+    is.  When one label is longer than a row, every label that could not share a row (the
+    sentences, not words like 計算する) is listed in order, so the numbers run 1, 2, 3 down
+    the list.  The words are the reply's own.
+    """
+
+    def width(choice: ReplyChoice) -> float:
+        return label_width(" ".join(choice.label.split()))
+
+    main = [c for c in choices if c.value not in NAVIGATION]
+    if not any(width(c) > ONE_ROW_WIDTH for c in main):
+        return text, tuple(choices)
+    listed = [c for c in main if width(c) > ROW_LABEL_WIDTH[2]]
+    number = {id(c): n for n, c in enumerate(listed, start=1)}
+    lines = "\n".join(f"{n}. {' '.join(c.label.split())}" for n, c in enumerate(listed, start=1))
+    shown = tuple(replace(c, label=str(number[id(c)])) if id(c) in number else c for c in choices)
+    return (f"{text}\n\n{lines}" if text else lines), shown
 
 
 def with_headline(text: str, headline: str) -> str:
