@@ -438,6 +438,21 @@ def test_nothing_fits_says_so(page: Any, capsys: pytest.CaptureFixture[str]) -> 
     shot(page, "31-nothing-fits", capsys)
 
 
+def test_a_not_found_shows_the_staff_what_the_bot_offers(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # Too chatty for the bot to answer by itself: the staff see the near entries it offers to pick.
+    page.goto(
+        "/console/?q=社長から今日中に効果報告を終わらせろと言われて慌てて入力を始めたのですが、"
+        "入力画面の途中で電話対応が入ってしまい、一旦保存して後から続きができるのか知りたいです"
+    )
+    playwright_api.expect(page.locator(".outcome")).to_contain_text("近い質問（候補）を示します")
+    playwright_api.expect(page.locator(".outcome .reason")).to_contain_text("当てはまるかをご確認ください")
+    offered = page.locator(".result-list .result.chosen")
+    assert offered.count() >= 1
+    playwright_api.expect(offered.first).to_contain_text("効果報告の入力を途中で保存できますか")
+    playwright_api.expect(offered.first).to_contain_text("ボットの候補")
+    shot(page, "33-not-found-offers", capsys, full_page=False)
+
+
 def test_ask_back_by_program_side_by_side(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
     page.goto("/console/?q=ツールを半年で解約したらどうなる？")
     playwright_api.expect(page.locator(".outcome .reason")).to_contain_text("制度によって回答が異なります")

@@ -46,6 +46,10 @@ REASON_TEXT = {
     "another program": "対象外の補助金・制度についての質問のため、ボットは答えません。",
     "empty": "質問の文字がありません。",
 }
+OFFER_TEXT = (
+    "質問に十分一致する回答がないため、ボットは「見つかりません」と窓口を案内し、"
+    "近い質問を選べるように示します。お客様のご質問に当てはまるかをご確認ください。"
+)
 FLOW_ROUTES = {"productivity": "productivity", "withdrawal": "withdrawal"}
 
 
@@ -111,6 +115,8 @@ class SearchView:
 def _reason_text(outcome: Outcome) -> str:
     if outcome.reason == "another program" and outcome.others:
         return f"「{outcome.others[0].name}」は対象外のため、ボットは答えません。"
+    if outcome.status == "no_match" and outcome.suggestions:
+        return OFFER_TEXT
     return REASON_TEXT.get(outcome.reason, "")
 
 
