@@ -438,7 +438,9 @@ def test_nothing_fits_says_so(page: Any, capsys: pytest.CaptureFixture[str]) -> 
     shot(page, "31-nothing-fits", capsys)
 
 
-def test_a_not_found_shows_the_staff_what_the_bot_offers(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_not_found_shows_the_staff_what_the_bot_offers(
+    page: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Too chatty for the bot to answer by itself: the staff see the near entries it offers to pick.
     page.goto(
         "/console/?q=社長から今日中に効果報告を終わらせろと言われて慌てて入力を始めたのですが、"
