@@ -91,6 +91,10 @@ def outcome_json(kb: KnowledgeBase, outcome: Outcome) -> dict[str, Any]:
             for c in outcome.candidates
         ],
         "choices": [{"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.choices],
+        # Offered under a "not found" (status no_match): the entries to pick.
+        "suggestions": [
+            {"label": c.label, "id": c.entry_id, "program": c.program} for c in outcome.suggestions
+        ],
         "dialog": outcome.dialog,
         "program": outcome.program,
         "confidence": round(outcome.confidence, 4),

@@ -71,6 +71,15 @@ def test_ask_json_prints_one_json_line() -> None:
     assert GBIZ_PHONE in obj["answer"]["text"]
     assert isinstance(obj["candidates"], list) and obj["candidates"]
     assert obj["candidates"][0]["id"] == obj["answer"]["id"]
+    assert obj["suggestions"] == []  # answered: nothing offered beside it
+
+
+def test_ask_json_lists_the_entries_offered_under_a_not_found() -> None:
+    question = "効果報告の入力途中で保存できる？一回で全部入力しきれない"
+    obj = json.loads(run("ask", "--json", question).stdout)
+    assert obj["status"] == "no_match" and obj["answer"] is None
+    assert "it2023-report-temporary-save" in [s["id"] for s in obj["suggestions"]]
+    assert all(s["label"] in obj["text"] for s in obj["suggestions"])  # the text lists them too
 
 
 def test_ask_stdin_answers_each_line_in_order() -> None:
