@@ -720,7 +720,7 @@ def test_withdrawal_errors_sit_next_to_their_fields(staff: TestClient) -> None:
 def test_insights_of_the_default_week(staff: TestClient) -> None:
     page = staff.get("/console/insights").text
     assert 'value="2024-05-28"' in page and 'value="2024-06-03"' in page
-    unanswered = page.split('id="unanswered-title"')[1].split('id="low-title"')[0]
+    unanswered = page.split('id="unanswered-title"')[1].split('id="picked-title"')[0]
     assert "ゲームのログインボーナスは？" in unanswered
     assert re.search(r'data-label="件数">2<', unanswered)  # the same question twice, one row
     assert "[電話番号] に折り返してほしい" in unanswered and "090-1234" not in page  # masked when logged
@@ -730,6 +730,7 @@ def test_insights_of_the_default_week(staff: TestClient) -> None:
     assert "ログイン" not in low  # asked back between entries that all cleared the bar
     assert "IDがわからない" not in low  # answered: the policy's bar was met
     assert "[choice]" not in page
+    assert "この期間にはありません" in page.split('id="picked-title"')[1].split('id="low-title"')[0]
     entries = page.split('id="entries-title"')[1].split('id="feedback-title"')[0]
     assert "/console/entries/it2020-mypage-id-forgotten" in entries
     feedback = page.split('id="feedback-title"')[1]
@@ -765,6 +766,34 @@ def test_insights_count_the_questions_of_a_real_conversation(
     assert totals.total == 2, totals
     assert totals.by_status == {"answered": 1, "dialog": 1}
     assert totals.other_turns == 3
+
+
+def test_insights_list_the_entries_picked_after_a_not_found(
+    kb: KnowledgeBase, policy: Policy, tmp_path: Path
+) -> None:
+    """A not-found, then a pick from its offer: the question is a wording the KB lacks for that entry.
+    A pick after a question asked back, or by another user, is not one."""
+    from bot.console.insights import Insights, Period
+    from bot.service import ConversationService
+    from dialogs.types import UserInput
+
+    chatty = "効果報告の入力途中で保存できる？一回で全部入力しきれない"
+    assert [s.entry_id for s in policy.decide(chatty).suggestions][:1] == ["it2023-report-temporary-save"]
+    with Store.open(f"sqlite:///{tmp_path / 'picks.db'}") as store:
+        service = ConversationService(kb, policy, store)
+        service.handle("cli", "u1", UserInput(text=chatty))
+        service.handle("cli", "u2", UserInput(text="申請マイページのIDがわからない"))  # between, another user
+        service.handle("cli", "u1", UserInput(choice="faq:it2023-report-temporary-save"))
+        service.handle(
+            "cli", "u2", UserInput(choice="faq:it2020-login-failed")
+        )  # after an answer: not counted
+        service.handle("cli", "u3", UserInput(text=chatty))
+        service.handle("cli", "u3", UserInput(choice="faq:it2023-report-temporary-save"))
+        now = datetime.now(UTC)
+        rows = Insights(store, policy.config.coverage_min).picked_after_not_found(
+            Period(now - timedelta(hours=1), now + timedelta(hours=1))
+        )
+    assert [(r.text, r.entry_id, r.count) for r in rows] == [(chatty, "it2023-report-temporary-save", 2)]
 
 
 def test_insights_period_and_its_errors(staff: TestClient) -> None:

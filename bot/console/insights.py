@@ -47,6 +47,16 @@ class QuestionRow:
 
 
 @dataclass(frozen=True)
+class PickRow:
+    """A question the bot did not find, and the entry the person then picked from its offer."""
+
+    text: str
+    entry_id: str
+    count: int
+    last_time: datetime
+
+
+@dataclass(frozen=True)
 class EntryRow:
     entry_id: str
     count: int
@@ -168,6 +178,49 @@ class Insights:
         """Questions asked back about because the best entry scored below the answering bar."""
         condition = and_(QueryLog.status == "clarify", QueryLog.score < self.answer_min)
         return self._grouped(condition, period, limit)
+
+    def picked_after_not_found(self, period: Period, limit: int = 100) -> list[PickRow]:
+        """Not-found questions after which the person picked an entry offered under the reply.
+
+        The entry was what they meant, and the question is a way of saying it that the
+        knowledge base lacks: a candidate wording for that entry (after `kounen kb check`).
+        Read from each conversation's order: a pick logged right after a not-found.
+        """
+        order = {
+            "partition_by": (QueryLog.channel, QueryLog.user_hash),
+            "order_by": (QueryLog.time, QueryLog.id),
+        }
+        turns = (
+            select(
+                QueryLog.text,
+                QueryLog.entry_id,
+                QueryLog.time,
+                func.lag(QueryLog.text).over(**order).label("before_text"),
+                func.lag(QueryLog.status).over(**order).label("before_status"),
+            )
+            .where(_in(QueryLog.time, period))
+            .subquery()
+        )
+        count = func.count()
+        last = func.max(turns.c.time)
+        query = (
+            select(turns.c.before_text, turns.c.entry_id, count, last)
+            .where(
+                turns.c.text.startswith(CHOICE_PREFIX),
+                turns.c.entry_id.is_not(None),
+                turns.c.before_status == "no_match",
+                ~turns.c.before_text.startswith(CHOICE_PREFIX),
+            )
+            .group_by(turns.c.before_text, turns.c.entry_id)
+            .order_by(count.desc(), last.desc())
+            .limit(limit)
+        )
+        try:
+            with self._session() as session:
+                rows = session.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("the query log", exc) from None
+        return [PickRow(str(text), str(entry_id), int(n), _aware(when)) for text, entry_id, n, when in rows]
 
     def top_entries(self, period: Period, limit: int = 20) -> list[EntryRow]:
         """The entries answered most often, with the feedback they got in the period."""

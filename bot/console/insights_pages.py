@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DAYS = 7
 CSV_KINDS = {
     "unanswered": "該当なしの質問",
+    "picked": "該当なしのあと選ばれた回答",
     "low": "確信度の低い質問",
     "entries": "よく使われた回答",
     "feedback": "「役に立たなかった」の評価",
@@ -56,6 +57,7 @@ def insights_page(console: Console, request: Request, ctx: Context) -> Response:
         data = {
             "totals": console.insights.totals(period),
             "unanswered": console.insights.unanswered(period),
+            "picked": console.insights.picked_after_not_found(period),
             "low": console.insights.low_confidence(period),
             "top": console.insights.top_entries(period),
             "feedback": console.insights.not_helpful(period),
@@ -118,6 +120,18 @@ def insights_csv(console: Console, request: Request, ctx: Context) -> Response:
                     r.statuses,
                 ]
                 for r in found
+            ]
+        elif kind == "picked":
+            header = ["質問", "選ばれたエントリID", "選ばれた回答", "件数", "最終日時"]
+            rows = [
+                [
+                    r.text,
+                    r.entry_id,
+                    console.kb.by_id[r.entry_id].question if r.entry_id in console.kb.by_id else "",
+                    r.count,
+                    jst(r.last_time),
+                ]
+                for r in console.insights.picked_after_not_found(period, MAX_ROWS)
             ]
         elif kind == "entries":
             header = ["エントリID", "質問", "回答回数", "役に立った", "役に立たなかった"]
