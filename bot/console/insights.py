@@ -186,17 +186,19 @@ class Insights:
         knowledge base lacks: a candidate wording for that entry (after `kounen kb check`).
         Read from each conversation's order: a pick logged right after a not-found.
         """
-        order = {
-            "partition_by": (QueryLog.channel, QueryLog.user_hash),
-            "order_by": (QueryLog.time, QueryLog.id),
-        }
+        conversation = (QueryLog.channel, QueryLog.user_hash)
+        in_order = (QueryLog.time, QueryLog.id)
         turns = (
             select(
                 QueryLog.text,
                 QueryLog.entry_id,
                 QueryLog.time,
-                func.lag(QueryLog.text).over(**order).label("before_text"),
-                func.lag(QueryLog.status).over(**order).label("before_status"),
+                func.lag(QueryLog.text)
+                .over(partition_by=conversation, order_by=in_order)
+                .label("before_text"),
+                func.lag(QueryLog.status)
+                .over(partition_by=conversation, order_by=in_order)
+                .label("before_status"),
             )
             .where(_in(QueryLog.time, period))
             .subquery()
