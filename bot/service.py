@@ -724,9 +724,11 @@ class ConversationService(HandoffMixin):
             or outcome.status not in ("no_match", "clarify")
         ):
             return None
-        # Not found within the flow's program: said shortly, with that program's line only.
-        silent = not_found_reply(self.kb, replace(outcome, program=program), self.now())
-        reply = Reply(silent.text, headline=silent.headline)
+        # Not found within the flow's program: said shortly, with that program's line only, and
+        # the near entries offered (picking one answers it, then the same step is asked again).
+        within = replace(outcome, program=program)
+        silent = not_found_reply(self.kb, within, self.now())
+        reply = Reply(silent.text, self._offered(within), headline=silent.headline)
         return _Routed([reply, *self._reprompt(conv)], conv, outcome.status, score=_score(outcome))
 
     def _revise(self, conv: Conversation, finished: DialogState, user_input: UserInput) -> _Routed | None:
@@ -828,13 +830,16 @@ class ConversationService(HandoffMixin):
             )
         shaped = not_found_reply(self.kb, outcome, self.now())
         # Entries near the question first, one tap each; then the usual quick replies.
-        offered = tuple(
+        reply = Reply(shaped.text, (*self._offered(outcome), *QUICK_CHOICES), headline=shaped.headline)
+        return _Routed([reply], conv, status, score=_score(outcome))
+
+    def _offered(self, outcome: Outcome) -> tuple[ReplyChoice, ...]:
+        """The entries offered under a "not found", as buttons that answer them."""
+        return tuple(
             ReplyChoice(label, _check_value(f"faq:{c.entry_id}"))
             for c, label in zip(outcome.suggestions, offer_labels(self.kb, outcome), strict=True)
             if c.entry_id
         )
-        reply = Reply(shaped.text, (*offered, *QUICK_CHOICES), headline=shaped.headline)
-        return _Routed([reply], conv, status, score=_score(outcome))
 
     def _answered(self, conv: Conversation, outcome: Outcome) -> _Routed:
         """The answer; outside a dialog it offers the entry's flow, inside one the dialog asks again."""

@@ -566,6 +566,22 @@ def test_real_flow_resumes_after_a_restart_with_a_side_question(
         assert (helped.dialog, helped.step) == ("productivity", step)
 
 
+def test_a_not_found_mid_flow_offers_the_flows_programs_entries_and_a_pick_resumes_the_step(
+    kb: KnowledgeBase, policy: Policy, store: Store, real_flows: Mapping[str, Flow]
+) -> None:
+    service = ConversationService(kb, policy, store)
+    started = say(service, "労働生産性を計算したい")
+    side = say(service, "効果報告の入力、一回で全部入力しきれないんだけど途中で保存できる？")
+    assert side.replies[0].text.startswith(NOT_FOUND) and SUGGEST in side.replies[0].text
+    offered = [c for c in side.replies[0].choices if c.value.startswith("faq:")]
+    assert "faq:it2023-report-temporary-save" in [c.value for c in offered]
+    assert all(not c.label.startswith("【") for c in offered)  # the flow's program is known
+    assert side.replies[-1].text == started.replies[-1].text and side.step == started.step
+    picked = pick(service, "faq:it2023-report-temporary-save")
+    assert picked.replies[0].text.startswith("【IT導入補助金2023")
+    assert picked.replies[-1].text == started.replies[-1].text and picked.step == started.step
+
+
 def test_real_withdrawal_flow_finishes_with_a_result_and_related_answers(
     kb: KnowledgeBase, policy: Policy, store: Store, real_flows: Mapping[str, Flow]
 ) -> None:
