@@ -18,15 +18,18 @@ is not low confidence, and an answered question cleared the bar by definition.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.store import Feedback, QueryLog, Store, StoreError
 
+_Columns = TypeVarTuple("_Columns")
 CHOICE_PREFIX = "[choice]"
 MAX_ROWS = 10_000  # per section in a CSV export
 
@@ -142,6 +145,14 @@ class Insights:
         total = sum(by_status.values())
         return Totals(total, by_status, int(not_helpful or 0), int(turns or 0) - total)
 
+    def _fetch(self, query: Select[*_Columns]) -> Sequence[Row[*_Columns]]:
+        """The rows of one query over the log; a database error names the store."""
+        try:
+            with self._session() as session:
+                return session.execute(query).all()
+        except SQLAlchemyError as exc:
+            raise self._fail("the query log", exc) from None
+
     def _grouped(self, condition: ColumnElement[bool], period: Period, limit: int) -> list[QuestionRow]:
         last = func.max(QueryLog.time)
         count = func.count()
@@ -159,11 +170,7 @@ class Insights:
             .order_by(count.desc(), last.desc())
             .limit(limit)
         )
-        try:
-            with self._session() as session:
-                rows = session.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise self._fail("the query log", exc) from None
+        rows = self._fetch(query)
         out = []
         for text, n, when, score, low, high in rows:
             statuses = str(low) if low == high else f"{low}, {high}"
@@ -217,11 +224,7 @@ class Insights:
             .order_by(count.desc(), last.desc())
             .limit(limit)
         )
-        try:
-            with self._session() as session:
-                rows = session.execute(query).all()
-        except SQLAlchemyError as exc:
-            raise self._fail("the query log", exc) from None
+        rows = self._fetch(query)
         return [PickRow(str(text), str(entry_id), int(n), _aware(when)) for text, entry_id, n, when in rows]
 
     def top_entries(self, period: Period, limit: int = 20) -> list[EntryRow]:
