@@ -13,7 +13,7 @@ The baselines index the same text kounen sees.  A baseline answers with its top 
 or says "not found" when its best score is below a cutoff chosen, per baseline and
 knowledge base, to maximise its own "not found" F1 on the dev queries.
 
-Query sets: the dev set (tuned on) and the three sealed sets (never tuned on; see their headers).
+Query sets: the dev set (tuned on) and the five sealed sets (never tuned on; see their headers).
 Two knowledge bases: the project's own and the same entries padded with
 `tests.bench.synthetic` entries to `size` (2,000 by default).
 
@@ -59,6 +59,8 @@ QUERY_FILES = {
     "sealed": ROOT / "tests/data/sealed_queries.jsonl",
     "sealed2": ROOT / "tests/data/sealed2_queries.jsonl",
     "sealed3": ROOT / "tests/data/sealed3_queries.jsonl",
+    "sealed4": ROOT / "tests/data/sealed4_queries.jsonl",
+    "sealed5": ROOT / "tests/data/sealed5_queries.jsonl",
 }
 RESULTS = (
     Path("bench-results") / "latest.md"
