@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
+from faq.durations import Span, stated_months
 from faq.loader import KnowledgeBase
 from faq.models import CONTACT_REF, Entry
 from faq.text import _KANA, Analysis, Analyzer, Concept
@@ -138,6 +139,10 @@ class Query:
         tuple[tuple[str, ...], tuple[str, ...], float, bool], ...
     ]  # countable: counts for coverage
 
+    # How long the question says something lasted (「10か月」), when it says so (faq/durations.py),
+    # and the words it is read as saying for that (1年未満): the KB's words, not the asker's.
+    span: Span | None = None
+    span_words: frozenset[str] = frozenset()
     # Values computed once per question and shared by its candidates (not part of equality).
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -241,6 +246,16 @@ class Matcher:
         self._forms = {t: np.array(ix, dtype=np.int64) for t, ix in forms.items()}
         self._part_of = {t: np.array(ix, dtype=np.int64) for t, ix in part_of.items()}
         self._readings = {r: tuple(sorted(ts)) for r, ts in readings.items() if len(r) >= READING_MIN}
+        # Entries with a condition on a span of months, and the words their wordings say it with.
+        self._spans = [
+            (
+                idx,
+                e.months,
+                tuple(c.key for c in self.analyzer.analyze(e.months.says).concepts if c.countable),
+            )
+            for idx, e in enumerate(self.entries)
+            if e.months is not None
+        ]
         # The lengths of the known readings starting with each two kana, longest first.
         heads: dict[str, set[int]] = {}
         for reading in self._readings:
@@ -314,9 +329,26 @@ class Matcher:
                     added.extend(fitting)
         if added:
             out = [o for o, c in zip(out, analysis.concepts, strict=True) if c.key not in dropped]
-            have = {t for o in out for t in o[0]}
+        # A span of months the question states is said the way the entries that it fits say it:
+        # 「10か月で解約」 says 1年未満, as the entry for cancelling within the first year does.
+        span = stated_months(analysis.normalized) if self._spans else None
+        have = {t for o in out for t in o[0]}
+        span_words: frozenset[str] = frozenset()
+        if span is not None:
+            # Only for an entry the question is otherwise about (「こうか報告って2年目もある？」 is
+            # about a report's second year, not about cancelling in it): it says another of its words.
+            asked = {t for full, _, _, countable in out if countable for t in full}
+            span_words = frozenset(
+                w
+                for idx, months, words in self._spans
+                if span.fits(months.min, months.below) and asked & (self._entry_full[idx] - set(words))
+                for w in words
+                if w not in have
+            )
+            added.extend(sorted(span_words))
+        if added:
             out.extend(((w,), (), self._weight((w,)), True) for w in dict.fromkeys(added) if w not in have)
-        return Query(analysis, tuple(out))
+        return Query(analysis, tuple(out), span, span_words)
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
@@ -435,8 +467,9 @@ class Matcher:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
         program = self.entries[idx].program
         full_terms = self._entry_full[idx]
-        # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.
-        plain = {c.key for c in query.analysis.concepts if not c.salient}
+        # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.  Words read
+        # in from a stated span (1年未満 for 「10か月」) are the KB's, not the asker's.
+        plain = {c.key for c in query.analysis.concepts if not c.salient} | query.span_words
         return tuple(
             t
             for full, _, _, countable in query.concepts

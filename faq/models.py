@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ProgramId = Literal["it2020", "it2023-multi", "common"]
 FlowId = Literal["productivity", "withdrawal"]
@@ -36,6 +36,25 @@ def _literal_contact(value: str) -> str | None:
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Months(_Frozen):
+    """A condition of an entry on how long something lasted, in months: from `min` (inclusive) to
+    `below` (exclusive).  `says` is how the entry's own wordings say it (「1年未満」): a question
+    that states a span inside the condition (「10か月で解約」) is read as saying it too, and one
+    that states a span outside it (「2年目」) is not answered by the entry (faq/durations.py)."""
+
+    min: int | None = Field(default=None, ge=0)
+    below: int | None = Field(default=None, ge=1)
+    says: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _a_span(self) -> Months:
+        if self.min is None and self.below is None:
+            raise ValueError("months needs min, below or both")
+        if self.min is not None and self.below is not None and self.min >= self.below:
+            raise ValueError(f"months: min ({self.min}) must be less than below ({self.below})")
+        return self
 
 
 class SourceRef(_Frozen):
@@ -138,6 +157,7 @@ class Entry(_Frozen):
     source: SourceRef
     related: tuple[str, ...] = ()
     dialog: FlowId | None = None
+    months: Months | None = None
 
     @field_validator("answer")
     @classmethod

@@ -191,6 +191,15 @@ class Policy:
         analysis = self.matcher.analyzer.analyze(query)
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
+        if prepared.span is not None:
+            # An entry whose condition the stated span contradicts is not the answer, however
+            # much it shares: 「2年目に解約」 is never the first-year cancellation.
+            span = prepared.span
+            candidates = [
+                c
+                for c in candidates
+                if c.entry.months is None or span.fits(c.entry.months.min, c.entry.months.below) is not False
+            ]
         flow = self.detect_dialog(norm)
         if flow is not None:
             return Outcome(

@@ -402,3 +402,15 @@ def test_a_suggestion_bar_above_the_answering_bar_is_refused_with_its_name(data:
     (problem,) = err.value.problems
     assert problem.file == str(path)
     assert "suggest_min" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("months", "said"),
+    [('{ min = 12, below = 12, says = "1年" }', "less than"), ('{ says = "1年未満" }', "min, below")],
+)
+def test_a_months_condition_that_holds_no_span_is_refused(data: Path, months: str, said: str) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-months") + f"months = {months}\n")
+    problems = problems_of(data)
+    assert_named(problems, path, "broken-months", "months")
+    assert any(said in p.message for p in problems), [str(p) for p in problems]
