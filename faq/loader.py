@@ -212,6 +212,18 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
             elif rel == entry.id:
                 problems.append(Problem(where, entry.id, "related", "an entry cannot be related to itself"))
         problems += _short_problems(entry, where, program_map.get(entry.program))
+        if entry.months is not None and not any(
+            _bare(entry.months.says) in _bare(text) for text in (entry.question, *entry.paraphrases)
+        ):
+            # The words a stated span is read as must be the entry's own, or reading them in helps nothing.
+            problems.append(
+                Problem(
+                    where,
+                    entry.id,
+                    "months.says",
+                    f"{entry.months.says!r} is in none of the entry's question and paraphrases",
+                )
+            )
         for cid in entry.contact_refs:
             used_contacts.add(cid)
             referenced = contact_map.get(cid)

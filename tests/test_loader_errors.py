@@ -414,3 +414,9 @@ def test_a_months_condition_that_holds_no_span_is_refused(data: Path, months: st
     problems = problems_of(data)
     assert_named(problems, path, "broken-months", "months")
     assert any(said in p.message for p in problems), [str(p) for p in problems]
+
+
+def test_a_months_condition_must_say_what_the_wordings_say(data: Path) -> None:
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-says") + 'months = { below = 12, says = "半年以内" }\n')
+    assert_named(problems_of(data), path, "broken-says", "months.says")
