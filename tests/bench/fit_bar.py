@@ -13,6 +13,7 @@ the end of a round (`kounen eval`), not used to choose.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 from faq import Policy
@@ -31,16 +32,17 @@ def utility(report: dict[str, object]) -> float:
     return correct - WRONG_COST * wrong
 
 
-def sweep(bars: list[float]) -> list[tuple[float, dict[str, object]]]:
+def _policies(setting: str, bars: list[float]) -> Iterator[tuple[float, Policy]]:
+    """A policy for each value of one policy.toml setting, all over one matcher."""
     kb = load_kb()
     base = Policy(kb)
-    queries = load_queries(DEV)
-    out = []
     for bar in bars:
-        config = base.config.model_copy(update={"coverage_min": bar})
-        report = evaluate(Policy(kb, matcher=base.matcher, config=config), queries).as_dict()
-        out.append((bar, report))
-    return out
+        yield bar, Policy(kb, matcher=base.matcher, config=base.config.model_copy(update={setting: bar}))
+
+
+def sweep(bars: list[float]) -> list[tuple[float, dict[str, object]]]:
+    queries = load_queries(DEV)
+    return [(bar, evaluate(policy, queries).as_dict()) for bar, policy in _policies("coverage_min", bars)]
 
 
 def suggestion_counts(queries: list[LabelledQuery], outcomes: list[Outcome]) -> tuple[int, int, int]:
@@ -57,15 +59,11 @@ def suggestion_counts(queries: list[LabelledQuery], outcomes: list[Outcome]) -> 
 
 
 def sweep_suggestions(bars: list[float]) -> list[tuple[float, tuple[int, int, int]]]:
-    kb = load_kb()
-    base = Policy(kb)
     queries = load_queries(DEV)
-    out = []
-    for bar in bars:
-        config = base.config.model_copy(update={"suggest_min": bar})
-        policy = Policy(kb, matcher=base.matcher, config=config)
-        out.append((bar, suggestion_counts(queries, [policy.decide(q.query) for q in queries])))
-    return out
+    return [
+        (bar, suggestion_counts(queries, [policy.decide(q.query) for q in queries]))
+        for bar, policy in _policies("suggest_min", bars)
+    ]
 
 
 def main() -> None:
