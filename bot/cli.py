@@ -148,6 +148,7 @@ EVAL_FILES = (
     Path("tests/data/sealed3_queries.jsonl"),
     Path("tests/data/sealed4_queries.jsonl"),
     Path("tests/data/sealed5_queries.jsonl"),
+    Path("tests/data/sealed6_queries.jsonl"),
 )
 
 
