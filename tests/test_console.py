@@ -768,18 +768,21 @@ def test_insights_count_the_questions_of_a_real_conversation(
     assert totals.other_turns == 3
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_insights_list_the_entries_picked_after_a_not_found(
-    kb: KnowledgeBase, policy: Policy, tmp_path: Path
+    kb: KnowledgeBase, policy: Policy, tmp_path: Path, request: pytest.FixtureRequest, database: str
 ) -> None:
     """A not-found, then a pick from its offer: the question is a wording the KB lacks for that entry.
-    A pick after a question asked back, or by another user, is not one."""
+    A pick after an answer, or by another user, is not one.  Read with a window over each
+    conversation, on both databases the store supports."""
     from bot.console.insights import Insights, Period
     from bot.service import ConversationService
     from dialogs.types import UserInput
 
     chatty = "効果報告の入力途中で保存できる？一回で全部入力しきれない"
     assert [s.entry_id for s in policy.decide(chatty).suggestions][:1] == ["it2023-report-temporary-save"]
-    with Store.open(f"sqlite:///{tmp_path / 'picks.db'}") as store:
+    url = f"sqlite:///{tmp_path / 'picks.db'}" if database == "sqlite" else request.getfixturevalue("pg_url")
+    with Store.open(url) as store:
         service = ConversationService(kb, policy, store)
         service.handle("cli", "u1", UserInput(text=chatty))
         service.handle("cli", "u2", UserInput(text="申請マイページのIDがわからない"))  # between, another user
