@@ -96,6 +96,10 @@ CASES: dict[str, Case] = {
         ),
     ),
     "clarify": Case(("辞退届 いつ出す",), answer=False),
+    # Three long questions offered, each tagged with its program: still one screen.
+    "not-found-three-offers": Case(
+        ("ツールやめたら補助金返すことになるの？けっこう前に入れたやつなんだけど",)
+    ),
     "contacts": Case(("@go:contacts",), answer=False),
     "productivity": Case(("@flow:productivity", *PRODUCTIVITY)),
     "withdrawal": Case(("@flow:withdrawal", *WITHDRAWAL_2020)),
