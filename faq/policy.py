@@ -250,7 +250,7 @@ class Policy:
                 candidates,
                 program=program,
                 reason="not covered",
-                suggestions=self._suggestions(candidates),
+                suggestions=self._suggestions(candidates, known=known),
             )
         top = candidates[0]
         covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
@@ -321,17 +321,33 @@ class Policy:
             reason="close candidates",
         )
 
-    def _suggestions(self, candidates: Sequence[Candidate]) -> tuple[Choice, ...]:
+    def _suggestions(self, candidates: Sequence[Candidate], *, known: bool = True) -> tuple[Choice, ...]:
         """The entries offered under a "not found": the best-ranked few that come near the question.
 
         Below `coverage_min` the bot is not sure enough to answer; from `suggest_min` an entry
-        is still worth one tap (faq/data/policy.toml says how the bar was fitted).
+        is still worth one tap (faq/data/policy.toml says how the bar was fitted).  While the
+        program is unknown, offers of one program only make room for the other program's answer
+        to the same question (`topic`), as an answer would be shown beside it: a 2023 user is
+        not left with three 【2020】 questions.
         """
-        return tuple(
-            Choice(c.entry.question, c.entry.id, c.entry.program)
-            for c in candidates[: self.config.clarify_max]
-            if c.coverage >= self.config.suggest_min
-        )
+        cfg = self.config
+        offered = [c for c in candidates[: cfg.clarify_max] if c.coverage >= cfg.suggest_min]
+        programs = {c.entry.program for c in offered} - {"common"}
+        if not known and len(programs) == 1 and len(set(self.kb.programs) - {"common"}) > 1:
+            mate = next(
+                (
+                    other
+                    for c in offered
+                    if c.entry.topic is not None
+                    for other in candidates
+                    if other.entry.topic == c.entry.topic
+                    and other.entry.program not in (programs | {"common"})
+                ),
+                None,
+            )
+            if mate is not None:
+                offered = [*offered[: cfg.clarify_max - 1], mate]
+        return tuple(Choice(c.entry.question, c.entry.id, c.entry.program) for c in offered)
 
     def _other_program(
         self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]

@@ -158,3 +158,14 @@ def test_nothing_is_offered_when_nothing_comes_near_or_the_subject_is_elsewhere(
 
 def test_an_answer_or_a_question_back_offers_nothing_more(policy: Policy) -> None:
     assert policy.decide("申請マイページのIDがわからない").suggestions == ()
+
+
+def test_offers_of_one_program_make_room_for_the_other_programs_answer(policy: Policy) -> None:
+    """Program unknown: three 2020 questions would hide the 2023 answer to the same question."""
+    question = "ツールやめたら補助金返すことになるの？けっこう前に入れたやつなんだけど"
+    unknown = policy.decide(question)
+    assert unknown.status == "no_match"
+    assert {s.program for s in unknown.suggestions} == {"it2020", "it2023-multi"}
+    assert len(unknown.suggestions) <= policy.config.clarify_max
+    known = policy.decide(question, program="it2020")
+    assert known.suggestions and {s.program for s in known.suggestions} == {"it2020"}
