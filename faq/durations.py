@@ -17,18 +17,21 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_KANJI = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_KANJI = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _NUMBER = r"(\d{1,3}|[一二三四五六七八九十]{1,3}|数)"
 # The counter is required: 「4月」 alone is April.
-_MONTH = r"(?:か|ヶ|ケ|カ|箇|ヵ|ケ)月"
+_MONTH = r"(?:か|ヶ|ケ|カ|箇|ヵ)月"
 # Said after the span: shorter than it, or at least it.
-_BELOW = r"未満|以内|足らず|たたず|経たず|もたたず|もたたない|たっていない|経っていない|いかない|弱"
+_BELOW = r"未満|以内|足らず|たたず|経たず|たたない|たっていない|経っていない|いかない|弱"
 _ABOVE = r"以上|超|過ぎ|すぎ|経過|たって|経って|経った|たった|が過ぎ"
 _SPAN = re.compile(
     rf"(?<![\d年])(?<!令和)(?<!平成)(?<!昭和)(?:{_NUMBER}年半|半年|{_NUMBER}年目|{_NUMBER}年(?!度|\d)|{_NUMBER}{_MONTH}(?!\d))"
     rf"(?:間)?(?:\s*(?:も|しか|ほど|くらい|ぐらい|ちょっと|程度)?\s*({_BELOW}|{_ABOVE}))?"
 )
 _BELOW_RE = re.compile(_BELOW)
+# 以内 includes its end (「1年以内」 is up to and with one year): a hair past it, so that it
+# straddles a one-year edge and decides nothing, where 未満 stops short of it.
+_UP_TO = 1e-9
 
 
 @dataclass(frozen=True)
@@ -56,21 +59,15 @@ class Span:
 
 
 def _count(text: str) -> float | None:
-    if text == "数":
-        return None
+    """一 to 九十九 in digits or kanji (十, 十二, 二十, 二十四); None for 数 (a few)."""
     if text.isdigit():
         return float(text)
-    if text == "十":
-        return 10.0
-    if text.startswith("十"):  # 十二
-        return 10.0 + _KANJI.get(text[1:], 0)
-    if text.endswith("十"):  # 二十
-        return _KANJI.get(text[:-1], 0) * 10.0
-    if len(text) == 2 and text[1] != "十":
+    tens, ten, ones = text.partition("十")
+    if not ten:
+        return float(_KANJI[text]) if len(text) == 1 and text in _KANJI else None
+    if (tens and tens not in _KANJI) or (ones and ones not in _KANJI):
         return None
-    if len(text) == 3 and text[1] == "十":  # 二十四
-        return _KANJI[text[0]] * 10.0 + _KANJI[text[2]]
-    return float(_KANJI[text]) if text in _KANJI else None
+    return float((_KANJI[tens] if tens else 1) * 10 + (_KANJI[ones] if ones else 0))
 
 
 def _span(match: re.Match[str]) -> Span | None:
@@ -78,30 +75,17 @@ def _span(match: re.Match[str]) -> Span | None:
     half_years, year_th, years, months, bound = match.groups()
     if text.startswith("半年"):
         point = 6.0
-    elif half_years is not None:
-        n = _count(half_years)
-        if n is None:
-            return None
-        point = n * 12 + 6
-    elif year_th is not None:
-        n = _count(year_th)
-        if n is None or n < 1:
-            return None
-        return Span((n - 1) * 12, n * 12)  # during the n-th year
-    elif years is not None:
-        n = _count(years)
-        if n is None:
-            return None
-        point = n * 12
     else:
-        n = _count(months) if months is not None else None
-        if n is None:  # 数か月: a few months, under a year
-            return Span(1.0, 12.0)
-        point = n
+        n = _count(half_years or year_th or years or months or "")
+        if n is None:  # 数か月 is a few months, under a year; 数年 says nothing exact
+            return Span(1.0, 12.0) if months == "数" else None
+        if year_th is not None:  # during the n-th year
+            return Span((n - 1) * 12, n * 12) if n >= 1 else None
+        point = n * 12 + 6 if half_years else n * 12 if years else n
     if bound is None:
         return Span(point, point)
     if _BELOW_RE.fullmatch(bound):
-        return Span(0.0, point + (1e-9 if bound == "以内" else 0.0))
+        return Span(0.0, point + (_UP_TO if bound == "以内" else 0.0))
     return Span(point, math.inf)
 
 

@@ -11,6 +11,14 @@ import re
 from faq.loader import KnowledgeBase
 from faq.models import CONTACT_REF, Contact, Entry, SourceRef
 
+SUBSIDY = "IT導入補助金"
+
+
+def compact_program(short: str) -> str:
+    """A program's short name without the subsidy's (2020, 2023 複数社連携), where space is tight:
+    a narrow console panel, a question offered to pick."""
+    return short.removeprefix(SUBSIDY).strip() or short
+
 
 def contact_block(contact: Contact) -> str:
     lines = [f"【{contact.name}】"]

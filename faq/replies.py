@@ -14,6 +14,7 @@ from faq.loader import KnowledgeBase
 from faq.models import CONTACT_REF, Contact, Entry
 from faq.policy import Outcome
 from faq.render import (
+    compact_program,
     contact_block,
     general_contacts,
     source_line,
@@ -249,8 +250,10 @@ def offer_labels(kb: KnowledgeBase, outcome: Outcome) -> tuple[str, ...]:
     out = []
     for c in outcome.suggestions:
         found = kb.programs.get(c.program or "")
-        tag = found.short.removeprefix("IT導入補助金").strip() if found and c.program != "common" else ""
-        out.append(f"【{tag}】{c.label}" if tag else c.label)
+        if found is None or c.program == "common":
+            out.append(c.label)
+        else:
+            out.append(f"【{compact_program(found.short)}】{c.label}")
     return tuple(out)
 
 

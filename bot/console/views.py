@@ -16,7 +16,7 @@ from markupsafe import Markup
 from bot.console.highlight import highlight, highlight_terms
 from faq import Contact, Entry, KnowledgeBase, Outcome, PolicyConfig, answer_text
 from faq.models import SourceRef
-from faq.render import general_contacts, source_line, sources_by_document
+from faq.render import compact_program, general_contacts, source_line, sources_by_document
 from faq.replies import short_answer
 from rules import (
     REFUND_LABELS,
@@ -246,7 +246,7 @@ class LineView:
     @property
     def tag(self) -> str:
         """The program in a few characters (2020, 2023 複数社連携), for a narrow screen."""
-        return self.program_short.removeprefix("IT導入補助金").strip() or self.program_short
+        return compact_program(self.program_short)
 
 
 def contact_panel(kb: KnowledgeBase, now: datetime) -> tuple[LineView, ...]:

@@ -188,11 +188,15 @@ def numbered_long_labels(text: str, choices: Sequence[ReplyChoice]) -> tuple[str
     main = [c for c in choices if c.value not in NAVIGATION]
     if not any(width(c) > ONE_ROW_WIDTH for c in main):
         return text, tuple(choices)
-    listed = [c for c in main if width(c) > ROW_LABEL_WIDTH[2]]
-    number = {id(c): n for n, c in enumerate(listed, start=1)}
-    lines = "\n".join(f"{n}. {' '.join(c.label.split())}" for n, c in enumerate(listed, start=1))
-    shown = tuple(replace(c, label=str(number[id(c)])) if id(c) in number else c for c in choices)
-    return (f"{text}\n\n{lines}" if text else lines), shown
+    lines: list[str] = []
+    shown: list[ReplyChoice] = []
+    for choice in choices:
+        if choice.value not in NAVIGATION and width(choice) > ROW_LABEL_WIDTH[2]:
+            lines.append(f"{len(lines) + 1}. {' '.join(choice.label.split())}")
+            choice = replace(choice, label=str(len(lines)))
+        shown.append(choice)
+    listed = "\n".join(lines)
+    return (f"{text}\n\n{listed}" if text else listed), tuple(shown)
 
 
 def with_headline(text: str, headline: str) -> str:
