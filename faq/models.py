@@ -97,6 +97,12 @@ class Program(_Frozen):
     # they select the program and stay in the query, where `cues` are left out of the matching.
     content_cues: tuple[str, ...] = ()
     year_cues: tuple[str, ...] = ()
+    # Words that rule out every other covered program without naming this one: 令和元年度補正
+    # is IT導入補助金2020 or 2021, and 2021 is not covered.  They narrow the answer to this
+    # program but are not remembered as the user's program.
+    narrowing_cues: tuple[str, ...] = ()
+    # Said under an answer so narrowed: what else the words could mean.
+    narrowing_note: str = ""
     reply_cues: tuple[str, ...] = ()
     general_contacts: tuple[str, ...]
 

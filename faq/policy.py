@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
 from faq.matcher import Candidate, Matcher, Query
 from faq.models import Entry, FlowId, OtherProgram
-from faq.programs import programs_in_question
+from faq.programs import name_phone_lines, programs_in_question
 from faq.text import normalize
 
 Status = Literal["answered", "clarify", "no_match", "smalltalk", "dialog"]
@@ -97,6 +97,9 @@ class Outcome:
     # Answered from one program's document while the program is unknown, and no entry of the
     # other covered program covers the question: the answer says so.
     other_silent: bool = False
+    # Answered from the one program the question left possible (「令和元年度補正」), which it did
+    # not name: the answer says what else the words could mean.
+    narrowed: bool = False
     # The programs and frames not covered here that the question names (their guides are shown).
     others: tuple[OtherProgram, ...] = ()
     # Not found, but these entries come near the question: offered under the honest "not found"
@@ -187,8 +190,13 @@ class Policy:
             return Outcome(query, "smalltalk", (), program=program, smalltalk=small, reason="smalltalk")
         mention = programs_in_question(self.kb, norm)
         program = program or mention.program
-        allowed = {program, "common"} if program else None
-        analysis = self.matcher.analyzer.analyze(query)
+        # A question that rules the other programs out (「令和元年度補正」) is answered from the one
+        # left, which is not remembered: the question did not name it.
+        narrowed = set(mention.narrowed) if program is None and not mention.others else set()
+        allowed = {program, "common"} if program else ({*narrowed, "common"} if narrowed else None)
+        analysis = self.matcher.analyzer.analyze(
+            name_phone_lines(self.kb, query) if mention.by_phone else query
+        )
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
         if prepared.span is not None:
@@ -218,8 +226,10 @@ class Policy:
                     query, "no_match", (), program=program, reason="another program", others=mention.others
                 )
         outcome = self._from_candidates(
-            query, tuple(candidates), program, known=program is not None, prepared=prepared
+            query, tuple(candidates), program, known=program is not None or bool(narrowed), prepared=prepared
         )
+        if narrowed and outcome.status == "answered":
+            outcome = replace(outcome, narrowed=True)
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":

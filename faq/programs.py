@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Literal
 
 from faq.loader import KnowledgeBase
-from faq.models import OtherProgram
+from faq.models import Contact, OtherProgram
 from faq.text import normalize
 
 # A bare year followed by 年 (but not 年度), or by a date separator and a digit, is a date.
@@ -44,6 +44,10 @@ class ProgramMention:
 
     programs: tuple[str, ...] = ()  # covered programs named unambiguously
     others: tuple[OtherProgram, ...] = ()  # programs or frames this knowledge base does not cover
+    # Covered programs the question leaves possible when it names none but rules the others out
+    # (「令和元年度補正」: IT導入補助金2020, or 2021 which is not covered).
+    narrowed: tuple[str, ...] = ()
+    by_phone: bool = False  # a line is quoted by its number
 
     @property
     def program(self) -> str | None:
@@ -81,16 +85,63 @@ def _cue_hits(norm: str, cues: Sequence[str]) -> list[str]:
     return [c for c in (_normal_cue(c) for c in cues) if c and c in norm]
 
 
+# A phone number as people type it: groups of digits joined by hyphens, spaces or nothing.
+_PHONE = re.compile(r"(?<![\d-])0\d{1,4}(?:[-\s]?\d{1,4}){1,2}(?![\d-])")
+
+
+def _lines(kb: KnowledgeBase) -> dict[str, Contact]:
+    """Each phone number the knowledge base gives (digits only), and its line."""
+    return {_digits(phone.number): contact for contact in kb.contacts.values() for phone in contact.phones}
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def _quoted_lines(kb: KnowledgeBase, norm: str) -> list[Contact]:
+    """The lines a question quotes by number: 「0570-666-376 がつながらない」."""
+    lines = _lines(kb)
+    return [c for m in _PHONE.finditer(norm) if (c := lines.get(_digits(m.group())))]
+
+
+def name_phone_lines(kb: KnowledgeBase, text: str) -> str:
+    """The text with each known line's number replaced by the line's name, for the matching.
+
+    「0570-666-376 つながらない」 is a question about the コールセンター: digits weigh nothing
+    in the matching, the line's name does.
+    """
+    lines = _lines(kb)
+
+    def name(m: re.Match[str]) -> str:
+        line = lines.get(_digits(m.group()))
+        return f" {line.short or line.name} " if line else m.group()
+
+    return _PHONE.sub(name, normalize(text))
+
+
 def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
-    """The programs a question names without doubt, and any uncovered program or frame it names."""
+    """The programs a question names without doubt, and any uncovered program or frame it names.
+
+    A line's phone number names the line's program: each number serves one program
+    (contacts.toml), and a person quoting it has that line in hand.
+    """
     norm = normalize(text)
+    quoted = _quoted_lines(kb, norm)
+    by_phone = {c.program for c in quoted if c.program != "common"}  # gBizID serves both
     programs = tuple(
         pid
         for pid, prog in kb.programs.items()
-        if _cue_hits(norm, (*prog.cues, *prog.content_cues)) or _year_hits(norm, prog.year_cues)
+        if _cue_hits(norm, (*prog.cues, *prog.content_cues))
+        or _year_hits(norm, prog.year_cues)
+        or pid in by_phone
     )
     others = tuple(o for o in kb.other_programs if _cue_hits(norm, o.cues))
-    return ProgramMention(programs, others)
+    narrowed = (
+        ()
+        if programs
+        else tuple(pid for pid, prog in kb.programs.items() if _cue_hits(norm, prog.narrowing_cues))
+    )
+    return ProgramMention(programs, others, narrowed, by_phone=bool(quoted))
 
 
 def _rest(norm: str, words: Sequence[str]) -> str:

@@ -202,6 +202,8 @@ def answered_notes(kb: KnowledgeBase, outcome: Outcome, remembered: str | None =
         others = "・".join(_other_programs(kb, entry.program))
         # The headline already names the program the answer is for.
         notes.append(f"※{others}の資料には、この件の記載はありません。")
+    if outcome.narrowed and program is not None and program.narrowing_note:
+        notes.append(f"※{program.narrowing_note}")
     if remembered is not None and remembered == entry.program and program is not None:
         notes.append(f"（制度：{program.short} でお答えしています。切り替えは /program）")
     return tuple(notes)

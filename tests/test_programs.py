@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faq import KnowledgeBase
-from faq.programs import programs_in_question, read_program_reply
+from faq.programs import name_phone_lines, programs_in_question, read_program_reply
 
 BOTH = ("it2020", "it2023-multi")
 
@@ -131,3 +131,75 @@ def test_a_group_application_names_the_multi_company_frame(kb: KnowledgeBase) ->
     assert programs_in_question(kb, "グループで申請した補助金の効果報告").program == "it2023-multi"
     assert programs_in_question(kb, "グループ申請の代表です").program == "it2023-multi"
     assert programs_in_question(kb, "グループ会社の決算").program is None
+
+
+def _numbers(kb: KnowledgeBase, program: str) -> list[str]:
+    return [ph.number for c in kb.contacts.values() if c.program == program for ph in c.phones]
+
+
+@pytest.mark.parametrize("program", BOTH)
+def test_a_line_quoted_by_its_number_names_its_program(kb: KnowledgeBase, program: str) -> None:
+    """Each number serves one program (contacts.toml): whoever quotes it has that line in hand."""
+    for number in _numbers(kb, program):
+        for typed in (
+            number,
+            number.replace("-", ""),
+            number.translate(str.maketrans("0123456789-", "０１２３４５６７８９－")),
+        ):
+            mention = programs_in_question(kb, f"{typed}につながらない")
+            assert mention.program == program, typed
+            assert mention.by_phone
+
+
+def test_numbers_that_are_no_line_name_nothing(kb: KnowledgeBase) -> None:
+    gbizid = [ph.number for c in kb.contacts.values() if c.program == "common" for ph in c.phones]
+    assert gbizid, "the gBizID line serves both programs"
+    for text in (f"{gbizid[0]}に電話した", "0570-000-000に電話した", "従業員は0570人", "2020-04-01に解約"):
+        assert programs_in_question(kb, text).program is None, text
+    # A number the knowledge base does not give is left as typed.
+    assert "0570-000-000" in name_phone_lines(kb, "0570-000-000に電話した")
+
+
+def test_the_number_is_matched_as_the_line_it_names(kb: KnowledgeBase) -> None:
+    from faq import Policy
+
+    for program in BOTH:
+        number = _numbers(kb, program)[0]
+        outcome = Policy(kb).decide(f"{number} 受付時間")
+        assert outcome.status == "answered", number
+        assert [e.program for e in outcome.answers] == [program]
+        assert outcome.program == program
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["令和元年度補正で入れたツールを半年で解約したら？", "R1補正の後年手続きの問い合わせ先を教えてください"],
+)
+def test_reiwa_1_supplementary_budget_rules_out_the_2023_answer(kb: KnowledgeBase, question: str) -> None:
+    """令和元年度補正 is IT導入補助金2020 or 2021 (2020 FAQ, 質問1の注記): never the 2023 frame's
+    answer, and not remembered as IT導入補助金2020 either."""
+    from faq import Policy
+
+    mention = programs_in_question(kb, question)
+    assert mention.program is None
+    assert mention.narrowed == ("it2020",)
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "answered"
+    assert [e.program for e in outcome.answers] == ["it2020"]
+    assert outcome.program is None
+    assert not outcome.other_silent  # the 2023 document is not in question
+    # The answer says what else the words could mean.
+    from faq.replies import answered_notes
+
+    assert outcome.narrowed
+    assert any("IT導入補助金2021" in note for note in answered_notes(kb, outcome))
+    assert not Policy(kb).decide("令和2年度補正で入れたツールを半年で解約したら？").narrowed
+
+
+def test_a_named_program_or_another_year_wins_over_the_narrowing(kb: KnowledgeBase) -> None:
+    assert programs_in_question(kb, "令和元年度補正と令和2年度三次補正の解約").narrowed == ("it2020",)
+    from faq import Policy
+
+    outcome = Policy(kb).decide("令和元年度補正と令和2年度三次補正で入れたツールの解約")
+    assert outcome.status == "no_match"
+    assert [o.id for o in outcome.others] == ["it-other-year"]
