@@ -149,6 +149,7 @@ EVAL_FILES = (
     Path("tests/data/sealed4_queries.jsonl"),
     Path("tests/data/sealed5_queries.jsonl"),
     Path("tests/data/sealed6_queries.jsonl"),
+    Path("tests/data/sealed7_queries.jsonl"),
 )
 
 
