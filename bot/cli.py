@@ -150,6 +150,7 @@ EVAL_FILES = (
     Path("tests/data/sealed5_queries.jsonl"),
     Path("tests/data/sealed6_queries.jsonl"),
     Path("tests/data/sealed7_queries.jsonl"),
+    Path("tests/data/sealed8_queries.jsonl"),
 )
 
 
