@@ -61,6 +61,8 @@ QUERY_FILES = {
     "sealed3": ROOT / "tests/data/sealed3_queries.jsonl",
     "sealed4": ROOT / "tests/data/sealed4_queries.jsonl",
     "sealed5": ROOT / "tests/data/sealed5_queries.jsonl",
+    "sealed6": ROOT / "tests/data/sealed6_queries.jsonl",
+    "sealed7": ROOT / "tests/data/sealed7_queries.jsonl",
 }
 RESULTS = (
     Path("bench-results") / "latest.md"
