@@ -47,7 +47,11 @@ class ProgramMention:
     # Covered programs the question leaves possible when it names none but rules the others out
     # (「令和元年度補正」: IT導入補助金2020, or 2021 which is not covered).
     narrowed: tuple[str, ...] = ()
-    by_phone: bool = False  # a line is quoted by its number
+    quoted: tuple[Contact, ...] = ()  # lines the question quotes by number
+
+    @property
+    def by_phone(self) -> bool:
+        return bool(self.quoted)
 
     @property
     def program(self) -> str | None:
@@ -98,10 +102,13 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-def _quoted_lines(kb: KnowledgeBase, norm: str) -> list[Contact]:
+def _quoted_lines(kb: KnowledgeBase, norm: str) -> tuple[Contact, ...]:
     """The lines a question quotes by number: 「0570-666-376 がつながらない」."""
+    numbers = [_digits(m.group()) for m in _PHONE.finditer(norm)]
+    if not numbers:  # most questions: no table to build
+        return ()
     lines = _lines(kb)
-    return [c for m in _PHONE.finditer(norm) if (c := lines.get(_digits(m.group())))]
+    return tuple(c for n in numbers if (c := lines.get(n)))
 
 
 def name_phone_lines(kb: KnowledgeBase, text: str) -> str:
@@ -141,7 +148,7 @@ def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
         if programs
         else tuple(pid for pid, prog in kb.programs.items() if _cue_hits(norm, prog.narrowing_cues))
     )
-    return ProgramMention(programs, others, narrowed, by_phone=bool(quoted))
+    return ProgramMention(programs, others, narrowed, quoted)
 
 
 def _rest(norm: str, words: Sequence[str]) -> str:

@@ -100,6 +100,10 @@ CASES: dict[str, Case] = {
     "not-found-three-offers": Case(
         ("ツールやめたら補助金返すことになるの？けっこう前に入れたやつなんだけど",)
     ),
+    # 令和元年度補正 alone: the 2020 answer with the note that IT導入補助金2021 shares the words.
+    "narrowed": Case(("令和元年度補正で入れたツールを半年で解約したら？",)),
+    # A line quoted by its number: that line's program only.
+    "phone-number": Case(("0570-666-376に何回かけてもつながらない",)),
     "contacts": Case(("@go:contacts",), answer=False),
     "productivity": Case(("@flow:productivity", *PRODUCTIVITY)),
     "withdrawal": Case(("@flow:withdrawal", *WITHDRAWAL_2020)),
