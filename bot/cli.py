@@ -151,6 +151,7 @@ EVAL_FILES = (
     Path("tests/data/sealed6_queries.jsonl"),
     Path("tests/data/sealed7_queries.jsonl"),
     Path("tests/data/sealed8_queries.jsonl"),
+    Path("tests/data/sealed9_queries.jsonl"),
 )
 
 

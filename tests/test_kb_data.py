@@ -281,6 +281,7 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
             "sealed6_queries.jsonl",
             "sealed7_queries.jsonl",
             "sealed8_queries.jsonl",
+            "sealed9_queries.jsonl",
         )
         for q in load_queries(data / name)
     ]
