@@ -111,13 +111,15 @@ def _quoted_lines(kb: KnowledgeBase, norm: str) -> tuple[Contact, ...]:
     return tuple(c for n in numbers if (c := lines.get(n)))
 
 
-def name_phone_lines(kb: KnowledgeBase, text: str) -> str:
-    """The text with each known line's number replaced by the line's name, for the matching.
+def name_phone_lines(text: str, quoted: Sequence[Contact]) -> str:
+    """The text with the number of each line it quotes (`ProgramMention.quoted`) replaced by the
+    line's name, for the matching.
 
     「0570-666-376 つながらない」 is a question about the コールセンター: digits weigh nothing
-    in the matching, the line's name does.
+    in the matching, the line's name does.  The lines were found once, with the program; other
+    numbers are left as typed.
     """
-    lines = _lines(kb)
+    lines = {_digits(phone.number): contact for contact in quoted for phone in contact.phones}
 
     def name(m: re.Match[str]) -> str:
         line = lines.get(_digits(m.group()))
