@@ -152,6 +152,8 @@ EVAL_FILES = (
     Path("tests/data/sealed7_queries.jsonl"),
     Path("tests/data/sealed8_queries.jsonl"),
     Path("tests/data/sealed9_queries.jsonl"),
+    Path("tests/data/sealed10_queries.jsonl"),
+    Path("tests/data/sealed11_queries.jsonl"),
 )
 
 

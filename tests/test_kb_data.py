@@ -282,6 +282,8 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
             "sealed7_queries.jsonl",
             "sealed8_queries.jsonl",
             "sealed9_queries.jsonl",
+            "sealed10_queries.jsonl",
+            "sealed11_queries.jsonl",
         )
         for q in load_queries(data / name)
     ]
