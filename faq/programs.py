@@ -17,7 +17,7 @@ Pure functions over the loaded knowledge base; no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -93,9 +93,9 @@ def _cue_hits(norm: str, cues: Sequence[str]) -> list[str]:
 _PHONE = re.compile(r"(?<![\d-])0\d{1,4}(?:[-\s]?\d{1,4}){1,2}(?![\d-])")
 
 
-def _lines(kb: KnowledgeBase) -> dict[str, Contact]:
-    """Each phone number the knowledge base gives (digits only), and its line."""
-    return {_digits(phone.number): contact for contact in kb.contacts.values() for phone in contact.phones}
+def _by_number(contacts: Iterable[Contact]) -> dict[str, Contact]:
+    """Each phone number of these lines (digits only), and its line."""
+    return {_digits(phone.number): contact for contact in contacts for phone in contact.phones}
 
 
 def _digits(text: str) -> str:
@@ -107,7 +107,7 @@ def _quoted_lines(kb: KnowledgeBase, norm: str) -> tuple[Contact, ...]:
     numbers = [_digits(m.group()) for m in _PHONE.finditer(norm)]
     if not numbers:  # most questions: no table to build
         return ()
-    lines = _lines(kb)
+    lines = _by_number(kb.contacts.values())
     return tuple(c for n in numbers if (c := lines.get(n)))
 
 
@@ -119,7 +119,7 @@ def name_phone_lines(text: str, quoted: Sequence[Contact]) -> str:
     in the matching, the line's name does.  The lines were found once, with the program; other
     numbers are left as typed.
     """
-    lines = {_digits(phone.number): contact for contact in quoted for phone in contact.phones}
+    lines = _by_number(quoted)
 
     def name(m: re.Match[str]) -> str:
         line = lines.get(_digits(m.group()))
