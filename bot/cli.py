@@ -154,6 +154,8 @@ EVAL_FILES = (
     Path("tests/data/sealed9_queries.jsonl"),
     Path("tests/data/sealed10_queries.jsonl"),
     Path("tests/data/sealed11_queries.jsonl"),
+    Path("tests/data/sealed12_queries.jsonl"),
+    Path("tests/data/sealed13_queries.jsonl"),
 )
 
 

@@ -284,6 +284,8 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
             "sealed9_queries.jsonl",
             "sealed10_queries.jsonl",
             "sealed11_queries.jsonl",
+            "sealed12_queries.jsonl",
+            "sealed13_queries.jsonl",
         )
         for q in load_queries(data / name)
     ]
