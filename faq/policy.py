@@ -276,6 +276,14 @@ class Policy:
             if lead_of(top.relevance, c.relevance) < cfg.lead_min
             and c.question_coverage >= top.question_coverage - 1e-9
         ]
+        # Entries too close to tell apart by relevance are told apart by coverage: the one that
+        # covers the question and its own wording best leads.  A general question (「ツール 解約
+        # 辞退届」) says a whole wording of the general entry; the partial cancellation ranks as
+        # high on the same words but its wordings say what the question does not (一部, 複数).
+        # (The ranking is left as the matcher made it: this is the policy's choice of answer.)
+        best = max(close, key=lambda c: c.coverage)
+        if best.coverage > top.coverage + 1e-9:
+            top = best
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it, unless that answer covers the
         # question as well (a word the documents merely phrase differently, like 扱い, names none).

@@ -94,6 +94,21 @@ def test_decide_reports_confidence_that_follows_the_lead(policy: Policy) -> None
     assert clear.status == "answered" and 0.0 < clear.confidence <= 1.0
 
 
+def test_entries_too_close_to_tell_apart_are_told_apart_by_coverage(policy: Policy) -> None:
+    # The partial cancellation ranks first on the words a general cancellation question shares
+    # with it, but only the general entry's wording is said whole: it is the answer, and the
+    # ranking the matcher made is left as it was (SR@1 and nDCG measure the ranking).
+    outcome = policy.decide("ITツール 解約 辞退届")
+    first, *_ = outcome.candidates
+    assert first.entry.id == "it2020-cancel-partial"
+    assert outcome.status == "answered" and outcome.entry is not None
+    assert outcome.entry.id == "it2023-withdrawal-triggers"
+    chosen = next(c for c in outcome.candidates if c.entry.id == outcome.entry.id)
+    assert chosen.coverage > first.coverage
+    assert {e.program for e in outcome.answers} == {"it2020", "it2023-multi"}
+    assert "it2020-cancel-partial" not in {e.id for e in outcome.answers}
+
+
 def test_graded_labels_and_comment_lines_are_read(tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text(
