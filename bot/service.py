@@ -43,6 +43,7 @@ from faq.policy import lead_of
 from faq.programs import programs_in_question, read_program_reply
 from faq.render import general_contacts
 from faq.replies import (
+    CLARIFY_SPAN,
     FLOW_NAMES,
     answer_reply,
     answered_notes,
@@ -480,11 +481,16 @@ class ConversationService(HandoffMixin):
                 )
                 return _Routed([ask, *self._reprompt(conv)], conv, "choice")
             query, conv.pending_query = conv.pending_query, None
-            # The answer shown for this program beside the other one is the answer within it.
+            # The answer shown for this program beside the other one is the answer within it;
+            # where the program showed several (by how long the tool was used), the person picks
+            # the one that applies.
             both = self.policy.decide(query)
-            chosen = (
-                next((e for e in both.answers if e.program == arg), None) if len(both.answers) > 1 else None
-            )
+            mine = [e for e in both.answers if e.program == arg] if len(both.answers) > 1 else []
+            chosen = mine[0] if len(mine) == 1 else None
+            if len(mine) > 1:
+                # Its answers by span were shown side by side: which one is theirs.
+                spans = tuple(ReplyChoice(e.question, _check_value(f"faq:{e.id}")) for e in mine)
+                return _Routed([Reply(CLARIFY_SPAN, spans)], conv, "clarify")
             if chosen is not None:
                 picked = Outcome(
                     query, "answered", both.candidates, entry=chosen, answers=(chosen,), program=arg
@@ -867,6 +873,8 @@ class ConversationService(HandoffMixin):
     def _more_choice(self, entry: Entry, *, labelled: bool = False) -> ReplyChoice:
         """「詳しく」 for an entry: stateless (the details are rendered again from the KB when pressed)."""
         tag = program_tag(entry.program) if labelled else None
+        if tag and entry.months is not None:
+            tag += f"・{entry.months.says}"  # one program's answers by span: 「詳しく（2020・1年未満）」
         label = f"{DETAILS_LABEL}（{tag}）" if tag else DETAILS_LABEL
         return ReplyChoice(label, _check_value(f"more:{entry.id}"))
 

@@ -294,10 +294,10 @@ class Policy:
         )
         # The program is open: unknown, and the top entry belongs to one.
         open_program = not known and top.entry.program != "common"
-        pair = self._other_program(top, candidates, close) if open_program else None
-        if own_words and pair is not None and pair.coverage < cfg.coverage_min:
-            pair = None
-        if pair is not None:
+        pair = self._other_program(top, candidates, close) if open_program else ()
+        if own_words and pair and pair[0].coverage < cfg.coverage_min:
+            pair = ()
+        if pair:
             rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
             if not rest:
                 return Outcome(
@@ -305,11 +305,11 @@ class Policy:
                     "answered",
                     candidates,
                     entry=top.entry,
-                    answers=(top.entry, pair.entry),
+                    answers=(top.entry, *(c.entry for c in pair)),
                     confidence=conf,
                     reason="both programs answer",
                 )
-        if pair is not None or (open_program and not own_words):
+        if pair or (open_program and not own_words):
             close = [c for c in close if c.entry.program == top.entry.program]
         if len(close) <= 1:
             silent = open_program and not any(
@@ -369,21 +369,45 @@ class Policy:
 
     def _other_program(
         self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]
-    ) -> Candidate | None:
-        """The other program's answer to show beside the top one, when the program is unknown.
+    ) -> tuple[Candidate, ...]:
+        """The other program's answers to show beside the top one, when the program is unknown.
 
         The knowledge base pairs entries that answer the same question for the two programs
         (`topic`): the other program's entry of the top entry's topic is its answer, even when
-        the question's details (「1年以上」) are in one program's document only.  Otherwise an
-        entry of the other program is shown only when it covers the question and scores too
-        close to the top to be told apart.
+        the question's details (「1年以上」) are in one program's document only.  Where the
+        other program answers that topic by how long the tool was used (2020 FAQ 質問6 and 質問7:
+        entries with `months`), each of those entries that the question's span leaves standing
+        and that covers the question is shown beside the best-ranked one: a cancellation asked
+        about without a duration is 「1年未満なら全額返還」 and 「1年以上なら状況による」, and
+        one of them alone would be half the rule; but 「全額返還」 is the first year's rule only.  Otherwise an entry of the
+        other program is shown only when it covers the question and scores too close to the top
+        to be told apart.
         """
         others = [c for c in candidates if c.entry.program not in (top.entry.program, "common")]
         if top.entry.topic is not None:
-            for c in others:
-                if c.entry.topic == top.entry.topic:
-                    return c
-        return next((c for c in others if c in close), None)
+            same = [c for c in others if c.entry.topic == top.entry.topic]
+            if same and same[0].entry.months is not None:
+                first = same[0]
+                by_span = [
+                    c
+                    for c in same
+                    if c is first
+                    or (
+                        c.entry.months is not None
+                        and c.entry.program == first.entry.program
+                        and c.coverage >= self.config.coverage_min
+                    )
+                ]
+                return tuple(sorted(by_span, key=_months_from))
+            if same:
+                return (same[0],)
+        return tuple(c for c in others if c in close)[:1]
+
+
+def _months_from(candidate: Candidate) -> float:
+    """Where an entry's span of months starts (0 for none): entries by span are shown in order."""
+    months = candidate.entry.months
+    return float(months.min or 0) if months is not None else 0.0
 
 
 def top_ids(candidates: Sequence[Candidate], k: int) -> list[str]:

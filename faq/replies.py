@@ -76,6 +76,8 @@ SUGGEST = "近いご質問があれば、お選びください。"
 CLARIFY_PROGRAM = "制度によって回答が異なります。どちらの補助金についてのご質問ですか？"
 BOTH_SHORT = "制度によって回答が異なります。"
 PICK_PROGRAM = "制度を選ぶと、以後はその制度でお答えします。"
+# One program answers by how long the tool was used (2020 FAQ 質問6 and 質問7): which span is theirs.
+CLARIFY_SPAN = "ITツールを使った期間によって回答が異なります。どちらにあたりますか？"
 _SENTENCE_END = "。！？"
 _OPEN, _CLOSE = "「（『【(", "」）』】)"
 
@@ -210,13 +212,31 @@ def answered_notes(kb: KnowledgeBase, outcome: Outcome, remembered: str | None =
 
 
 def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> Shaped:
-    """Two programs' answers side by side: per program the short answer and its line."""
-    blocks = []
+    """Two programs' answers side by side: per program the short answer and its line.
+
+    A program that answers by how long the tool was used (2020 FAQ 質問6 and 質問7) shows its
+    entries under one heading, one line each, and its line once: the heading and the phone
+    number are not said twice.
+    """
+    by_program: dict[str, list[Entry]] = {}
     for entry in entries:
-        contact = line_to_call(kb, entry)
-        head = program_label(kb, entry.program) + short_answer(kb, entry)
-        blocks.append(head + (f"\n{_compact_line(contact, now)}" if contact is not None else ""))
+        by_program.setdefault(entry.program, []).append(entry)
+    blocks = []
+    for program, group in by_program.items():
+        shorts = [short_answer(kb, e) for e in group]
+        if len(group) > 1:
+            shorts = ["・" + _with_condition(e, text) for e, text in zip(group, shorts, strict=True)]
+        contacts = list(dict.fromkeys(c for e in group if (c := line_to_call(kb, e)) is not None))
+        lines = [_compact_line(c, now) for c in contacts]
+        head = program_label(kb, program) + ("\n" if len(group) > 1 else "")
+        blocks.append(head + "\n".join([*shorts, *lines]))
     return Shaped(BOTH_SHORT, ("\n\n".join([*blocks, PICK_PROGRAM]),))
+
+
+def _with_condition(entry: Entry, short: str) -> str:
+    """「1年以上：…」: an entry's short answer led by the span it is for, unless it starts with it."""
+    says = entry.months.says if entry.months is not None else ""
+    return short if not says or short.startswith(says) else f"{says}：{short}"
 
 
 def _compact_line(contact: Contact, now: datetime) -> str:

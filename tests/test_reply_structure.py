@@ -199,6 +199,26 @@ def test_the_two_program_answer_through_the_service(service: ConversationService
     assert "辞退" in pick(service, more[1]).replies[0].text
 
 
+def test_a_cancellation_without_a_span_shows_both_2020_rules_under_one_heading(
+    service: ConversationService,
+) -> None:
+    # 2020 FAQ 質問6 (1年未満: 全額返還) and 質問7 (1年以上: 返還は状況による): one of them alone
+    # would be half the rule.  The heading and the line are said once.
+    turn = say(service, "ITツール 解約 辞退届")
+    reply = turn.replies[0]
+    check_first_message(reply)
+    assert reply.text.count("【IT導入補助金2020】") == 1 and reply.text.count(IT2020_PHONE) == 1
+    assert "全額返還" in reply.text and "1年以上：" in reply.text
+    assert IT2023_PHONE in reply.text
+    more = [c.label for c in reply.choices if c.value.startswith("more:")]
+    assert len(more) == 3 and len(set(more)) == 3, more  # each 詳しく says whose answer it opens
+    # Picking 2020 asks which span applies, within 2020, rather than keeping one of the two.
+    picked = pick(service, "prog:it2020")
+    shown = picked.replies[0]
+    offered = {c.value for c in shown.choices}
+    assert {"faq:it2020-cancel-within-year", "faq:it2020-cancel-after-year"} <= offered, offered
+
+
 # -- not found, ask-back ----------------------------------------------------------------------
 
 

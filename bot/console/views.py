@@ -90,11 +90,12 @@ class EntryView:
 
 @dataclass(frozen=True)
 class ProgramColumn:
-    """One program's side of an answer that differs by program."""
+    """One program's side of an answer that differs by program: its entry, or its entries when
+    it answers by how long the tool was used (2020 FAQ 質問6 and 質問7)."""
 
     program: str
     short: str
-    item: EntryView
+    items: tuple[EntryView, ...]
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,11 @@ class SearchView:
     flow: str | None  # calculator route when the question asks for one
     chosen: frozenset[str]  # entries the bot would answer with or offer
     by_program: tuple[ProgramColumn, ...] = ()  # side by side when the answer differs by program
+
+    @property
+    def column_ids(self) -> tuple[str, ...]:
+        """The entries shown in the programs' columns, in order (the rest are listed after them)."""
+        return tuple(item.entry.id for col in self.by_program for item in col.items)
 
 
 def _reason_text(outcome: Outcome) -> str:
@@ -210,10 +216,13 @@ def search_view(
     columns: tuple[ProgramColumn, ...] = ()
     if len(outcome.answers) > 1:  # both programs' answers, side by side
         views_by_id = {v.entry.id: v for v in results}
+        grouped: dict[str, list[EntryView]] = {}
+        for e in outcome.answers:
+            if e.id in views_by_id:
+                grouped.setdefault(e.program, []).append(views_by_id[e.id])
         columns = tuple(
-            ProgramColumn(e.program, kb.programs[e.program].short, views_by_id[e.id])
-            for e in outcome.answers
-            if e.id in views_by_id
+            ProgramColumn(program, kb.programs[program].short, tuple(items))
+            for program, items in grouped.items()
         )
     fallback: tuple[ContactView, ...] = ()
     if outcome.status == "no_match" and not results:
