@@ -467,6 +467,21 @@ def test_ask_back_by_program_side_by_side(page: Any, capsys: pytest.CaptureFixtu
     shot(page, "32-ask-back-by-program", capsys, full_page=False)
 
 
+def test_one_programs_answers_by_span_share_its_column(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    # No span stated: the 2020 column holds both of its rules (質問6 and 質問7), the 2023 column its one.
+    page.goto("/console/?q=ITツール 解約 辞退届")
+    playwright_api.expect(page.locator(".outcome .reason")).to_contain_text("制度によって回答が異なります")
+    columns = page.locator(".by-program-col")
+    assert columns.count() == 2
+    counts = sorted(columns.nth(i).locator(".result").count() for i in range(2))
+    assert counts == [1, 2]
+    assert (
+        page.locator("[id$='-title']").evaluate_all("els => new Set(els.map(e => e.id)).size")
+        == page.locator("[id$='-title']").count()
+    )  # every result's heading id unique across the columns and the rest
+    shot(page, "32b-by-program-spans", capsys, full_page=False)
+
+
 def test_contact_panel_stays_in_view_and_copies(page: Any, capsys: pytest.CaptureFixture[str]) -> None:
     page.goto("/console/?q=ツールを半年で解約したらどうなる？")
     panel = page.locator(".lines")
