@@ -379,9 +379,9 @@ class Policy:
         entries with `months`), each of those entries that the question's span leaves standing
         and that covers the question is shown beside the best-ranked one: a cancellation asked
         about without a duration is 「1年未満なら全額返還」 and 「1年以上なら状況による」, and
-        one of them alone would be half the rule; but 「全額返還」 is the first year's rule only.  Otherwise an entry of the
-        other program is shown only when it covers the question and scores too close to the top
-        to be told apart.
+        one of them alone would be half the rule; but 「全額返還」 is the first year's rule only.
+        Otherwise an entry of the other program is shown only when it covers the question and
+        scores too close to the top to be told apart.
         """
         others = [c for c in candidates if c.entry.program not in (top.entry.program, "common")]
         if top.entry.topic is not None:
