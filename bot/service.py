@@ -26,7 +26,7 @@ import importlib
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -39,12 +39,14 @@ from dialogs.choices import program_choices, program_tag
 from dialogs.engine import Flow, FlowError
 from dialogs.types import DialogState, Reply, ReplyChoice, UserInput
 from faq import Entry, KnowledgeBase, Outcome, Policy
+from faq.durations import stated_months
 from faq.policy import lead_of
 from faq.programs import programs_in_question, read_program_reply
 from faq.render import general_contacts
 from faq.replies import (
     CLARIFY_SPAN,
     FLOW_NAMES,
+    SPAN_HOW_TO_TELL,
     answer_reply,
     answered_notes,
     both_reply,
@@ -117,7 +119,9 @@ class Conversation:
     """What the service keeps between turns (stored as JSON plus the program column)."""
 
     dialog: DialogState | None = None
-    pending_query: str | None = None  # the question waiting for a program choice
+    pending_query: str | None = (
+        None  # the question waiting for a program choice (or, with the program known, for its span)
+    )
     program: str | None = None  # set with /program or picked in a flow; narrows every FAQ search
     finished: DialogState | None = None  # the last finished flow, so that a correction can recompute it
     # Handoff to a person (bot.handoff): not-found count, last calculation, step, open case.
@@ -195,7 +199,16 @@ def _normal(text: str) -> str:
 
 
 def _score(outcome: Outcome) -> float | None:
-    return round(outcome.candidates[0].score, 6) if outcome.candidates else None
+    """The coverage logged with an outcome: the answered entry's (the policy may answer with a
+    close entry other than the first ranked), else the first ranked candidate's."""
+    chosen = [c for c in outcome.candidates if outcome.entry is not None and c.entry.id == outcome.entry.id]
+    best = chosen or outcome.candidates[:1]
+    return round(best[0].score, 6) if best else None
+
+
+def _span_choices(entries: Sequence[Entry]) -> tuple[ReplyChoice, ...]:
+    """One program's answers by span, to pick the one that applies."""
+    return tuple(ReplyChoice(e.question, _check_value(f"faq:{e.id}")) for e in entries)
 
 
 def _check_value(value: str) -> str:
@@ -489,8 +502,9 @@ class ConversationService(HandoffMixin):
             chosen = mine[0] if len(mine) == 1 else None
             if len(mine) > 1:
                 # Its answers by span were shown side by side: which one is theirs.
-                spans = tuple(ReplyChoice(e.question, _check_value(f"faq:{e.id}")) for e in mine)
-                return _Routed([Reply(CLARIFY_SPAN, spans)], conv, "clarify")
+                # Kept, so that a span typed instead of tapped (「1年半です」) answers the question.
+                conv.pending_query = query
+                return _Routed([Reply(CLARIFY_SPAN, _span_choices(mine))], conv, "clarify")
             if chosen is not None:
                 picked = Outcome(
                     query, "answered", both.candidates, entry=chosen, answers=(chosen,), program=arg
@@ -766,7 +780,9 @@ class ConversationService(HandoffMixin):
             # The bot has just asked which program: 「2020です」, 「両方」, 「わからない」, 「通常枠」.
             offered = [pid for pid in self.kb.programs if pid != "common"]
             reply = read_program_reply(self.kb, text, offered)
-            if reply is not None:
+            # With the program known, the question asked was which span of use applies: only a
+            # program named again is read as the program question's answer.
+            if reply is not None and (conv.program is None or reply.kind == "program"):
                 if reply.kind == "program" and reply.program is not None:
                     return self._service_choice(conv, f"prog:{reply.program}")
                 if reply.kind == "both":
@@ -776,6 +792,19 @@ class ConversationService(HandoffMixin):
                     conv.pending_query = None
                     return _Routed([Reply(reply.other.guide)], conv, "no_match")
                 return self._program_reply_kind(conv, reply.kind)
+            if conv.program is not None:
+                query = conv.pending_query
+                unsure = reply is not None and reply.kind == "unknown"
+                mine = [e for e in self.policy.decide(query).answers if e.program == conv.program] if unsure else []
+                if len(mine) > 1:
+                    # 「わからない」 to the span question: where the span counts from, and the line.
+                    lines = lines_to_call(self.kb, conv.program, self.now())
+                    how = "\n\n".join([SPAN_HOW_TO_TELL, *lines, CLARIFY_SPAN])
+                    return _Routed([Reply(how, _span_choices(mine))], conv, "clarify")
+                # 「1年半くらいです」 answers the span question: the question is decided again with it.
+                conv.pending_query = None
+                if stated_months(normalize(text)) is not None:
+                    return self._decide(conv, f"{query}。{text}", program=conv.program)
         else:
             stated = read_program_reply(self.kb, text, [pid for pid in self.kb.programs if pid != "common"])
             if stated is not None and stated.kind == "program" and stated.program is not None:

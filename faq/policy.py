@@ -265,7 +265,6 @@ class Policy:
         top = candidates[0]
         covering = [c for c in candidates if c.coverage >= cfg.coverage_min]
         second = candidates[1].relevance if len(candidates) > 1 else 0.0
-        conf = confidence(top.coverage, lead_of(top.relevance, second), cfg.lead_min)
         # Entries too close to the top to tell apart, among those that cover the question.
         close = [
             c
@@ -284,6 +283,8 @@ class Policy:
         best = max(close, key=lambda c: c.coverage)
         if best.coverage > top.coverage + 1e-9:
             top = best
+        # The answer's own coverage; the lead is the ranking's, between its first two.
+        conf = confidence(top.coverage, lead_of(candidates[0].relevance, second), cfg.lead_min)
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it, unless that answer covers the
         # question as well (a word the documents merely phrase differently, like 扱い, names none).

@@ -78,6 +78,8 @@ BOTH_SHORT = "制度によって回答が異なります。"
 PICK_PROGRAM = "制度を選ぶと、以後はその制度でお答えします。"
 # One program answers by how long the tool was used (2020 FAQ 質問6 and 質問7): which span is theirs.
 CLARIFY_SPAN = "ITツールを使った期間によって回答が異なります。どちらにあたりますか？"
+# 「わからない」 to it: the line says which span applies (no rule is restated here: the KB holds them).
+SPAN_HOW_TO_TELL = "導入からの期間がわからないときは、窓口でご確認いただけます。"
 _SENTENCE_END = "。！？"
 _OPEN, _CLOSE = "「（『【(", "」）』】)"
 
@@ -218,11 +220,8 @@ def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> 
     entries under one heading, one line each, and its line once: the heading and the phone
     number are not said twice.
     """
-    by_program: dict[str, list[Entry]] = {}
-    for entry in entries:
-        by_program.setdefault(entry.program, []).append(entry)
     blocks = []
-    for program, group in by_program.items():
+    for program, group in answers_by_program(entries).items():
         shorts = [short_answer(kb, e) for e in group]
         if len(group) > 1:
             shorts = ["・" + _with_condition(e, text) for e, text in zip(group, shorts, strict=True)]
@@ -231,6 +230,15 @@ def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> 
         head = program_label(kb, program) + ("\n" if len(group) > 1 else "")
         blocks.append(head + "\n".join([*shorts, *lines]))
     return Shaped(BOTH_SHORT, ("\n\n".join([*blocks, PICK_PROGRAM]),))
+
+
+def answers_by_program(entries: tuple[Entry, ...]) -> dict[str, list[Entry]]:
+    """Answers shown side by side, grouped by program in the order shown: one side per program,
+    holding its entries by span where it has several (2020 FAQ 質問6 and 質問7)."""
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry.program, []).append(entry)
+    return grouped
 
 
 def _with_condition(entry: Entry, short: str) -> str:

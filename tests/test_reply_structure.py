@@ -219,6 +219,21 @@ def test_a_cancellation_without_a_span_shows_both_2020_rules_under_one_heading(
     assert {"faq:it2020-cancel-within-year", "faq:it2020-cancel-after-year"} <= offered, offered
 
 
+def test_the_span_asked_back_can_be_typed_or_not_known(service: ConversationService) -> None:
+    say(service, "ITツール 解約 辞退届")
+    pick(service, "prog:it2020")
+    unsure = say(service, "わからない")  # where to find out, and the same question again
+    reply = unsure.replies[0]
+    check_first_message(reply)
+    assert IT2020_PHONE in reply.text and IT2023_PHONE not in reply.text
+    assert {"faq:it2020-cancel-within-year", "faq:it2020-cancel-after-year"} <= {
+        c.value for c in reply.choices
+    }
+    typed = say(service, "1年半くらいです")  # typed instead of tapped: answers the question kept
+    shown = "\n".join(r.text for r in typed.replies)
+    assert "返還の有無" in shown and "全額返還" not in shown
+
+
 # -- not found, ask-back ----------------------------------------------------------------------
 
 

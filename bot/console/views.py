@@ -17,7 +17,7 @@ from bot.console.highlight import highlight, highlight_terms
 from faq import Contact, Entry, KnowledgeBase, Outcome, PolicyConfig, answer_text
 from faq.models import SourceRef
 from faq.render import compact_program, general_contacts, source_line, sources_by_document
-from faq.replies import short_answer
+from faq.replies import answers_by_program, short_answer
 from rules import (
     REFUND_LABELS,
     ProductivityResult,
@@ -216,13 +216,10 @@ def search_view(
     columns: tuple[ProgramColumn, ...] = ()
     if len(outcome.answers) > 1:  # both programs' answers, side by side
         views_by_id = {v.entry.id: v for v in results}
-        grouped: dict[str, list[EntryView]] = {}
-        for e in outcome.answers:
-            if e.id in views_by_id:
-                grouped.setdefault(e.program, []).append(views_by_id[e.id])
         columns = tuple(
-            ProgramColumn(program, kb.programs[program].short, tuple(items))
-            for program, items in grouped.items()
+            ProgramColumn(program, kb.programs[program].short, items)
+            for program, group in answers_by_program(outcome.answers).items()
+            if (items := tuple(views_by_id[e.id] for e in group if e.id in views_by_id))
         )
     fallback: tuple[ContactView, ...] = ()
     if outcome.status == "no_match" and not results:
