@@ -156,6 +156,8 @@ EVAL_FILES = (
     Path("tests/data/sealed11_queries.jsonl"),
     Path("tests/data/sealed12_queries.jsonl"),
     Path("tests/data/sealed13_queries.jsonl"),
+    Path("tests/data/sealed14_queries.jsonl"),
+    Path("tests/data/sealed15_queries.jsonl"),
 )
 
 

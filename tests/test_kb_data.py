@@ -286,6 +286,8 @@ def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None
             "sealed11_queries.jsonl",
             "sealed12_queries.jsonl",
             "sealed13_queries.jsonl",
+            "sealed14_queries.jsonl",
+            "sealed15_queries.jsonl",
         )
         for q in load_queries(data / name)
     ]
