@@ -119,9 +119,8 @@ class Conversation:
     """What the service keeps between turns (stored as JSON plus the program column)."""
 
     dialog: DialogState | None = None
-    pending_query: str | None = (
-        None  # the question waiting for a program choice (or, with the program known, for its span)
-    )
+    # The question waiting for a program choice (or, with the program known, for its span).
+    pending_query: str | None = None
     program: str | None = None  # set with /program or picked in a flow; narrows every FAQ search
     finished: DialogState | None = None  # the last finished flow, so that a correction can recompute it
     # Handoff to a person (bot.handoff): not-found count, last calculation, step, open case.
@@ -795,7 +794,11 @@ class ConversationService(HandoffMixin):
             if conv.program is not None:
                 query = conv.pending_query
                 unsure = reply is not None and reply.kind == "unknown"
-                mine = [e for e in self.policy.decide(query).answers if e.program == conv.program] if unsure else []
+                mine = (
+                    [e for e in self.policy.decide(query).answers if e.program == conv.program]
+                    if unsure
+                    else []
+                )
                 if len(mine) > 1:
                     # 「わからない」 to the span question: where the span counts from, and the line.
                     lines = lines_to_call(self.kb, conv.program, self.now())

@@ -265,32 +265,13 @@ def test_2020_answer_keeps_the_official_wording(
 
 def test_no_evaluation_question_is_copied_into_the_kb(kb: KnowledgeBase) -> None:
 
+    from bot.cli import eval_files
     from faq.checks import copied_questions
     from faq.evaluate import load_queries
 
-    data = Path(__file__).parent / "data"
-    questions = [
-        (name, q.query)
-        for name in (
-            "dev_queries.jsonl",
-            "sealed_queries.jsonl",
-            "sealed2_queries.jsonl",
-            "sealed3_queries.jsonl",
-            "sealed4_queries.jsonl",
-            "sealed5_queries.jsonl",
-            "sealed6_queries.jsonl",
-            "sealed7_queries.jsonl",
-            "sealed8_queries.jsonl",
-            "sealed9_queries.jsonl",
-            "sealed10_queries.jsonl",
-            "sealed11_queries.jsonl",
-            "sealed12_queries.jsonl",
-            "sealed13_queries.jsonl",
-            "sealed14_queries.jsonl",
-            "sealed15_queries.jsonl",
-        )
-        for q in load_queries(data / name)
-    ]
+    files = eval_files(Path(__file__).parent / "data")
+    assert {"dev_queries.jsonl", "sealed_queries.jsonl"} <= {f.name for f in files}
+    questions = [(path.name, q.query) for path in files for q in load_queries(path)]
     assert copied_questions(kb, questions) == []
     # Pasting a dev question in as a paraphrase, verbatim or nearly, is refused.
     entry = kb.entries[0]
