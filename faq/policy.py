@@ -31,6 +31,7 @@ class PolicyConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     coverage_min: float
     lead_min: float
+    vocabulary_min: float
     clarify_max: int
     suggest_min: float
 
@@ -298,6 +299,24 @@ class Policy:
         pair = self._other_program(top, candidates, close) if open_program else ()
         if own_words and pair and pair[0].coverage < cfg.coverage_min:
             pair = ()
+        if pair and prepared is not None:
+            # The question names one program by its own vocabulary (「効果報告のことで電話したい」):
+            # that program's answer alone, whichever of the pair ranked first on the shared words.
+            named = self.matcher.question_programs(prepared, cfg.vocabulary_min)
+            if len(named) == 1:
+                (program_named,) = named
+                if top.entry.program == program_named:
+                    pair = ()
+                elif all(c.entry.program == program_named for c in pair):
+                    return Outcome(
+                        query,
+                        "answered",
+                        candidates,
+                        entry=pair[0].entry,
+                        answers=tuple(c.entry for c in pair),
+                        confidence=conf,
+                        reason="the question names the program",
+                    )
         if pair:
             rest = [c for c in close if c.entry.program == top.entry.program and c is not top]
             if not rest:

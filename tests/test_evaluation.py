@@ -94,6 +94,30 @@ def test_decide_reports_confidence_that_follows_the_lead(policy: Policy) -> None
     assert clear.status == "answered" and 0.0 < clear.confidence <= 1.0
 
 
+def test_a_question_naming_one_program_by_its_vocabulary_gets_that_programs_answer_alone(
+    policy: Policy,
+) -> None:
+    # 効果報告 is said by most 2023 entries and by no 2020 one: a contact question about it is
+    # about the 2023 line, not both lines side by side.
+    outcome = policy.decide("効果報告の問い合わせ先の電話番号")
+    assert outcome.status == "answered"
+    assert [e.id for e in outcome.answers] == ["it2023-contact"]
+    assert outcome.program is None  # not remembered: the question did not name the program
+
+
+def test_a_word_few_entries_mention_names_no_program(policy: Policy) -> None:
+    # 勤怠 is in the 2023 guide only, but as a kind of tool two of its 48 entries mention; a
+    # cancellation of a 勤怠 tool still gets both programs' rules.
+    matcher = policy.matcher
+    share = policy.config.vocabulary_min
+    query = "勤怠ソフトを入れて3か月で解約したい、手続きは？"
+    assert matcher.question_programs(matcher.prepare(matcher.analyzer.analyze(query)), share) == {}
+    outcome = policy.decide(query)
+    assert {e.program for e in outcome.answers} == {"it2020", "it2023-multi"}
+    portal = matcher.prepare(matcher.analyzer.analyze("IT事業者ポータル"))
+    assert set(matcher.question_programs(portal, share)) == {"it2020"}
+
+
 def test_entries_too_close_to_tell_apart_are_told_apart_by_coverage(policy: Policy) -> None:
     # The partial cancellation ranks first on the words a general cancellation question shares
     # with it, but only the general entry's wording is said whole: it is the answer, and the
