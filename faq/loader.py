@@ -198,8 +198,11 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
                     f"unknown document {contact.source.document!r}",
                 )
             )
+    topics = {e.topic for e in entries if e.topic is not None}
     for entry in entries:
         where = first_place[entry.id]
+        if entry.beside is not None and entry.beside not in topics:
+            problems.append(Problem(where, entry.id, "beside", f"no entry has the topic {entry.beside!r}"))
         if entry.category not in cat_ids:
             problems.append(Problem(where, entry.id, "category", f"unknown category {entry.category!r}"))
         if entry.source.document not in doc_ids:

@@ -152,6 +152,11 @@ class Entry(_Frozen):
     program: ProgramId
     category: str
     topic: str | None = None
+    # The topic whose other-program answers are shown beside this entry's, without this entry being
+    # shown beside theirs: the 2023 refund on 辞退 is answered in the 2020 FAQ by its cancellation
+    # entries (cancelling is 辞退 there), but a 2020 cancellation's 2023 answer is the entry saying
+    # that cancelling is 辞退, not the refund entry, which never says so.
+    beside: str | None = None
     question: str = Field(min_length=2)
     paraphrases: tuple[str, ...] = Field(min_length=3)
     answer: str = Field(min_length=2)

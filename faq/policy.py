@@ -393,7 +393,8 @@ class Policy:
         """The other program's answers to show beside the top one, when the program is unknown.
 
         The knowledge base pairs entries that answer the same question for the two programs
-        (`topic`): the other program's entry of the top entry's topic is its answer, even when
+        (`topic`; `beside` for an entry answered by a topic it does not answer for): the other
+        program's entry of the top entry's topic is its answer, even when
         the question's details (「1年以上」) are in one program's document only.  Where the
         other program answers that topic by how long the tool was used (2020 FAQ 質問6 and 質問7:
         entries with `months`), each of those entries that the question's span leaves standing
@@ -404,8 +405,9 @@ class Policy:
         scores too close to the top to be told apart.
         """
         others = [c for c in candidates if c.entry.program not in (top.entry.program, "common")]
-        if top.entry.topic is not None:
-            same = [c for c in others if c.entry.topic == top.entry.topic]
+        topic = top.entry.topic or top.entry.beside
+        if topic is not None:
+            same = [c for c in others if c.entry.topic == topic]
             if same and same[0].entry.months is not None:
                 first = same[0]
                 by_span = [

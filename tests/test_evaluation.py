@@ -118,6 +118,19 @@ def test_a_word_few_entries_mention_names_no_program(policy: Policy) -> None:
     assert set(matcher.question_programs(portal, share)) == {"it2020"}
 
 
+def test_a_refund_on_withdrawal_shows_the_2020_cancellation_but_not_the_other_way(policy: Policy) -> None:
+    # The 2020 FAQ answers a refund on 辞退 with its cancellation entries (cancelling is 辞退
+    # there), so they are shown beside the 2023 refund entry (`beside`).  A 2020 cancellation's
+    # 2023 answer is the entry that says cancelling is 辞退; the refund entry never says so.
+    refund = policy.decide("辞退したら補助金は全額返さないといけませんか")
+    assert refund.status == "answered"
+    shown = [e.id for e in refund.answers]
+    assert shown[0] == "it2023-refund-on-withdrawal"
+    assert any(i.startswith("it2020-cancel-") for i in shown[1:]), shown
+    cancel = policy.decide("1年たたずに解約したら補助金は返すの？")
+    assert [e.id for e in cancel.answers] == ["it2020-cancel-within-year", "it2023-withdrawal-triggers"]
+
+
 def test_entries_too_close_to_tell_apart_are_told_apart_by_coverage(policy: Policy) -> None:
     # The partial cancellation ranks first on the words a general cancellation question shares
     # with it, but only the general entry's wording is said whole: it is the answer, and the

@@ -113,6 +113,15 @@ def test_dangling_related_id(data: Path) -> None:
     assert "no-such-entry" in problem.message
 
 
+def test_beside_a_topic_no_entry_has(data: Path) -> None:
+    # `beside` names the topic whose other-program answers are shown beside the entry: a topic
+    # nobody has would silently show nothing.
+    path = data / "kb" / "it2020.toml"
+    append(path, entry_block("broken-beside") + 'beside = "no-such-topic"\n')
+    problem = assert_named(problems_of(data), path, "broken-beside", "beside")
+    assert "no-such-topic" in problem.message
+
+
 def test_unknown_category(data: Path) -> None:
     path = data / "kb" / "it2023-multi.toml"
     append(path, entry_block("broken-category", program="it2023-multi", category="no-such-category"))
