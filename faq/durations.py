@@ -6,7 +6,7 @@ year or after it (IT導入補助金2020 FAQ 質問6 and 質問7).  Their wording
 question states, so that an entry's condition (`Entry.months`) can be compared with it.
 
 A span is [low, high) in months: 「5か月」 is [5, 5], 「1年未満」 [0, 12), 「3年目」 [24, 36),
-「1年以上」 [12, inf).  A year with four digits, an era year or a fiscal year (2023年, 令和2年,
+「1年以上」 [12, inf); a span negated is one not yet reached: 「まだ1年たってない」 is [0, 12).  A year with four digits, an era year or a fiscal year (2023年, 令和2年,
 令和2年度), and a month without a counter (4月), are dates, not durations.  A question stating two different spans states none.
 """
 
@@ -22,11 +22,21 @@ _NUMBER = r"(\d{1,3}|[一二三四五六七八九十]{1,3}|数)"
 # The counter is required: 「4月」 alone is April.
 _MONTH = r"(?:か|ヶ|ケ|カ|箇|ヵ)月"
 # Said after the span: shorter than it, or at least it.
-_BELOW = r"未満|以内|足らず|たたず|経たず|たたない|たっていない|経っていない|いかない|弱"
+# A span that has passed, negated, is one not yet reached: 「まだ1年たってない」, 「1年経過していない」,
+# 「半年も経ってへん」, 「1年になってない」 are all under it.  Tried before _ABOVE, whose 「たって」
+# and 「経過」 would otherwise read the start of 「たってない」 as the span reached.
+_PASSED = r"(?:たって|経って|過ぎて|すぎて|経過して|いって|になって|にもなって)"
+_NOT = r"(?:い)?(?:な[いくかけ]|ません|ねえ|へん)"
+_BELOW = (
+    rf"未満|以内|足らず|たたず|経たず|たたない|経たない|いかない|弱|に満たない|満たない"
+    rf"|に(?:も)?(?:ならない|ならず|届かない)|{_PASSED}{_NOT}"
+)
 _ABOVE = r"以上|超|過ぎ|すぎ|経過|たって|経って|経った|たった|が過ぎ"
+# 「しか」 with a negation is "only": 「8か月しか経ってない」 says eight months, not under eight.
+_PARTICLES = r"(?:も|しか|ほど|くらい|ぐらい|ちょっと|程度)"
 _SPAN = re.compile(
     rf"(?<![\d年])(?<!令和)(?<!平成)(?<!昭和)(?:{_NUMBER}年半|半年|{_NUMBER}年目|{_NUMBER}年(?!度|\d)|{_NUMBER}{_MONTH}(?!\d))"
-    rf"(?:間)?(?:\s*(?:も|しか|ほど|くらい|ぐらい|ちょっと|程度)?\s*({_BELOW}|{_ABOVE}))?"
+    rf"(?:間)?(?:\s*({_PARTICLES}{{0,2}})\s*({_BELOW}|{_ABOVE}))?"
 )
 _BELOW_RE = re.compile(_BELOW)
 # 以内 includes its end (「1年以内」 is up to and with one year): a hair past it, so that it
@@ -72,7 +82,7 @@ def _count(text: str) -> float | None:
 
 def _span(match: re.Match[str]) -> Span | None:
     text = match.group(0)
-    half_years, year_th, years, months, bound = match.groups()
+    half_years, year_th, years, months, particles, bound = match.groups()
     if text.startswith("半年"):
         point = 6.0
     else:
@@ -82,7 +92,7 @@ def _span(match: re.Match[str]) -> Span | None:
         if year_th is not None:  # during the n-th year
             return Span((n - 1) * 12, n * 12) if n >= 1 else None
         point = n * 12 + 6 if half_years else n * 12 if years else n
-    if bound is None:
+    if bound is None or ("しか" in (particles or "") and _BELOW_RE.fullmatch(bound)):
         return Span(point, point)
     if _BELOW_RE.fullmatch(bound):
         return Span(0.0, point + (_UP_TO if bound == "以内" else 0.0))

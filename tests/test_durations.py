@@ -33,6 +33,29 @@ def test_a_stated_span_is_read_in_months(text: str, span: Span) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("まだ1年たってない", Span(0, 12)),
+        ("導入後1年経過していないツール", Span(0, 12)),
+        ("半年も経ってへん", Span(0, 6)),
+        ("1年たってませんが", Span(0, 12)),
+        ("まだ1年になってない", Span(0, 12)),
+        ("1年に満たない", Span(0, 12)),
+        ("1年経たないうちに", Span(0, 12)),
+        ("1年過ぎてなくて", Span(0, 12)),
+        # 「しか」 with a negation is "only": the span itself, not under it.
+        ("10か月しか経っていない", Span(10, 10)),
+        ("8ヶ月くらいしか経ってない", Span(8, 8)),
+        # The span reached, for contrast: the same verbs without the negation.
+        ("2年たってる", Span(24, math.inf)),
+        ("1年経過した", Span(12, math.inf)),
+    ],
+)
+def test_a_negated_span_is_one_not_yet_reached(text: str, span: Span) -> None:
+    assert stated_months(text) == span
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "2023年4月に解約した",  # a date: a four-digit year, a month without a counter
