@@ -203,12 +203,7 @@ class Policy:
         if prepared.span is not None:
             # An entry whose condition the stated span contradicts is not the answer, however
             # much it shares: 「2年目に解約」 is never the first-year cancellation.
-            span = prepared.span
-            candidates = [
-                c
-                for c in candidates
-                if c.entry.months is None or span.fits(c.entry.months.min, c.entry.months.below) is not False
-            ]
+            candidates = [c for c in candidates if _span_allows(prepared, c.entry)]
         flow = self.detect_dialog(norm)
         if flow is not None:
             return Outcome(
@@ -296,7 +291,7 @@ class Policy:
         )
         # The program is open: unknown, and the top entry belongs to one.
         open_program = not known and top.entry.program != "common"
-        pair = self._other_program(top, candidates, close) if open_program else ()
+        pair = self._other_program(top, candidates, close, prepared) if open_program else ()
         if own_words and pair and pair[0].coverage < cfg.coverage_min:
             pair = ()
         if pair and prepared is not None:
@@ -388,7 +383,11 @@ class Policy:
         return tuple(Choice(c.entry.question, c.entry.id, c.entry.program) for c in offered)
 
     def _other_program(
-        self, top: Candidate, candidates: Sequence[Candidate], close: Sequence[Candidate]
+        self,
+        top: Candidate,
+        candidates: Sequence[Candidate],
+        close: Sequence[Candidate],
+        prepared: Query | None = None,
     ) -> tuple[Candidate, ...]:
         """The other program's answers to show beside the top one, when the program is unknown.
 
@@ -408,6 +407,13 @@ class Policy:
         topic = top.entry.topic or top.entry.beside
         if topic is not None:
             same = [c for c in others if c.entry.topic == topic]
+            if not same and prepared is not None:
+                # The pairing is the knowledge base's, not the ranking's: the other program's
+                # answer to the same question is looked for beyond the first candidates, where
+                # words of other entries (補助金, 返還) can push it (「半年で使うのやめたら補助金返還
+                # になる？」 is a cancellation; the 2023 refund and penalty entries outrank its 2023
+                # answer on the money words).
+                same = [c for c in self._ranked_beyond(prepared, top) if c.entry.topic == topic]
             if same and same[0].entry.months is not None:
                 first = same[0]
                 by_span = [
@@ -424,6 +430,19 @@ class Policy:
             if same:
                 return (same[0],)
         return tuple(c for c in others if c in close)[:1]
+
+    def _ranked_beyond(self, prepared: Query, top: Candidate) -> list[Candidate]:
+        """Every entry of the other programs that the question meets, best first, as `decide`
+        keeps them (an entry whose span of months the question contradicts is left out)."""
+        programs = set(self.kb.programs) - {top.entry.program, "common"}
+        ranked = self.matcher.rank_prepared(prepared, programs=programs, k=len(self.kb.entries))
+        return [c for c in ranked if _span_allows(prepared, c.entry)]
+
+
+def _span_allows(prepared: Query, entry: Entry) -> bool:
+    """False when the question's span of months contradicts the entry's condition."""
+    span, months = prepared.span, entry.months
+    return span is None or months is None or span.fits(months.min, months.below) is not False
 
 
 def _months_from(candidate: Candidate) -> float:

@@ -169,3 +169,13 @@ def test_offers_of_one_program_make_room_for_the_other_programs_answer(policy: P
     assert len(unknown.suggestions) <= policy.config.clarify_max
     known = policy.decide(question, program="it2020")
     assert known.suggestions and {s.program for s in known.suggestions} == {"it2020"}
+
+
+def test_the_other_programs_answer_is_found_beyond_the_first_candidates(policy: Policy) -> None:
+    """The pairing is the knowledge base's (`topic`), not the ranking's: money words (補助金, 返還)
+    push the 2023 refund and penalty entries above the 2023 answer to a cancellation, beyond the
+    candidates ranked first, and the 2020 answer was shown alone."""
+    outcome = policy.decide("半年で使うのやめたら補助金返還になる？")
+    assert outcome.status == "answered"
+    assert [e.id for e in outcome.answers] == ["it2020-cancel-within-year", "it2023-withdrawal-triggers"]
+    assert "it2023-withdrawal-triggers" not in [c.entry.id for c in outcome.candidates]
