@@ -6,8 +6,10 @@ year or after it (IT導入補助金2020 FAQ 質問6 and 質問7).  Their wording
 question states, so that an entry's condition (`Entry.months`) can be compared with it.
 
 A span is [low, high) in months: 「5か月」 is [5, 5], 「1年未満」 [0, 12), 「3年目」 [24, 36),
-「1年以上」 [12, inf); a span negated is one not yet reached: 「まだ1年たってない」 is [0, 12).  A year with four digits, an era year or a fiscal year (2023年, 令和2年,
-令和2年度), and a month without a counter (4月), are dates, not durations.  A question stating two different spans states none.
+「1年以上」 [12, inf); a span negated is one not yet reached: 「まだ1年たってない」 is [0, 12).
+A year with four digits, an era year or a fiscal year (2023年, 令和2年, 令和2年度), and a month
+without a counter (4月), are dates, not durations.  A question stating two different spans states
+none.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _MONTH = r"(?:か|ヶ|ケ|カ|箇|ヵ)月"
 _PASSED = r"(?:たって|経って|過ぎて|すぎて|経過して|いって|になって|にもなって)"
 _NOT = r"(?:い)?(?:な[いくかけ]|ません|ねえ|へん)"
 _BELOW = (
-    rf"未満|以内|足らず|たたず|経たず|たたない|経たない|いかない|弱|に満たない|満たない"
+    r"未満|以内|足らず|たたず|経たず|たたない|経たない|いかない|弱|に満たない|満たない"
     rf"|に(?:も)?(?:ならない|ならず|届かない)|{_PASSED}{_NOT}"
 )
 _ABOVE = r"以上|超|過ぎ|すぎ|経過|たって|経って|経った|たった|が過ぎ"
@@ -92,9 +94,10 @@ def _span(match: re.Match[str]) -> Span | None:
         if year_th is not None:  # during the n-th year
             return Span((n - 1) * 12, n * 12) if n >= 1 else None
         point = n * 12 + 6 if half_years else n * 12 if years else n
-    if bound is None or ("しか" in (particles or "") and _BELOW_RE.fullmatch(bound)):
+    below = bound is not None and _BELOW_RE.fullmatch(bound) is not None
+    if bound is None or (below and "しか" in particles):
         return Span(point, point)
-    if _BELOW_RE.fullmatch(bound):
+    if below:
         return Span(0.0, point + (_UP_TO if bound == "以内" else 0.0))
     return Span(point, math.inf)
 
