@@ -152,6 +152,13 @@ class Query:
         return frozenset(t for full, *_ in self.concepts for t in full)
 
     @cached_property
+    def plain_words(self) -> frozenset[str]:
+        """The question's words that name no document: verbs and formal nouns (入れる, うち), and
+        the words read in from a stated span (1年未満 for 「10か月」), which are the KB's, not the
+        asker's."""
+        return frozenset(c.key for c in self.analysis.concepts if not c.salient) | self.span_words
+
+    @cached_property
     def said_parts(self) -> frozenset[str]:
         """The compound parts of the question's words."""
         return frozenset(p for _, parts, *_ in self.concepts for p in parts)
@@ -479,9 +486,7 @@ class Matcher:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
         program = self.entries[idx].program
         full_terms = self._entry_full[idx]
-        # Verbs and formal nouns (入れる, うち) name no document; nouns and phrases do.  Words read
-        # in from a stated span (1年未満 for 「10か月」) are the KB's, not the asker's.
-        plain = {c.key for c in query.analysis.concepts if not c.salient} | query.span_words
+        plain = query.plain_words
         return tuple(
             t
             for full, _, _, countable in query.concepts
@@ -500,7 +505,7 @@ class Matcher:
         under another name) is said by a few entries only and names nothing.  A concept counts
         with all its forms (synonyms, readings).
         """
-        plain = {c.key for c in query.analysis.concepts if not c.salient} | query.span_words
+        plain = query.plain_words
         found: dict[str, tuple[str, ...]] = {}
         for full, _, _, countable in query.concepts:
             if not countable or full[0] in plain:
