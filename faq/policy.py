@@ -393,8 +393,8 @@ class Policy:
 
         The knowledge base pairs entries that answer the same question for the two programs
         (`topic`; `beside` for an entry answered by a topic it does not answer for): the other
-        program's entry of the top entry's topic is its answer, even when
-        the question's details (「1年以上」) are in one program's document only.  Where the
+        program's entry of the top entry's topic is its answer, even when the question's details
+        (「1年以上」) are in one program's document only.  Where the
         other program answers that topic by how long the tool was used (2020 FAQ 質問6 and 質問7:
         entries with `months`), each of those entries that the question's span leaves standing
         and that covers the question is shown beside the best-ranked one: a cancellation asked
