@@ -70,8 +70,10 @@ def load_queries(path: Path) -> list[LabelledQuery]:
         grades = {str(k): int(v) for k, v in graded.items()}
         if not grades and ids:
             grades = dict.fromkeys(ids, 1)
-        if not ids and grades:
-            # Graded labels only (a public benchmark): the top grade is what answers.
+        if "gold_ids" not in obj and grades:
+            # Graded labels only (a public benchmark): the top grade is what answers.  A row that
+            # says `"gold_ids": []` says nothing answers it (out of scope), whatever it grades as
+            # related.
             top = max(grades.values())
             ids = tuple(k for k, v in grades.items() if v == top and v > 0)
         out.append(LabelledQuery(obj["query"], ids, grades))

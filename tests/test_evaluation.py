@@ -161,6 +161,17 @@ def test_graded_labels_and_comment_lines_are_read(tmp_path: Path) -> None:
     assert second.gold_ids == ("3",) and second.grades == {"3": 1}
 
 
+def test_an_empty_gold_ids_stays_out_of_scope_whatever_it_grades_as_related(tmp_path: Path) -> None:
+    """`"gold_ids": []` with a related entry graded 1: nothing answers it, so it is out of scope
+    (only a row without gold_ids, as public benchmarks write them, takes its top grade as gold)."""
+    path = tmp_path / "q.jsonl"
+    rows = [{"query": "a", "gold_ids": [], "gold": {"1": 1}}, {"query": "b", "gold": {"1": 1}}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    related_only, public = load_queries(path)
+    assert related_only.gold_ids == () and not related_only.in_scope and related_only.grades == {"1": 1}
+    assert public.gold_ids == ("1",) and public.in_scope
+
+
 def test_eval_runs_on_any_graded_public_style_set(tmp_path: Path) -> None:
     """`kounen eval --kb other.jsonl --queries q.jsonl` with graded labels: nDCG@10 and Recall@10."""
     from typer.testing import CliRunner
