@@ -482,6 +482,23 @@ class Matcher:
         query.cache["wording_shares"] = best
         return best
 
+    def sibling_words(self, query: Query, idx: int, other: int) -> tuple[str, ...]:
+        """The question's words that entry `idx` says whole and entry `other` meets only through
+        compound parts: 補助事業者 against a wording of IT導入支援事業者.  The other entry says a
+        sibling term, which tells the two apart however much else they share."""
+        full_idx = self._entry_full[idx]
+        terms_other, full_other = self._entry_terms[other], self._entry_full[other]
+        return tuple(
+            full[0]
+            for full, parts, _, countable in query.concepts
+            if countable
+            and parts
+            and not full_idx.isdisjoint(full)
+            and terms_other.isdisjoint(full)
+            and full_other.isdisjoint(full)
+            and not terms_other.isdisjoint(parts)
+        )
+
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""
         program = self.entries[idx].program

@@ -31,6 +31,7 @@ class PolicyConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     coverage_min: float
     lead_min: float
+    apart_min: float
     vocabulary_min: float
     clarify_max: int
     suggest_min: float
@@ -265,11 +266,13 @@ class Policy:
         close = [
             c
             for c in covering
-            # An entry that covers less of the question than the top one can be told apart from it.
+            # An entry that covers clearly less of the question than the top one (by `apart_min`)
+            # can be told apart from it; one that covers nearly as much cannot.
             # (The question side only: siblings differ in how much of their wordings a short
             # question says, not in whether they are what it asks about.)
             if lead_of(top.relevance, c.relevance) < cfg.lead_min
-            and c.question_coverage >= top.question_coverage - 1e-9
+            and c.question_coverage >= top.question_coverage - cfg.apart_min - 1e-9
+            and not self._sibling(prepared, top, c)
         ]
         # Entries too close to tell apart by relevance are told apart by coverage: the one that
         # covers the question and its own wording best leads.  A general question (「ツール 解約
@@ -353,6 +356,14 @@ class Policy:
             confidence=conf,
             reason="close candidates",
         )
+
+    def _sibling(self, prepared: Query | None, top: Candidate, other: Candidate) -> bool:
+        """Whether `other` covers less of the question than `top` only by saying a sibling of one
+        of its words (IT導入支援事業者 for 補助事業者): told apart, whatever `apart_min` allows."""
+        if prepared is None or other is top or other.question_coverage >= top.question_coverage - 1e-9:
+            return False
+        position = self.matcher.position
+        return bool(self.matcher.sibling_words(prepared, position[top.entry.id], position[other.entry.id]))
 
     def _suggestions(self, candidates: Sequence[Candidate], *, known: bool = True) -> tuple[Choice, ...]:
         """The entries offered under a "not found": the best-ranked few that come near the question.

@@ -51,3 +51,34 @@ def test_outcome(policy: Policy, case: dict[str, Any]) -> None:
     if case["status"] == "clarify":
         offered = [c.entry_id for c in outcome.choices]
         assert gold & set(offered), f"{detail}; offered {offered}, gold {sorted(gold)}"
+
+
+@pytest.mark.parametrize(
+    ("second_covers", "apart_min", "status"),
+    [
+        (0.80, 0.0, "answered"),  # covers less: told apart, the first is answered
+        (0.80, 0.3, "clarify"),  # covers nearly as much: not told apart, asked back
+        (0.60, 0.3, "answered"),  # covers clearly less (by more than apart_min): told apart
+        (1.00, 0.0, "clarify"),  # covers as much: never told apart
+    ],
+)
+def test_close_entries_are_told_apart_only_by_a_clear_coverage_gap(
+    kb: KnowledgeBase, second_covers: float, apart_min: float, status: str
+) -> None:
+    """Two entries within the lead bar: the bot asks back unless the second covers the question's
+    words clearly less than the first (policy.toml's `apart_min`)."""
+    from faq.matcher import Candidate
+    from faq.policy import PolicyConfig
+
+    first, second = kb.entries[0], kb.entries[1]
+    candidates = (
+        Candidate(first, 0.9, (), relevance=10.0, question_coverage=1.0, wording_coverage=0.8),
+        Candidate(second, 0.8, (), relevance=9.8, question_coverage=second_covers, wording_coverage=0.8),
+    )
+    policy = Policy(kb, config=PolicyConfig.load().model_copy(update={"apart_min": apart_min}))
+    outcome = policy._from_candidates("質問", candidates, None, known=True)
+    assert outcome.status == status, outcome.reason
+    if status == "answered":
+        assert [e.id for e in outcome.answers] == [first.id]
+    else:
+        assert {c.entry_id for c in outcome.choices} == {first.id, second.id}
