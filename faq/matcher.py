@@ -357,10 +357,16 @@ class Matcher:
             # Only for an entry the question is otherwise about (「こうか報告って2年目もある？」 is
             # about a report's second year, not about cancelling in it): it says another of its words.
             asked = {t for full, _, _, countable in out if countable for t in full}
+            # And only when that entry covers the question's own words at least as well as every
+            # entry of its program without a span: 「半年前に入れたツールのうち一つだけ解約」 is the
+            # partial cancellation, and its span says when the tools came in, not which entry.
+            own = Query(analysis, (*out, *(((w,), (), self._weight((w,)), True) for w in added if w not in have)))
             span_words = frozenset(
                 w
                 for idx, months, words in self._spans
-                if span.fits(months.min, months.below) and asked & (self._entry_full[idx] - set(words))
+                if span.fits(months.min, months.below)
+                and asked & (self._entry_full[idx] - set(words))
+                and self._span_entry_leads(own, idx)
                 for w in words
                 if w not in have
             )
@@ -368,6 +374,17 @@ class Matcher:
         if added:
             out.extend(((w,), (), self._weight((w,)), True) for w in dict.fromkeys(added) if w not in have)
         return Query(analysis, tuple(out), span, span_words)
+
+    def _span_entry_leads(self, query: Query, idx: int) -> bool:
+        """Whether span entry `idx` covers the question at least as well as every entry of its
+        program that has no span condition (the partial cancellation, the refund...)."""
+        program = self.entries[idx].program
+        own = self.question_coverage(query, idx)
+        return all(
+            own >= self.question_coverage(query, j) - 1e-9
+            for j, e in enumerate(self.entries)
+            if e.program == program and e.months is None
+        )
 
     def _weight(self, terms: Sequence[str]) -> float:
         """IDF of the concept: its rarest known form, or the highest IDF when the KB knows none."""
