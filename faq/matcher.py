@@ -360,7 +360,9 @@ class Matcher:
             # And only when that entry covers the question's own words at least as well as every
             # entry of its program without a span: 「半年前に入れたツールのうち一つだけ解約」 is the
             # partial cancellation, and its span says when the tools came in, not which entry.
-            own = Query(analysis, (*out, *(((w,), (), self._weight((w,)), True) for w in added if w not in have)))
+            own = Query(
+                analysis, (*out, *(((w,), (), self._weight((w,)), True) for w in added if w not in have))
+            )
             span_words = frozenset(
                 w
                 for idx, months, words in self._spans
