@@ -352,6 +352,8 @@ class Matcher:
         # 「10か月で解約」 says 1年未満, as the entry for cancelling within the first year does.
         span = stated_months(analysis.normalized) if self._spans else None
         have = {t for o in out for t in o[0]}
+        # The words found in the readings, as concepts of their own (each counted once).
+        read_in = [self._read_in(w) for w in dict.fromkeys(added) if w not in have]
         span_words: frozenset[str] = frozenset()
         if span is not None:
             # Only for an entry the question is otherwise about (「こうか報告って2年目もある？」 is
@@ -360,9 +362,7 @@ class Matcher:
             # And only when that entry covers the question's own words at least as well as every
             # entry of its program without a span: 「半年前に入れたツールのうち一つだけ解約」 is the
             # partial cancellation, and its span says when the tools came in, not which entry.
-            own = Query(
-                analysis, (*out, *(((w,), (), self._weight((w,)), True) for w in added if w not in have))
-            )
+            own = Query(analysis, (*out, *read_in))
             span_words = frozenset(
                 w
                 for idx, months, words in self._spans
@@ -372,10 +372,13 @@ class Matcher:
                 for w in words
                 if w not in have
             )
-            added.extend(sorted(span_words))
-        if added:
-            out.extend(((w,), (), self._weight((w,)), True) for w in dict.fromkeys(added) if w not in have)
-        return Query(analysis, tuple(out), span, span_words)
+            read_in += [self._read_in(w) for w in sorted(span_words) if w not in added]
+        return Query(analysis, (*out, *read_in), span, span_words)
+
+    def _read_in(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...], float, bool]:
+        """A word the question is read as saying (from a reading, or from a stated span), as a
+        concept: the KB's own form, no compound parts, counted for coverage."""
+        return ((word,), (), self._weight((word,)), True)
 
     def _span_entry_leads(self, query: Query, idx: int) -> bool:
         """Whether span entry `idx` covers the question at least as well as every entry of its

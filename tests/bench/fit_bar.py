@@ -80,8 +80,12 @@ def main() -> None:
         )
     if args.setting != "coverage_min" and not args.bars:
         parser.error("--setting: give the values to sweep with --bars")
+    try:
+        given = [float(b) for b in args.bars.split(",")] if args.bars else None
+    except ValueError:
+        parser.error(f"--bars: expected numbers separated by commas, got {args.bars!r}")
     if args.suggest:
-        bars = [float(b) for b in (args.bars or "0.30,0.35,0.40,0.425,0.45,0.475,0.50,0.55,0.60").split(",")]
+        bars = given or [0.30, 0.35, 0.40, 0.425, 0.45, 0.475, 0.50, 0.55, 0.60]
         print(
             "| suggest_min | not found, offering entries | offering a right one | offering none | helpful − useless |"
         )
@@ -91,9 +95,7 @@ def main() -> None:
                 f"| {bar:.3f} | {shown} | {helpful} (of {missed} in-scope not found) | {shown - helpful} | {2 * helpful - shown} |"
             )
         return
-    bars = [
-        float(b) for b in (args.bars or "0.62,0.64,0.66,0.68,0.69,0.70,0.71,0.72,0.74,0.76,0.78").split(",")
-    ]
+    bars = given or [0.62, 0.64, 0.66, 0.68, 0.69, 0.70, 0.71, 0.72, 0.74, 0.76, 0.78]
     print(
         f"| {args.setting} | in: correct | in: wrong | in: asked back | out: refused | all: wrong | correct − 3×wrong |"
     )
