@@ -570,7 +570,7 @@ class Matcher:
         """Best entries first, each with its coverage.  `programs` keeps only entries of those programs."""
         if not self.entries:
             return []
-        prepared = self.prepare(analysis or self.analyzer.analyze(query))
+        prepared = self.prepare(analysis or self.analyzer.analyze(query, negations=True))
         return self.rank_prepared(prepared, programs=programs, k=k)
 
     def rank_prepared(

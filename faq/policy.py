@@ -197,7 +197,7 @@ class Policy:
         narrowed = set(mention.narrowed) if program is None and not mention.others else set()
         allowed = {program, "common"} if program else ({*narrowed, "common"} if narrowed else None)
         analysis = self.matcher.analyzer.analyze(
-            name_phone_lines(query, mention.quoted) if mention.by_phone else query
+            name_phone_lines(query, mention.quoted) if mention.by_phone else query, negations=True
         )
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)

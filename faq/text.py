@@ -49,6 +49,19 @@ STOPWORDS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
+# 「AじゃなくてB」「AではなくB」「AでなくB」: the asker names A to say the question is *not* about
+# it.  The copula (じゃ, で, optionally は) and 無い's なく mark it; B must follow.  A is the phrase
+# right before the copula: content words, back to a particle, punctuation or the start, through
+# 「の」 only when what follows it is a formal head (マイページの方じゃなくて).
+_NEG_COPULA = frozenset({"じゃ", "で"})
+_NEG_FORMAL_HEADS = frozenset({"方", "ほう", "側", "がわ", "やつ", "奴"})
+_NEG_PHRASE_POS = frozenset({"名詞", "代名詞", "接頭辞", "接尾辞", "動詞", "形容詞", "形状詞", "助動詞"})
+# 「人件費ではなく役員報酬だけ書いてもいい？」 asks whether B may stand in for A: the question is
+# about A's rule, so A stays.  Asking leave (〜てもいい, 〜でも大丈夫, 〜て構わない) in the rest of
+# the sentence marks it.
+_LEAVE = re.compile(r"[てで]も?(?:いい|よい|良い|よろし|大丈夫|構わ|かまわ|構い|かまい|問題な|ok)")
+_SENTENCE_END = frozenset({"。", "?", "!", "？", "！"})
+
 _SPACE = re.compile(r"\s+")
 _TRANSLATE = str.maketrans({"〜": "~", "～": "~", "−": "-", "‐": "-", "―": "-", "－": "-", "ｰ": "ー"})
 
@@ -230,13 +243,19 @@ class Analyzer:
     def _tokens(self, text: str, tokenizer: Any) -> list[_Token]:
         return [self._token(m) for m in tokenizer.tokenize(text)] if text else []
 
-    def analyze(self, text: str) -> Analysis:
+    def analyze(self, text: str, *, negations: bool = False) -> Analysis:
+        """The concepts of `text`.  With `negations` (a user's question, not a KB wording), a phrase
+        the asker says the question is not about (「ポータルじゃなくてマイページ」's ポータル) adds no
+        concept: it names the entry the user is *not* asking for.  A KB wording keeps it, since
+        there the contrast is what the entry answers (「経常利益じゃなくて営業利益？」).
+        """
         norm = normalize(text)
         if self._ignore is not None:
             norm = self._ignore.sub(" ", norm)
         morphemes = list(self._tok_c.tokenize(norm)) if norm else []
         cached = [self._cached(m) for m in morphemes]
         tokens = [tok for tok, _ in cached]
+        negated = _negated(tokens) if negations else frozenset()
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
@@ -255,6 +274,10 @@ class Analyzer:
             if tok.symbol or not _KANA.match(tok.reading):
                 close_run()  # punctuation, or letters and digits without a reading
             if tok.symbol:
+                i += 1
+                continue
+            if i in negated:
+                close_run()  # nor is its reading read for KB words
                 i += 1
                 continue
             start = sum(map(len, run))
@@ -310,6 +333,46 @@ class Analyzer:
     @staticmethod
     def _is_content(tok: _Token) -> bool:
         return tok.pos in _CONTENT_POS and tok.norm not in STOPWORDS and len(tok.norm) > 0
+
+
+def _negated(tokens: Sequence[_Token]) -> frozenset[int]:
+    """Indices of the tokens of every phrase the asker negates in favour of what follows it."""
+    out: set[int] = set()
+    for j, tok in enumerate(tokens):
+        if tok.surface not in _NEG_COPULA:
+            continue
+        k = j + 1
+        if k < len(tokens) and tokens[k].surface == "は":
+            k += 1
+        if k >= len(tokens) or tokens[k].surface != "なく" or tokens[k].norm != "無い":
+            continue
+        rest: list[_Token] = []
+        for t in tokens[k + 1 :]:
+            if t.surface in _SENTENCE_END:
+                break
+            rest.append(t)
+        if not any(Analyzer._is_content(t) for t in rest):
+            continue  # 「…ではなく。」 with nothing after it negates nothing in favour of anything
+        if _LEAVE.search("".join(t.surface for t in rest)):
+            continue  # 「AではなくBでもいい？」: a question about A
+        i = j - 1
+        while i >= 0 and tokens[i].pos2 == "準体助詞":  # 届かないんじゃなくて
+            i -= 1
+        phrase: list[int] = []
+        while i >= 0:
+            t = tokens[i]
+            if t.symbol:
+                break
+            if t.pos in _NEG_PHRASE_POS:
+                phrase.append(i)
+            elif t.surface == "の" and phrase and all(tokens[p].norm in _NEG_FORMAL_HEADS for p in phrase):
+                pass  # マイページの方じゃなくて: the phrase goes on through 「の」 to what the 方 is of
+            else:
+                break
+            i -= 1
+        out.update(phrase)
+        out.update(range(j, k + 1))  # the marker itself: 無い's なく is not what is asked about
+    return frozenset(out)
 
 
 def _reading(tokens: Sequence[_Token]) -> str:
