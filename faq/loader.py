@@ -78,6 +78,7 @@ class KnowledgeBase:
     other_programs: tuple[OtherProgram, ...] = ()
     program_replies: ProgramReplies = field(default_factory=ProgramReplies)
     ignore_phrases: tuple[str, ...] = ()
+    mixup_words: tuple[str, ...] = ()
     warnings: tuple[Problem, ...] = ()
     by_id: dict[str, Entry] = field(init=False)
 
@@ -139,6 +140,7 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     )
     matching = _models(Matching, [catalog.get("matching", {})], catalog_path, "matching", problems)
     ignore = tuple(p for m in matching for p in (*m.ignore, *m.framing))
+    mixup = tuple(w for m in matching for w in m.mixup)
     contacts = _models(
         Contact, _read_toml(contacts_path, problems).get("contact"), contacts_path, "contact", problems
     )
@@ -199,6 +201,12 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
                 )
             )
     topics = {e.topic for e in entries if e.topic is not None}
+    for other in others:
+        for eid in other.told_apart_in:
+            if eid not in entry_ids:
+                problems.append(
+                    Problem(str(catalog_path), other.id, "told_apart_in", f"no entry has the id {eid!r}")
+                )
     for entry in entries:
         where = first_place[entry.id]
         if entry.beside is not None and entry.beside not in topics:
@@ -260,6 +268,7 @@ def load_kb(data_dir: Path = DATA_DIR) -> KnowledgeBase:
         other_programs=tuple(others),
         program_replies=replies[0] if replies else ProgramReplies(),
         ignore_phrases=ignore,
+        mixup_words=mixup,
         warnings=tuple(warnings),
     )
 

@@ -115,6 +115,11 @@ class OtherProgram(_Frozen):
     cues: tuple[str, ...]
     guide: str
     source: SourceRef
+    # Entries that name this program only to say it is a different one (2020 FAQ 質問1の注記:
+    # IT導入補助金2021's portal is not 2020's).  A question naming this program and no covered one
+    # comes from its own recipient, whom such an entry does not answer, unless the question asks
+    # about the mix-up itself (`Matching.mixup`).
+    told_apart_in: tuple[str, ...] = ()
 
 
 class Matching(_Frozen):
@@ -122,6 +127,8 @@ class Matching(_Frozen):
 
     ignore: tuple[str, ...] = ()
     framing: tuple[str, ...] = ()
+    # Words that say a question is about telling two things apart (間違え, 取り違え, 別物).
+    mixup: tuple[str, ...] = ()
 
 
 class ProgramReplies(_Frozen):

@@ -133,6 +133,7 @@ class Policy:
         # Programs and frames this knowledge base does not cover are out of scope like other subsidies.
         other_cues = [c for other in kb.other_programs for c in other.cues]
         self._foreign = tuple(normalize(c) for c in (*kb.foreign_cues, *other_cues))
+        self._mixup = tuple(normalize(w) for w in kb.mixup_words)
         self._entry_text = {
             e.id: normalize(" ".join((e.question, *e.paraphrases, e.answer))) for e in kb.entries
         }
@@ -218,6 +219,11 @@ class Policy:
                 *(normalize(c) for o in mention.others for c in o.cues if normalize(c) in norm),
             ]
             candidates = [c for c in candidates if all(f in self._entry_text[c.entry.id] for f in names)]
+            if not mention.programs and not any(w in norm for w in self._mixup):
+                # 「IT導入補助金2021のマイページに入れない」 comes from a 2021 recipient: an entry that
+                # names 2021 only to tell it apart from 2020 answers only a question about the mix-up.
+                apart = {eid for o in mention.others for eid in o.told_apart_in}
+                candidates = [c for c in candidates if c.entry.id not in apart]
             if not candidates:
                 return Outcome(
                     query, "no_match", (), program=program, reason="another program", others=mention.others

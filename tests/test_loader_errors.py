@@ -113,6 +113,16 @@ def test_dangling_related_id(data: Path) -> None:
     assert "no-such-entry" in problem.message
 
 
+def test_told_apart_in_an_entry_that_does_not_exist(data: Path) -> None:
+    path = data / "catalog.toml"
+    text = path.read_text(encoding="utf-8")
+    broken = text.replace('told_apart_in = ["it2020-login-failed"]', 'told_apart_in = ["no-such-entry"]')
+    assert broken != text
+    path.write_text(broken, encoding="utf-8")
+    problem = assert_named(problems_of(data), path, "it-other-year", "told_apart_in")
+    assert "no-such-entry" in problem.message
+
+
 def test_beside_a_topic_no_entry_has(data: Path) -> None:
     # `beside` names the topic whose other-program answers are shown beside the entry: a topic
     # nobody has would silently show nothing.

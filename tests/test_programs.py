@@ -204,3 +204,36 @@ def test_a_named_program_or_another_year_wins_over_the_narrowing(kb: KnowledgeBa
     outcome = Policy(kb).decide("令和元年度補正と令和2年度三次補正で入れたツールの解約")
     assert outcome.status == "no_match"
     assert [o.id for o in outcome.others] == ["it-other-year"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["IT導入補助金2021の申請マイページに入れなくなった", "令和2年度三次補正のポータル ログインエラー"],
+)
+def test_an_uncovered_programs_recipient_is_not_given_the_entry_that_tells_it_apart(
+    kb: KnowledgeBase, question: str
+) -> None:
+    """The 2020 login entry names IT導入補助金2021 only to say its portal is another one
+    (catalog.toml `told_apart_in`): a 2021 recipient gets the pointer to 2021's own homepage."""
+    from faq import Policy
+
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "no_match", outcome
+    assert [o.id for o in outcome.others] == ["it-other-year"]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "ログインできない。IT導入補助金2021のマイページと間違えてる？",
+        "IT導入補助金2021の画面と取り違えたかも、ログインエラー",
+    ],
+)
+def test_a_question_about_the_mix_up_gets_the_entry_that_tells_them_apart(
+    kb: KnowledgeBase, question: str
+) -> None:
+    from faq import Policy
+
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "answered", outcome
+    assert [e.id for e in outcome.answers] == ["it2020-login-failed"]
