@@ -25,8 +25,8 @@ class _CachedAnalyzer(Analyzer):
     """Leave-one-out rebuilds the index hundreds of times; analyse each text once."""
 
     @cache  # noqa: B019 - lives as long as one check run
-    def analyze(self, text: str) -> Analysis:
-        return super().analyze(text)
+    def analyze(self, text: str, *, negations: bool = False) -> Analysis:
+        return super().analyze(text, negations=negations)
 
 
 @dataclass
