@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from faq.loader import DATA_DIR, KBError, KnowledgeBase, Problem
 from faq.matcher import Candidate, Matcher, Query
 from faq.models import Entry, FlowId, OtherProgram
-from faq.programs import name_phone_lines, programs_in_question
+from faq.programs import name_phone_lines, name_program_years, programs_in_question
 from faq.text import normalize
 
 Status = Literal["answered", "clarify", "no_match", "smalltalk", "dialog"]
@@ -191,6 +191,9 @@ class Policy:
         small = self.detect_smalltalk(norm)
         if small is not None:
             return Outcome(query, "smalltalk", (), program=program, smalltalk=small, reason="smalltalk")
+        # 「2022年度のIT導入補助金」 names a program as 「IT導入補助金2022」 does, in the cues and in the
+        # matching alike.
+        norm = name_program_years(norm)
         mention = programs_in_question(self.kb, norm)
         program = program or mention.program
         # A question that rules the other programs out (「令和元年度補正」) is answered from the one
@@ -198,7 +201,8 @@ class Policy:
         narrowed = set(mention.narrowed) if program is None and not mention.others else set()
         allowed = {program, "common"} if program else ({*narrowed, "common"} if narrowed else None)
         analysis = self.matcher.analyzer.analyze(
-            name_phone_lines(query, mention.quoted) if mention.by_phone else query, negations=True
+            name_program_years(name_phone_lines(query, mention.quoted) if mention.by_phone else query),
+            negations=True,
         )
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)

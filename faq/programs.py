@@ -28,6 +28,17 @@ from faq.text import normalize
 
 # A bare year followed by 年 (but not 年度), or by a date separator and a digit, is a date.
 _DATE_TAIL = re.compile(r"\s*(?:年(?!度)|[/.\-]\s*\d)")
+# A year said with the subsidy's name, before it (「2022年度のIT導入補助金」, 「2020年のIT補助金」) or
+# after it (「IT導入補助金（2021年度）」), names the program as 「IT導入補助金2022」 does.  A year
+# followed by a month or a date separator (「2023年5月」, 「2023/5」), or joined by another particle
+# (「2022年にIT導入補助金で」), is a date and is left alone.
+_SUBSIDY = r"(?:it導入補助金|it補助金)"
+_YEAR_OF = r"(?:年度|年(?!\s*\d))?"
+_YEAR_BEFORE = re.compile(rf"(?<!\d)(20\d\d)\s*{_YEAR_OF}\s*の?\s*{_SUBSIDY}(?!\s*\d)")
+_YEAR_AFTER = re.compile(
+    rf"{_SUBSIDY}\s*[(\[]?\s*(20\d\d)(?!\d)(?!\s*(?:[/.\-]|年)\s*\d)\s*{_YEAR_OF}\s*[)\]]?"
+)
+_SPACE_RUN = re.compile(r"\s{2,}")
 # Words a short reply may carry around the program name: 「2020です」, 「たぶん2023の方かな」.
 _FILLER = re.compile(
     r"(?:でした|だと思います|だと思う|と思います|思います|かな|かも|たぶん|多分|おそらく|"
@@ -128,13 +139,28 @@ def name_phone_lines(text: str, quoted: Sequence[Contact]) -> str:
     return _PHONE.sub(name, normalize(text))
 
 
+def name_program_years(text: str) -> str:
+    """The normalised text with each year said with the subsidy's name written as the program's
+    name: 「2022年度のIT導入補助金」 and 「IT導入補助金（2022年度）」 become 「it導入補助金2022」.
+
+    The cues (catalog.toml) name programs as 「IT導入補助金2022」; people as often put the year
+    first.  Read that way, the phrase names IT導入補助金2022, an uncovered program, and in the
+    matching it is the subsidy's name, not a 年度 to match against entries that mention one.
+    """
+    norm = normalize(text)
+    if "補助金" not in norm:  # most questions: nothing to rewrite
+        return norm
+    norm = _YEAR_BEFORE.sub(lambda m: f" it導入補助金{m.group(1)} ", norm)
+    return _SPACE_RUN.sub(" ", _YEAR_AFTER.sub(lambda m: f" it導入補助金{m.group(1)} ", norm)).strip()
+
+
 def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
     """The programs a question names without doubt, and any uncovered program or frame it names.
 
     A line's phone number names the line's program: each number serves one program
     (contacts.toml), and a person quoting it has that line in hand.
     """
-    norm = normalize(text)
+    norm = name_program_years(text)
     quoted = _quoted_lines(kb, norm)
     by_phone = {c.program for c in quoted if c.program != "common"}  # gBizID serves both
     programs = tuple(
@@ -166,7 +192,7 @@ def read_program_reply(kb: KnowledgeBase, text: str, offered: Sequence[str]) -> 
     Returns None when the text is not such a reply (most often a new question), so that
     the caller treats it as one.
     """
-    norm = normalize(text)
+    norm = name_program_years(text)
     if not norm:
         return None
     replies = kb.program_replies

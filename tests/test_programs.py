@@ -18,12 +18,17 @@ BOTH = ("it2020", "it2023-multi")
         ("2020年度の交付決定を受けました。解約したい", "it2020"),
         ("令和2年度補正で導入したツールを解約", "it2020"),
         ("後年窓口の電話番号", "it2020"),
+        ("2020年度のIT導入補助金の辞退届", "it2020"),
+        ("IT導入補助金 (2020年度) の解約", "it2020"),
         ("複数社連携の効果報告はいつ", "it2023-multi"),
         ("2023の複数社連携で辞退したい", "it2023-multi"),
         # A bare year in a date is not a program.
         ("2023年4月に解約した", None),
         ("2020年10月に導入して2021/3/1に解約", None),
         ("2023/04/01に導入しました", None),
+        # A year joined to the name by another particle, or followed by a month, stays a date.
+        ("2022年にIT導入補助金で入れたツールの解約", None),
+        ("IT導入補助金 2023年5月に解約した", None),
         # 「2023」 alone is not 複数社連携: most 2023 recipients are in other frames.
         ("IT導入補助金2023の効果報告", None),
         ("2023の辞退届", None),
@@ -42,6 +47,10 @@ def test_program_in_question(kb: KnowledgeBase, question: str, program: str | No
         ("通常枠の効果報告はいつ", "it2023-other"),
         ("IT導入補助金2021のマイページ", "it-other-year"),
         ("令和2年度三次補正の解約", "it-other-year"),
+        # The year said before the name, or after it in brackets, names the program all the same.
+        ("2022年度のIT導入補助金のマイページ", "it-other-year"),
+        ("2021年のIT補助金で入れたツールの解約", "it-other-year"),
+        ("IT導入補助金（2024年度）の効果報告", "it-other-year"),
         ("インボイス枠で導入したツール", "it2023-other"),
     ],
 )
@@ -70,6 +79,8 @@ def test_uncovered_programs_are_named_not_taken(kb: KnowledgeBase, question: str
         ("それ以外", "other", None),
         ("通常枠", "other", None),
         ("通常枠です", "other", None),
+        ("2020年度のIT導入補助金です", "program", "it2020"),
+        ("2022年度のIT導入補助金です", "other", None),
     ],
 )
 def test_reply_to_which_program(kb: KnowledgeBase, reply: str, kind: str, program: str | None) -> None:
@@ -237,3 +248,49 @@ def test_a_question_about_the_mix_up_gets_the_entry_that_tells_them_apart(
     outcome = Policy(kb).decide(question)
     assert outcome.status == "answered", outcome
     assert [e.id for e in outcome.answers] == ["it2020-login-failed"]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("2022年度のIT導入補助金で申請マイページ", "it導入補助金2022 で申請マイページ"),
+        ("2020年のIT補助金の後年手続き", "it導入補助金2020 の後年手続き"),
+        ("IT導入補助金（2021年度）で導入", "it導入補助金2021 で導入"),
+        ("IT導入補助金2020", "it導入補助金2020"),
+        ("2023年5月にIT導入補助金で", "2023年5月にit導入補助金で"),
+        ("IT導入補助金 2023/5/1 に申請", "it導入補助金 2023/5/1 に申請"),
+        ("解約したい", "解約したい"),
+    ],
+)
+def test_a_year_said_with_the_subsidys_name_is_written_as_the_program(text: str, named: str) -> None:
+    from faq.programs import name_program_years
+
+    assert name_program_years(text) == named
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "2022年度のIT導入補助金でマイページにログインできない",
+        "IT導入補助金（2021年度）で入れたツールを一部解約したい",
+    ],
+)
+def test_an_uncovered_year_said_before_the_name_gets_that_years_pointer(
+    kb: KnowledgeBase, question: str
+) -> None:
+    from faq import Policy
+
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "no_match", outcome
+    assert [o.id for o in outcome.others] == ["it-other-year"]
+
+
+def test_a_covered_year_said_before_the_name_is_not_matched_as_a_year(kb: KnowledgeBase) -> None:
+    """「2020年のIT導入補助金」 is the program's name: its 年 must not pull towards the contact entry's
+    wording 「2020年度のIT導入補助金の…」, nor leave the question's program open."""
+    from faq import Policy
+
+    outcome = Policy(kb).decide("2020年のIT導入補助金の後年手続き、問い合わせ先はどこ？")
+    assert outcome.status == "answered", outcome
+    assert [e.id for e in outcome.answers] == ["it2020-contact"]
+    assert outcome.program == "it2020"
