@@ -102,6 +102,9 @@ class Outcome:
     # Answered from the one program the question left possible (「令和元年度補正」), which it did
     # not name: the answer says what else the words could mean.
     narrowed: bool = False
+    # The programs the question left possible without naming one (「IT導入補助金2023」 rules out
+    # 2020): a "not found" gives their lines only, not a line the asker cannot be served by.
+    within: tuple[str, ...] = ()
     # The programs and frames not covered here that the question names (their guides are shown).
     others: tuple[OtherProgram, ...] = ()
     # Not found, but these entries come near the question: offered under the honest "not found"
@@ -237,6 +240,8 @@ class Policy:
         )
         if narrowed and outcome.status == "answered":
             outcome = replace(outcome, narrowed=True)
+        if narrowed:
+            outcome = replace(outcome, within=tuple(sorted(narrowed)))
         if mention.others and outcome.status == "no_match":
             outcome = replace(outcome, others=mention.others)
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":

@@ -289,7 +289,8 @@ def offer_labels(kb: KnowledgeBase, outcome: Outcome) -> tuple[str, ...]:
 
 def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shaped:
     """Nothing fits: said shortly, with the line that applies (both, compactly, when unknown)."""
-    lines = lines_to_call(kb, outcome.program, now)
+    within = kb.programs.get(outcome.within[0]) if len(outcome.within) == 1 else None
+    lines = lines_to_call(kb, outcome.program or (within.id if within else None), now)
     if outcome.others:
         return Shaped("\n".join(o.guide for o in outcome.others), lines)
     program = kb.programs.get(outcome.program or "")
@@ -297,4 +298,7 @@ def not_found_reply(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> Shape
     offer = ("\n" + SUGGEST,) if outcome.suggestions else ()  # a paragraph of its own
     if outcome.reason == "not in this program's document" and program is not None:
         return Shaped(NOT_IN_PROGRAM.format(program=program.short), (*lines, *offer))
-    return Shaped(NOT_FOUND, (*lines, *offer))
+    # The one program the question left possible gives the line; what else its words could mean
+    # is said under it, as under an answer.
+    note = (f"※{within.narrowing_note}",) if within is not None and within.narrowing_note else ()
+    return Shaped(NOT_FOUND, (*lines, *note, *offer))

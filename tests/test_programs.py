@@ -294,3 +294,46 @@ def test_a_covered_year_said_before_the_name_is_not_matched_as_a_year(kb: Knowle
     assert outcome.status == "answered", outcome
     assert [e.id for e in outcome.answers] == ["it2020-contact"]
     assert outcome.program == "it2020"
+
+
+@pytest.mark.parametrize(
+    "question", ["IT導入補助金2023のコールセンターの電話番号", "2023年度のIT導入補助金 問い合わせ先"]
+)
+def test_it2023_named_with_the_subsidy_rules_out_the_2020_answer(kb: KnowledgeBase, question: str) -> None:
+    """「IT導入補助金2023」 is not 複数社連携 (the guide's other frames are elsewhere), but its asker is no
+    2020 recipient: the 2023 guide answers alone, with where the other frames' guide is."""
+    from faq import Policy
+    from faq.replies import answered_notes
+
+    assert programs_in_question(kb, question).narrowed == ("it2023-multi",)
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "answered", outcome
+    assert [e.id for e in outcome.answers] == ["it2023-contact"]
+    assert outcome.program is None  # not remembered: the question did not name the frame
+    assert any("共通の「事業実施効果報告の手引き」" in n for n in answered_notes(kb, outcome))
+
+
+def test_another_2023_frame_is_not_narrowed_to_the_multi_company_frame(kb: KnowledgeBase) -> None:
+    mention = programs_in_question(kb, "IT導入補助金2023の通常枠の効果報告はいつ")
+    assert [o.id for o in mention.others] == ["it2023-other"]
+    from faq import Policy
+
+    outcome = Policy(kb).decide("IT導入補助金2023の通常枠の効果報告はいつ")
+    assert not outcome.within and not outcome.narrowed
+
+
+def test_not_found_within_one_program_gives_that_programs_line_only(kb: KnowledgeBase) -> None:
+    """A 2023 recipient whose question the 2023 guide is silent on is not given the 2020 line."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from faq import Policy
+    from faq.replies import not_found_reply
+
+    outcome = Policy(kb).decide("IT導入補助金2023のマイページのログインIDを忘れてしまった")
+    assert outcome.status == "no_match", outcome
+    assert outcome.within == ("it2023-multi",)
+    text = not_found_reply(kb, outcome, datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))).text
+    assert "0570-666-376" in text
+    assert "0570-002-551" not in text
+    assert "共通の「事業実施効果報告の手引き」" in text
