@@ -112,6 +112,11 @@ class Outcome:
     suggestions: tuple[Choice, ...] = ()
 
 
+def _both_lines(first: Candidate, second: Candidate) -> bool:
+    """Both entries say whom to call (topic `contact`): each program's line."""
+    return first.entry.topic == second.entry.topic == "contact"
+
+
 def _has_meaning(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
@@ -302,6 +307,9 @@ class Policy:
         # A question using words of one program's document only (ナビダイヤル, 効果報告) is about
         # that program: no second program's answer beside it, unless that answer covers the
         # question as well (a word the documents merely phrase differently, like 扱い, names none).
+        # Between two programs' lines, covering the rest is not enough: each program has its own
+        # line, and a question about what only one of them has (the お問い合わせフォーム, ナビダイヤル,
+        # the gBizID 窓口) asks for that one; the other line would be a number that cannot help.
         own_words = (
             self.matcher.one_program_words(prepared, self.matcher.position[top.entry.id])
             if prepared is not None
@@ -310,7 +318,7 @@ class Policy:
         # The program is open: unknown, and the top entry belongs to one.
         open_program = not known and top.entry.program != "common"
         pair = self._other_program(top, candidates, close, prepared) if open_program else ()
-        if own_words and pair and pair[0].coverage < cfg.coverage_min:
+        if own_words and pair and (pair[0].coverage < cfg.coverage_min or _both_lines(top, pair[0])):
             pair = ()
         if pair and prepared is not None:
             # The question names one program by its own vocabulary (「効果報告のことで電話したい」):

@@ -337,3 +337,21 @@ def test_not_found_within_one_program_gives_that_programs_line_only(kb: Knowledg
     assert "0570-666-376" in text
     assert "0570-002-551" not in text
     assert "共通の「事業実施効果報告の手引き」" in text
+
+
+@pytest.mark.parametrize("question", ["問い合わせフォームのURLを知りたい", "お問い合わせフォームのURL教えて"])
+def test_a_question_about_what_only_one_line_has_gets_that_line(kb: KnowledgeBase, question: str) -> None:
+    """The お問い合わせフォーム is in the 2020 FAQ only (質問2): the 2023 line, though it too has a
+    URL, is not shown beside it."""
+    from faq import Policy
+
+    outcome = Policy(kb).decide(question)
+    assert outcome.status == "answered", outcome
+    assert [e.id for e in outcome.answers] == ["it2020-contact"]
+
+
+def test_a_general_question_about_the_lines_still_gets_both(kb: KnowledgeBase) -> None:
+    from faq import Policy
+
+    outcome = Policy(kb).decide("電話番号を教えてほしい")
+    assert sorted(e.id for e in outcome.answers) == ["it2020-contact", "it2023-contact"]
