@@ -99,17 +99,20 @@ class Outcome:
     # Answered from one program's document while the program is unknown, and no entry of the
     # other covered program covers the question: the answer says so.
     other_silent: bool = False
-    # Answered from the one program the question left possible (「令和元年度補正」), which it did
-    # not name: the answer says what else the words could mean.
-    narrowed: bool = False
-    # The programs the question left possible without naming one (「IT導入補助金2023」 rules out
-    # 2020): a "not found" gives their lines only, not a line the asker cannot be served by.
+    # The programs the question left possible without naming one (「令和元年度補正」 rules out 2023,
+    # 「IT導入補助金2023」 rules out 2020): an answer says what else the words could mean, and a
+    # "not found" gives their lines only, not a line the asker cannot be served by.
     within: tuple[str, ...] = ()
     # The programs and frames not covered here that the question names (their guides are shown).
     others: tuple[OtherProgram, ...] = ()
     # Not found, but these entries come near the question: offered under the honest "not found"
     # (one tap answers, where the bot could not be sure enough to answer by itself).
     suggestions: tuple[Choice, ...] = ()
+
+    @property
+    def narrowed(self) -> bool:
+        """Answered from the one program the question left possible, which it did not name."""
+        return self.status == "answered" and bool(self.within)
 
 
 def _both_lines(first: Candidate, second: Candidate) -> bool:
@@ -209,8 +212,7 @@ class Policy:
         narrowed = set(mention.narrowed) if program is None and not mention.others else set()
         allowed = {program, "common"} if program else ({*narrowed, "common"} if narrowed else None)
         analysis = self.matcher.analyzer.analyze(
-            name_program_years(name_phone_lines(query, mention.quoted) if mention.by_phone else query),
-            negations=True,
+            name_phone_lines(norm, mention.quoted) if mention.by_phone else norm, negations=True
         )
         prepared = self.matcher.prepare(analysis)
         candidates = self.matcher.rank_prepared(prepared, programs=allowed, k=k)
@@ -243,8 +245,6 @@ class Policy:
         outcome = self._from_candidates(
             query, tuple(candidates), program, known=program is not None or bool(narrowed), prepared=prepared
         )
-        if narrowed and outcome.status == "answered":
-            outcome = replace(outcome, narrowed=True)
         if narrowed:
             outcome = replace(outcome, within=tuple(sorted(narrowed)))
         if mention.others and outcome.status == "no_match":

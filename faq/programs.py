@@ -38,7 +38,6 @@ _YEAR_BEFORE = re.compile(rf"(?<!\d)(20\d\d)\s*{_YEAR_OF}\s*の?\s*{_SUBSIDY}(?!
 _YEAR_AFTER = re.compile(
     rf"{_SUBSIDY}\s*[(\[]?\s*(20\d\d)(?!\d)(?!\s*(?:[/.\-]|年)\s*\d)\s*{_YEAR_OF}\s*[)\]]?"
 )
-_SPACE_RUN = re.compile(r"\s{2,}")
 # Words a short reply may carry around the program name: 「2020です」, 「たぶん2023の方かな」.
 _FILLER = re.compile(
     r"(?:でした|だと思います|だと思う|と思います|思います|かな|かも|たぶん|多分|おそらく|"
@@ -151,7 +150,7 @@ def name_program_years(text: str) -> str:
     if "補助金" not in norm:  # most questions: nothing to rewrite
         return norm
     norm = _YEAR_BEFORE.sub(lambda m: f" it導入補助金{m.group(1)} ", norm)
-    return _SPACE_RUN.sub(" ", _YEAR_AFTER.sub(lambda m: f" it導入補助金{m.group(1)} ", norm)).strip()
+    return normalize(_YEAR_AFTER.sub(lambda m: f" it導入補助金{m.group(1)} ", norm))  # spaces folded
 
 
 def programs_in_question(kb: KnowledgeBase, text: str) -> ProgramMention:
