@@ -102,6 +102,10 @@ CASES: dict[str, Case] = {
     ),
     # 令和元年度補正 alone: the 2020 answer with the note that IT導入補助金2021 shares the words.
     "narrowed": Case(("令和元年度補正で入れたツールを半年で解約したら？",)),
+    # 「IT導入補助金2023」 without a frame: the 2023 answer with where the other frames' guide is,
+    # and a "not found" with the 2023 line only.
+    "narrowed-2023": Case(("IT導入補助金2023のコールセンターの電話番号",)),
+    "not-found-within": Case(("IT導入補助金2023のマイページのログインIDを忘れてしまった",)),
     # A line quoted by its number: that line's program only.
     "phone-number": Case(("0570-666-376に何回かけてもつながらない",)),
     "contacts": Case(("@go:contacts",), answer=False),
