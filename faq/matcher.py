@@ -179,12 +179,15 @@ class Matcher:
         answer_docs: list[tuple[str, ...]] = []
         self._entry_terms: list[frozenset[str]] = []
         self._entry_full: list[frozenset[str]] = []
+        # The negated predicates each entry's wordings say (ログインできません): what goes wrong.
+        self._entry_predicates: list[frozenset[str]] = []
         readings: dict[str, set[str]] = {}
         wording_concepts: list[tuple[Concept, ...]] = []
         for idx, entry in enumerate(self.entries):
             pooled: list[str] = []
             seen: set[str] = set()
             full: set[str] = set()
+            predicates: set[str] = set()
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
                 wording_concepts.append(tuple(c for c in analysis.concepts if c.countable))
@@ -193,7 +196,9 @@ class Matcher:
                 pooled.extend(analysis.terms)
                 seen.update(analysis.terms)
                 full.update(analysis.full_terms)
+                predicates.update(analysis.predicates)
                 _add_readings(readings, analysis.concepts)
+            self._entry_predicates.append(frozenset(predicates))
             pooled_docs.append(tuple(pooled))
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
@@ -317,7 +322,9 @@ class Matcher:
         context = frozenset(
             t for c in analysis.concepts if c.salient and c.countable for t in c.terms if self.known(t)
         )
-        for c in analysis.concepts:
+        # A negated predicate is no word: it tells entries apart (`predicates_said`), it does not rank.
+        spoken = [c for c in analysis.concepts if not c.predicate]
+        for c in spoken:
             terms = c.terms
             if not any(self.known(t) for t in terms):
                 fixed = self._by_reading(c, context) or self._typo(c.key)
@@ -347,7 +354,7 @@ class Matcher:
                     dropped.update(key for key, _ in inner)
                     added.extend(fitting)
         if added:
-            out = [o for o, c in zip(out, analysis.concepts, strict=True) if c.key not in dropped]
+            out = [o for o, c in zip(out, spoken, strict=True) if c.key not in dropped]
         # A span of months the question states is said the way the entries that it fits say it:
         # 「10か月で解約」 says 1年未満, as the entry for cancelling within the first year does.
         span = stated_months(analysis.normalized) if self._spans else None
@@ -520,6 +527,13 @@ class Matcher:
             and full_other.isdisjoint(full)
             and not terms_other.isdisjoint(parts)
         )
+
+    def predicates_said(self, query: Query, idx: int) -> tuple[str, ...]:
+        """The question's negated predicates that entry `idx`'s wordings say too: 「ログインできない」
+        and the failed-login entry's 「ログインできません」, where the forgotten-ID entry says
+        「わかりません」 of the same nouns."""
+        said = self._entry_predicates[idx]
+        return tuple(p for p in query.analysis.predicates if p in said)
 
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""

@@ -294,6 +294,17 @@ class Policy:
             and c.question_coverage >= top.question_coverage - cfg.apart_min - 1e-9
             and not self._sibling(prepared, top, c)
         ]
+        # Entries that share the question's words are told apart by what it says of them: of
+        # 「申請マイページにログインできない」, the failed-login entry says 「ログインできません」 and the
+        # forgotten-ID entry 「IDがわかりません」.  Those saying most of the question's negated
+        # predicates stay; when all say as many, the predicate tells nothing and all stay.
+        if prepared is not None and prepared.analysis.predicates and len(close) > 1:
+            position = self.matcher.position
+            said = [len(self.matcher.predicates_said(prepared, position[c.entry.id])) for c in close]
+            if min(said) < max(said):
+                close = [c for c, n in zip(close, said, strict=True) if n == max(said)]
+                if top not in close:
+                    top = close[0]
         # Entries too close to tell apart by relevance are told apart by coverage: the one that
         # covers the question and its own wording best leads.  A general question (「ツール 解約
         # 辞退届」) says a whole wording of the general entry; the partial cancellation ranks as

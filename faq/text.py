@@ -95,6 +95,20 @@ INTERROGATIVES = frozenset(
 )
 
 
+# A negated predicate says what goes wrong: 「ログインできない」 is a failed login, 「IDがわからない」 a
+# forgotten ID, 「メールが届かない」 a mail that does not come, where 「どんなメールが届く」 asks for the
+# list.  Such questions share their nouns with a neighbouring entry; the predicate and its negation
+# tell them apart.  The negation (ない, ず, ん) is read back to its verb or adjective through the
+# auxiliaries between them (ませ, られ, て + いる / しまう); a サ変 noun stands for its する
+# (「提出しない」 is 提出 negated).  The concept's key is the predicate's dictionary form with this
+# mark, a form no text has, so it is never read as a typo or a reading of a word.
+PREDICATE_MARK = "¬"
+_NEGATION_NORMS = frozenset({"ない", "ず", "ぬ"})
+_TE = frozenset({"て", "で"})
+# Verbs that only add aspect after て (来ていない, 忘れてしまわない): the predicate is before them.
+_TE_AUXILIARIES = frozenset({"居る", "いる", "仕舞う", "しまう", "置く", "有る", "来る", "行く"})
+
+
 @dataclass(frozen=True)
 class Concept:
     """One idea of a text: its forms, counted once.  `countable` is False for question words and numbers."""
@@ -108,6 +122,9 @@ class Concept:
     # verbs, adverbs and time or quantity nouns (今日, 全部, 途中) say how.  A word the knowledge
     # base does not know only counts against coverage when it is salient.
     salient: bool = True
+    # A negated predicate (PREDICATE_MARK): not a word of the text, neither ranked nor counted
+    # for coverage; it tells apart entries that share the question's words (faq/policy.py).
+    predicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,12 +140,17 @@ class Analysis:
     @property
     def terms(self) -> tuple[str, ...]:
         """Every full form of every concept (index side), parts included."""
-        return tuple(t for c in self.concepts for t in (*c.terms, *c.parts))
+        return tuple(t for c in self.concepts if not c.predicate for t in (*c.terms, *c.parts))
 
     @property
     def full_terms(self) -> tuple[str, ...]:
         """The full forms only: 申請マイページ, not its part 申請."""
-        return tuple(t for c in self.concepts for t in c.terms)
+        return tuple(t for c in self.concepts if not c.predicate for t in c.terms)
+
+    @property
+    def predicates(self) -> tuple[str, ...]:
+        """The negated predicates the text says (ログインできない's 出来る¬): they are no word of it."""
+        return tuple(c.key for c in self.concepts if c.predicate)
 
 
 @dataclass(frozen=True)
@@ -311,6 +333,12 @@ class Analyzer:
                 salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
+            elif tok.pos == "助動詞" and tok.norm in _NEGATION_NORMS:
+                key = _negated_predicate(tokens, i)
+                if key is not None:
+                    concepts.append(
+                        Concept(key, (key,), (), "", countable=False, salient=False, predicate=True)
+                    )
             i += 1
         close_run()
         return Analysis(norm, _merge(concepts), tuple(runs))
@@ -373,6 +401,31 @@ def _negated(tokens: Sequence[_Token]) -> frozenset[int]:
         out.update(phrase)
         out.update(range(j, k + 1))  # the marker itself: 無い's なく is not what is asked about
     return frozenset(out)
+
+
+def _negated_predicate(tokens: Sequence[_Token], at: int) -> str | None:
+    """The key of the predicate the negation at `at` negates, or None when it negates no verb or
+    adjective (「IDじゃない」 negates a noun: what is asked about is said by the noun itself)."""
+    j = at - 1
+    while j >= 0 and _auxiliary(tokens, j):
+        j -= 1
+    if j < 0 or tokens[j].pos not in ("動詞", "形容詞"):
+        return None
+    head = tokens[j]
+    if head.norm == "為る":  # 提出しない: the サ変 noun is the predicate, する says nothing
+        if j == 0 or tokens[j - 1].pos != "名詞":
+            return None
+        head = tokens[j - 1]
+    return head.norm + PREDICATE_MARK
+
+
+def _auxiliary(tokens: Sequence[_Token], j: int) -> bool:
+    """Whether token `j` only inflects the predicate before it: an auxiliary (ませ, られ), the て
+    that joins an aspect verb, or that verb after it (届いていない's い)."""
+    t = tokens[j]
+    if t.pos == "助動詞" or (t.pos == "助詞" and t.norm in _TE):
+        return True
+    return t.pos == "動詞" and t.norm in _TE_AUXILIARIES and j > 0 and tokens[j - 1].norm in _TE
 
 
 def _reading(tokens: Sequence[_Token]) -> str:
