@@ -120,6 +120,9 @@ class OtherProgram(_Frozen):
     # comes from its own recipient, whom such an entry does not answer, unless the question asks
     # about the mix-up itself (`Matching.mixup`).
     told_apart_in: tuple[str, ...] = ()
+    # Bare years that name this program only as the reply to "which program?" (「2022年度です」):
+    # in a question a bare year is a date or nothing, but as that reply it can only be a program.
+    reply_cues: tuple[str, ...] = ()
 
 
 class Matching(_Frozen):

@@ -203,7 +203,7 @@ def read_program_reply(kb: KnowledgeBase, text: str, offered: Sequence[str]) -> 
         hits = _cue_hits(norm, (*prog.cues, *prog.content_cues, *prog.reply_cues, prog.short, prog.name))
         if hits:
             named[pid] = hits
-    others = [(o, _cue_hits(norm, o.cues)) for o in kb.other_programs]
+    others = [(o, _cue_hits(norm, (*o.cues, *o.reply_cues))) for o in kb.other_programs]
     other_named = [(o, hits) for o, hits in others if hits]
     words = [w for hits in named.values() for w in hits] + [w for _, hits in other_named for w in hits]
     kinds: tuple[tuple[ReplyKind, tuple[str, ...]], ...] = (

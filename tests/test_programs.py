@@ -81,6 +81,10 @@ def test_uncovered_programs_are_named_not_taken(kb: KnowledgeBase, question: str
         ("通常枠です", "other", None),
         ("2020年度のIT導入補助金です", "program", "it2020"),
         ("2022年度のIT導入補助金です", "other", None),
+        # A bare year that is not offered, said as the reply: another year of the subsidy.
+        ("2022年度です", "other", None),
+        ("2021", "other", None),
+        ("うちは2024年度かな", "other", None),
     ],
 )
 def test_reply_to_which_program(kb: KnowledgeBase, reply: str, kind: str, program: str | None) -> None:
@@ -95,12 +99,22 @@ def test_an_uncovered_frame_is_named_in_the_reply(kb: KnowledgeBase) -> None:
     assert "共通" in got.other.guide
 
 
+def test_a_bare_other_year_in_the_reply_names_that_years_program(kb: KnowledgeBase) -> None:
+    """「2022年度です」 answers "which program?" with IT導入補助金2022: its pointer, not a new question."""
+    got = read_program_reply(kb, "2022年度です", BOTH)
+    assert got is not None and got.other is not None
+    assert got.other.id == "it-other-year"
+    # In a question, the same bare year is a date or nothing: only a reply reads it.
+    assert not programs_in_question(kb, "2022年度に解約した").others
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "ツールを半年で解約したらどうなる？",
         "申請マイページのIDがわからないのですが、2020で導入しました",
         "効果報告の期限はいつですか",
+        "2022年4月にツールを解約しました",  # a year in a date, in a new question
         "",
     ],
 )

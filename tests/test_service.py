@@ -206,6 +206,16 @@ def test_another_frame_gets_its_guide(service: ConversationService, kb: Knowledg
     assert "共通の「事業実施効果報告の手引き」" in texts(answer)
 
 
+def test_another_year_given_as_the_program_gets_its_pointer(
+    service: ConversationService, store: Store
+) -> None:
+    say(service, "問い合わせの電話番号を教えて")
+    answer = say(service, "2022年度です")
+    assert "その年度の IT導入補助金ホームページ" in texts(answer)
+    assert "見つかりませんでした" not in texts(answer)  # not taken as a new question
+    assert store.load(CHANNEL, "u1").program is None  # nothing covered to remember
+
+
 def test_a_program_named_in_a_question_is_remembered_and_shown(
     service: ConversationService, store: Store
 ) -> None:
