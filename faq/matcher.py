@@ -46,7 +46,7 @@ from rapidfuzz import fuzz, process
 from faq.durations import Span, stated_months
 from faq.loader import KnowledgeBase
 from faq.models import CONTACT_REF, Entry
-from faq.text import _KANA, Analysis, Analyzer, Concept
+from faq.text import _KANA, ASK_MARK, Analysis, Analyzer, Concept
 
 K1 = 1.2
 B = 0.75
@@ -533,7 +533,21 @@ class Matcher:
         and the failed-login entry's 「ログインできません」, where the forgotten-ID entry says
         「わかりません」 of the same nouns."""
         said = self._entry_predicates[idx]
-        return tuple(p for p in query.analysis.predicates if p in said)
+        return tuple(p for p in query.analysis.predicates if p in said and not p.endswith(ASK_MARK))
+
+    def asks_alike(self, query: Query, idx: int) -> bool:
+        """Whether entry `idx`'s wordings ask for a kind of answer the question asks for."""
+        kinds = self._entry_predicates[idx]
+        return any(p.endswith(ASK_MARK) and p in kinds for p in query.analysis.predicates)
+
+    def asks_otherwise(self, query: Query, idx: int) -> bool:
+        """Whether entry `idx`'s wordings ask for another kind of answer than the question does
+        (the way to hand in a 辞退届, where the question asks in which cases one is needed).  An
+        entry whose wordings ask for no kind, or for the question's, is not told apart by it: one
+        editor's 「…する方法」 among the paraphrases of one entry and not of its sibling says nothing."""
+        asked = {p for p in query.analysis.predicates if p.endswith(ASK_MARK)}
+        kinds = {p for p in self._entry_predicates[idx] if p.endswith(ASK_MARK)}
+        return bool(asked and kinds and not asked & kinds)
 
     def one_program_words(self, query: Query, idx: int) -> tuple[str, ...]:
         """The question's nouns that entry `idx` covers and that only its program's answers use."""

@@ -303,8 +303,14 @@ class Policy:
             said = [len(self.matcher.predicates_said(prepared, position[c.entry.id])) for c in close]
             if min(said) < max(said):
                 close = [c for c, n in zip(close, said, strict=True) if n == max(said)]
-                if top not in close:
-                    top = close[0]
+            # And by the kind of answer it asks for: 「どんな場合に辞退届がいる？」 asks for the cases;
+            # when an entry's wordings ask for them too, one whose wordings ask for the way to hand
+            # it in is told apart.
+            keep = [c for c in close if not self.matcher.asks_otherwise(prepared, position[c.entry.id])]
+            if any(self.matcher.asks_alike(prepared, position[c.entry.id]) for c in keep):
+                close = keep
+            if top not in close:
+                top = close[0]
         # Entries too close to tell apart by relevance are told apart by coverage: the one that
         # covers the question and its own wording best leads.  A general question (「ツール 解約
         # 辞退届」) says a whole wording of the general entry; the partial cancellation ranks as

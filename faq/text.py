@@ -109,6 +109,20 @@ _TE = frozenset({"て", "で"})
 _TE_AUXILIARIES = frozenset({"居る", "いる", "仕舞う", "しまう", "置く", "有る", "来る", "行く"})
 
 
+# The kind of answer a question asks for tells apart entries that share its nouns as well: 「どんな
+# 場合に辞退届が要る？」 asks for the cases, 「辞退届はどうやって出す？」 for the way.  The words saying
+# it are stop words or question words (場合, 時, どう), so they are read as a phrase: an
+# interrogative determiner before a noun of circumstance, or いつ, asks for the case; どうやって,
+# どのように, a verb's 〜方 (出し方) or 方法 asks for the way.  Keys with this mark, like the
+# predicates', are no word of any text.
+ASK_MARK = "?"
+ASK_CASE = "場合" + ASK_MARK
+ASK_WAY = "方法" + ASK_MARK
+_ASK_DETERMINERS = frozenset({"どういう", "どんな", "どのような", "どの", "どう"})
+_CASE_NOUNS = frozenset({"場合", "時", "ケース", "状況", "条件"})
+_WAY_NOUNS = frozenset({"方法", "やり方", "仕方", "手順"})
+
+
 @dataclass(frozen=True)
 class Concept:
     """One idea of a text: its forms, counted once.  `countable` is False for question words and numbers."""
@@ -122,8 +136,9 @@ class Concept:
     # verbs, adverbs and time or quantity nouns (今日, 全部, 途中) say how.  A word the knowledge
     # base does not know only counts against coverage when it is salient.
     salient: bool = True
-    # A negated predicate (PREDICATE_MARK): not a word of the text, neither ranked nor counted
-    # for coverage; it tells apart entries that share the question's words (faq/policy.py).
+    # What the text says of its nouns: a negated predicate (PREDICATE_MARK) or the kind of answer
+    # it asks for (ASK_MARK).  Not a word of the text, neither ranked nor counted for coverage; it
+    # tells apart entries that share the question's words (faq/policy.py).
     predicate: bool = False
 
 
@@ -149,7 +164,8 @@ class Analysis:
 
     @property
     def predicates(self) -> tuple[str, ...]:
-        """The negated predicates the text says (ログインできない's 出来る¬): they are no word of it."""
+        """What the text says of its nouns: its negated predicates (ログインできない's 出来る¬) and the
+        kinds of answer it asks for (どんな場合's 場合?).  They are no word of it."""
         return tuple(c.key for c in self.concepts if c.predicate)
 
 
@@ -341,6 +357,10 @@ class Analyzer:
                     )
             i += 1
         close_run()
+        concepts.extend(
+            Concept(key, (key,), (), "", countable=False, salient=False, predicate=True)
+            for key in _asked_kinds(tokens)
+        )
         return Analysis(norm, _merge(concepts), tuple(runs))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
@@ -417,6 +437,32 @@ def _negated_predicate(tokens: Sequence[_Token], at: int) -> str | None:
             return None
         head = tokens[j - 1]
     return head.norm + PREDICATE_MARK
+
+
+def _asked_kinds(tokens: Sequence[_Token]) -> list[str]:
+    """The kinds of answer the text asks for (ASK_CASE, ASK_WAY), in order, each once."""
+    found: list[str] = []
+    for j, t in enumerate(tokens):
+        after = [u.norm for u in tokens[j + 1 : j + 4] if not u.symbol]
+        if t.norm == "いつ" or (
+            t.norm in _ASK_DETERMINERS
+            and any(n in _CASE_NOUNS for n in after[: 3 if after[:2] == ["言う", "た"] else 1])
+        ):
+            kind = ASK_CASE
+        elif (
+            t.norm in _WAY_NOUNS
+            or (t.norm == "どう" and after[:1] == ["遣る"])
+            or (t.norm == "どの" and after[:1] == ["よう"])
+            or (t.norm == "方" and t.pos == "接尾辞" and j > 0 and tokens[j - 1].pos == "動詞")
+            # 出し方, 書き方: a verb's stem (ending in kana) and 方, not 両方 or 先方
+            or (t.pos == "名詞" and len(t.norm) > 1 and t.norm.endswith("方") and "ぁ" <= t.norm[-2] <= "ゖ")
+        ):
+            kind = ASK_WAY
+        else:
+            continue
+        if kind not in found:
+            found.append(kind)
+    return found
 
 
 def _auxiliary(tokens: Sequence[_Token], j: int) -> bool:

@@ -1,9 +1,11 @@
-"""A negated predicate tells apart entries that share the question's nouns (faq/text.py, faq/policy.py).
+"""What a question says of its nouns tells apart entries that share them (faq/text.py, faq/policy.py).
 
 「申請マイページにログインできない」 and 「申請マイページのIDがわからない」 say the same nouns; what
 goes wrong is in the predicate, which the matching leaves out (できる and 分かる name no subject).
-The negated predicate is read as a concept of its own that neither ranks nor counts for coverage:
-among entries too close to tell apart, those whose wordings say it too stay.
+「どんな場合に辞退届がいる？」 and 「辞退届はどうやって出す？」 differ in the kind of answer asked for,
+said with stop words and question words (場合, どう).  Both are read as concepts of their own that
+neither rank nor count for coverage: among entries too close to tell apart, those whose wordings
+say the same stay.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from faq import Policy, load_jsonl_kb
-from faq.text import PREDICATE_MARK, Analyzer
+from faq.text import ASK_CASE, ASK_WAY, PREDICATE_MARK, Analyzer
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,65 @@ def test_the_predicate_tells_entries_apart_in_any_faq(tmp_path: Path) -> None:
     # Only a negation is read: the plain predicate says nothing the nouns do not, and is asked back.
     assert policy.decide("会員証が届いた").status == "clarify"
     assert policy.decide("会員証 届く").status == "clarify"
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("どんな場合に辞退届が必要ですか", {ASK_CASE}),
+        ("どういった時に出すの", {ASK_CASE}),  # どう + いっ + た before the noun of circumstance
+        ("辞退届っていつ出すの", {ASK_CASE}),
+        ("辞退届はどうやって出す", {ASK_WAY}),
+        ("どのように提出しますか", {ASK_WAY}),
+        ("じたいとどけのだしかた", {ASK_WAY}),  # a verb's 〜方, in kana
+        ("両方とも解約した", set()),  # 両方 is no verb's 〜方
+        ("辞退届を出した", set()),
+    ],
+)
+def test_the_kind_of_answer_asked_for_is_read(analyzer: Analyzer, text: str, asks: set[str]) -> None:
+    said = analyzer.analyze(text).predicates
+    assert {p for p in said if not p.endswith(PREDICATE_MARK)} == asks
+
+
+@pytest.mark.parametrize(
+    ("question", "entry_id"),
+    [
+        ("どんな場合に辞退届がいる？", "it2023-withdrawal-triggers"),
+        ("辞退届はどうやって出す", "it2023-withdrawal-how"),
+        ("じたいとどけは どのように だせばいいの", "it2023-withdrawal-how"),
+    ],
+)
+def test_the_entry_asking_the_same_kind_answers(policy: Policy, question: str, entry_id: str) -> None:
+    outcome = policy.decide(question)
+    assert outcome.status == "answered", (outcome.status, outcome.reason)
+    assert outcome.entry is not None and outcome.entry.id == entry_id
+
+
+def test_one_editors_phrasing_tells_nothing_apart(policy: Policy) -> None:
+    """Only the applicant's entry has a paraphrase ending in 「…する方法」; the supplier's asks for no
+    kind.  「どのように」 does not pick the applicant's entry for that: who asks is still open."""
+    outcome = policy.decide("登録内容の変更はどのように行えばよいでしょうか")
+    assert outcome.status == "clarify"
+    assert {c.entry_id for c in outcome.choices} == {
+        "it2020-applicant-info-change",
+        "it2020-vendor-info-change",
+    }
+
+
+def test_the_kind_asked_for_tells_entries_apart_in_any_faq(tmp_path: Path) -> None:
+    rows = [
+        {"id": "case", "question": "会員証の再発行はどんな場合ですか", "answer": "紛失や破損のときです。"},
+        {"id": "way", "question": "会員証の再発行はどのようにしますか", "answer": "窓口で申請してください。"},
+    ]
+    path = tmp_path / "kb.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    policy = Policy(load_jsonl_kb(path))
+    assert policy.decide("会員証 再発行").status == "clarify"
+    for question, entry_id in (
+        ("会員証の再発行はどんなときにいる？", "case"),
+        ("会員証の再発行はどうやってするの", "way"),
+    ):
+        outcome = policy.decide(question)
+        assert (outcome.status, outcome.entry.id if outcome.entry else None) == ("answered", entry_id), (
+            question
+        )
