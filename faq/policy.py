@@ -448,9 +448,11 @@ class Policy:
         (「1年以上」) are in one program's document only.  Where the
         other program answers that topic by how long the tool was used (2020 FAQ 質問6 and 質問7:
         entries with `months`), each of those entries that the question's span leaves standing
-        and that covers the question is shown beside the best-ranked one: a cancellation asked
-        about without a duration is 「1年未満なら全額返還」 and 「1年以上なら状況による」, and
-        one of them alone would be half the rule; but 「全額返還」 is the first year's rule only.
+        and that covers the question's words as well as the best-ranked one is shown beside it
+        (its wordings need not say them: 質問6's do not say 辞退届, its answer does): a
+        cancellation asked about without a duration is 「1年未満なら全額返還」 and 「1年以上なら
+        状況による」, and one of them alone would be half the rule.  「全額返すの？」 too: to a
+        fourth-year canceller, the first year's 「全額返還」 alone would be a wrong answer.
         Otherwise an entry of the other program is shown only when it covers the question and
         scores too close to the top to be told apart.
         """
@@ -474,7 +476,9 @@ class Policy:
                     or (
                         c.entry.months is not None
                         and c.entry.program == first.entry.program
-                        and c.coverage >= self.config.coverage_min
+                        # The question's words, as well as the first covers them: 「辞退届がいるのは
+                        # どんなとき？」 is both spans' question, though only 質問7's wordings say 辞退届.
+                        and c.question_coverage >= first.question_coverage - self.config.apart_min - 1e-9
                     )
                 ]
                 return tuple(sorted(by_span, key=_months_from))

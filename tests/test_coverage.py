@@ -179,3 +179,24 @@ def test_the_other_programs_answer_is_found_beyond_the_first_candidates(policy: 
     assert outcome.status == "answered"
     assert [e.id for e in outcome.answers] == ["it2020-cancel-within-year", "it2023-withdrawal-triggers"]
     assert "it2023-withdrawal-triggers" not in [c.entry.id for c in outcome.candidates]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "どんな場合に辞退届がいる？",  # 質問6's wordings do not say 辞退届; its answer does
+        "辞退した場合、受け取った補助金は全額返さなければなりませんか",  # full repayment is year one's only
+        "辞退したら補助金返すの？",
+    ],
+)
+def test_a_cancellation_without_its_duration_gets_both_spans_beside_the_other_program(
+    policy: Policy, question: str
+) -> None:
+    """The 2020 FAQ answers by span (質問6, 1年未満: repaid in full; 質問7, 1年以上: judged case by
+    case).  Without a duration, one span alone is half the rule, and to a fourth-year canceller the
+    first year's 「全額返還」 alone is a wrong answer."""
+    outcome = policy.decide(question)
+    assert outcome.status == "answered"
+    shown = [e.id for e in outcome.answers]
+    assert {"it2020-cancel-within-year", "it2020-cancel-after-year"} <= set(shown), shown
+    assert any(e.program == "it2023-multi" for e in outcome.answers), shown
