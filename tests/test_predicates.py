@@ -24,6 +24,13 @@ def analyzer() -> Analyzer:
     return Analyzer()
 
 
+def _plain_faq(tmp_path: Path, rows: list[dict[str, str]]) -> Policy:
+    """A policy over a plain {id, question, answer} FAQ of any subject: nothing fitted to ours."""
+    path = tmp_path / "kb.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return Policy(load_jsonl_kb(path))
+
+
 @pytest.mark.parametrize(
     ("text", "predicates"),
     [
@@ -72,12 +79,16 @@ def test_a_predicate_does_not_rank(policy: Policy) -> None:
         ("まいぺーじにろぐいんできない", "it2020-login-failed"),
         ("申請マイページのIDがわからない", "it2020-mypage-id-forgotten"),
         ("じゅうぎょういんがいないときのにんずう", "it2023-input-no-employees"),
+        # The kind of answer asked for (the program is open: the 2020 side may stand beside it).
+        ("どんな場合に辞退届がいる？", "it2023-withdrawal-triggers"),
+        ("辞退届はどうやって出す", "it2023-withdrawal-how"),
+        ("じたいとどけは どのように だせばいいの", "it2023-withdrawal-how"),
     ],
 )
-def test_the_entry_saying_the_predicate_answers(policy: Policy, question: str, entry_id: str) -> None:
+def test_the_entry_saying_the_same_of_the_nouns_answers(policy: Policy, question: str, entry_id: str) -> None:
     outcome = policy.decide(question)
     assert outcome.status == "answered", (outcome.status, outcome.reason)
-    assert [e.id for e in outcome.answers] == [entry_id]
+    assert outcome.entry is not None and outcome.entry.id == entry_id
 
 
 def test_without_the_predicate_the_nouns_alone_still_ask_back(policy: Policy) -> None:
@@ -99,9 +110,7 @@ def test_the_predicate_tells_entries_apart_in_any_faq(tmp_path: Path) -> None:
         {"id": "late", "question": "会員証が届きません", "answer": "発送から一週間お待ちください。"},
         {"id": "came", "question": "会員証が届きました", "answer": "同封の案内に沿って登録してください。"},
     ]
-    path = tmp_path / "kb.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    policy = Policy(load_jsonl_kb(path))
+    policy = _plain_faq(tmp_path, rows)
     outcome = policy.decide("会員証が届かない")
     assert (outcome.status, outcome.entry.id if outcome.entry else None) == ("answered", "late")
     # Only a negation is read: the plain predicate says nothing the nouns do not, and is asked back.
@@ -127,20 +136,6 @@ def test_the_kind_of_answer_asked_for_is_read(analyzer: Analyzer, text: str, ask
     assert {p for p in said if not p.endswith(PREDICATE_MARK)} == asks
 
 
-@pytest.mark.parametrize(
-    ("question", "entry_id"),
-    [
-        ("どんな場合に辞退届がいる？", "it2023-withdrawal-triggers"),
-        ("辞退届はどうやって出す", "it2023-withdrawal-how"),
-        ("じたいとどけは どのように だせばいいの", "it2023-withdrawal-how"),
-    ],
-)
-def test_the_entry_asking_the_same_kind_answers(policy: Policy, question: str, entry_id: str) -> None:
-    outcome = policy.decide(question)
-    assert outcome.status == "answered", (outcome.status, outcome.reason)
-    assert outcome.entry is not None and outcome.entry.id == entry_id
-
-
 def test_one_editors_phrasing_tells_nothing_apart(policy: Policy) -> None:
     """Only the applicant's entry has a paraphrase ending in 「…する方法」; the supplier's asks for no
     kind.  「どのように」 does not pick the applicant's entry for that: who asks is still open."""
@@ -157,9 +152,7 @@ def test_the_kind_asked_for_tells_entries_apart_in_any_faq(tmp_path: Path) -> No
         {"id": "case", "question": "会員証の再発行はどんな場合ですか", "answer": "紛失や破損のときです。"},
         {"id": "way", "question": "会員証の再発行はどのようにしますか", "answer": "窓口で申請してください。"},
     ]
-    path = tmp_path / "kb.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    policy = Policy(load_jsonl_kb(path))
+    policy = _plain_faq(tmp_path, rows)
     assert policy.decide("会員証 再発行").status == "clarify"
     for question, entry_id in (
         ("会員証の再発行はどんなときにいる？", "case"),
