@@ -75,7 +75,7 @@ CLARIFY_CLOSE = "近い質問がいくつかあります。どれについての
 SUGGEST = "近いご質問があれば、お選びください。"
 CLARIFY_PROGRAM = "制度によって回答が異なります。どちらの補助金についてのご質問ですか？"
 BOTH_SHORT = "制度によって回答が異なります。"
-PICK_PROGRAM = "制度を選ぶと、以後はその制度でお答えします。"
+PICK_PROGRAM = "選んだ制度で、以後お答えします。"
 # One program answers by how long the tool was used (2020 FAQ 質問6 and 質問7): which span is theirs.
 CLARIFY_SPAN = "ITツールを使った期間によって回答が異なります。どちらにあたりますか？"
 # 「わからない」 to it: the line says which span applies (no rule is restated here: the KB holds them).
@@ -229,7 +229,9 @@ def both_reply(kb: KnowledgeBase, entries: tuple[Entry, ...], now: datetime) -> 
         lines = [_compact_line(c, now) for c in contacts]
         head = program_label(kb, program) + ("\n" if len(group) > 1 else "")
         blocks.append(head + "\n".join([*shorts, *lines]))
-    return Shaped(BOTH_SHORT, ("\n\n".join([*blocks, PICK_PROGRAM]),))
+    # The note on the buttons follows the last side directly: with a side by span, a blank line
+    # more would push the buttons past one phone screen.
+    return Shaped(BOTH_SHORT, ("\n\n".join(blocks) + "\n" + PICK_PROGRAM,))
 
 
 def answers_by_program(entries: tuple[Entry, ...]) -> dict[str, list[Entry]]:

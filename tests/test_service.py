@@ -206,6 +206,17 @@ def test_another_frame_gets_its_guide(service: ConversationService, kb: Knowledg
     assert "共通の「事業実施効果報告の手引き」" in texts(answer)
 
 
+def test_a_side_by_span_has_one_details_button_showing_each_span(service: ConversationService) -> None:
+    """Without a duration the 2020 side holds 1年未満 and 1年以上: one 「詳しく（2020）」 shows both
+    spans' details, each headed by its span, so the buttons stay within one phone screen."""
+    answer = say(service, "辞退したら補助金返すの？")
+    more = [v for v in values(answer) if v.startswith("more:") and "it2020" in v]
+    assert len(more) == 1, values(answer)
+    details = pick(service, more[0])
+    assert "【1年未満】" in texts(details) and "【1年以上】" in texts(details)
+    assert texts(details).index("【1年未満】") < texts(details).index("【1年以上】")
+
+
 def test_another_year_given_as_the_program_gets_its_pointer(
     service: ConversationService, store: Store
 ) -> None:

@@ -87,6 +87,8 @@ CASES: dict[str, Case] = {
     "answer": Case(("申請マイページのIDがわからない",)),
     "answer-details": Case(("申請マイページのIDがわからない", "@more:"), details=True),
     "two-programs": Case(("ツールを半年で解約したらどうなる？",)),
+    # No duration, no program: the 2023 answer and both 2020 spans (1年未満, 1年以上) under one heading.
+    "both-spans": Case(("辞退したら補助金返すの？",)),
     "not-found": Case(("省エネ補助金の申請の締め切りはいつ？",)),
     # Not sure enough to answer: "not found", the lines, and the near questions to pick.
     "not-found-offers": Case(
