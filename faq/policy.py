@@ -294,21 +294,8 @@ class Policy:
             and c.question_coverage >= top.question_coverage - cfg.apart_min - 1e-9
             and not self._sibling(prepared, top, c)
         ]
-        # Entries that share the question's words are told apart by what it says of them: of
-        # 「申請マイページにログインできない」, the failed-login entry says 「ログインできません」 and the
-        # forgotten-ID entry 「IDがわかりません」.  Those saying most of the question's negated
-        # predicates stay; when all say as many, the predicate tells nothing and all stay.
         if prepared is not None and prepared.analysis.predicates and len(close) > 1:
-            position = self.matcher.position
-            said = [len(self.matcher.predicates_said(prepared, position[c.entry.id])) for c in close]
-            if min(said) < max(said):
-                close = [c for c, n in zip(close, said, strict=True) if n == max(said)]
-            # And by the kind of answer it asks for: 「どんな場合に辞退届がいる？」 asks for the cases;
-            # when an entry's wordings ask for them too, one whose wordings ask for the way to hand
-            # it in is told apart.
-            keep = [c for c in close if not self.matcher.asks_otherwise(prepared, position[c.entry.id])]
-            if any(self.matcher.asks_alike(prepared, position[c.entry.id]) for c in keep):
-                close = keep
+            close = self._told_apart_by_what_is_said(prepared, close)
             if top not in close:
                 top = close[0]
         # Entries too close to tell apart by relevance are told apart by coverage: the one that
@@ -396,6 +383,25 @@ class Policy:
             confidence=conf,
             reason="close candidates",
         )
+
+    def _told_apart_by_what_is_said(self, prepared: Query, close: list[Candidate]) -> list[Candidate]:
+        """The close entries left once the question's words about its nouns are read.
+
+        Entries that share the question's nouns are told apart by what it says of them: of
+        「申請マイページにログインできない」, the failed-login entry says 「ログインできません」 and the
+        forgotten-ID entry 「IDがわかりません」.  Those saying most of the question's negated
+        predicates stay; when all say as many, the predicate tells nothing and all stay.  Then by
+        the kind of answer asked for: 「どんな場合に辞退届がいる？」 asks for the cases, and when an
+        entry's wordings ask for them too, one whose wordings ask for the way is told apart.
+        """
+        position = self.matcher.position
+        said = [len(self.matcher.predicates_said(prepared, position[c.entry.id])) for c in close]
+        if min(said) < max(said):
+            close = [c for c, n in zip(close, said, strict=True) if n == max(said)]
+        keep = [c for c in close if not self.matcher.asks_otherwise(prepared, position[c.entry.id])]
+        if any(self.matcher.asks_alike(prepared, position[c.entry.id]) for c in keep):
+            return keep
+        return close
 
     def _sibling(self, prepared: Query | None, top: Candidate, other: Candidate) -> bool:
         """Whether `other` covers less of the question than `top` only by saying a sibling of one
