@@ -26,7 +26,7 @@ import importlib
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from faq.replies import (
     CLARIFY_SPAN,
     FLOW_NAMES,
     SPAN_HOW_TO_TELL,
+    answer_details,
     answer_reply,
     answered_notes,
     answers_by_program,
@@ -848,7 +849,10 @@ class ConversationService(HandoffMixin):
             # with buttons that remember the program and answer this question again within it.
             conv.pending_query = query
             shaped = both_reply(self.kb, outcome.answers, self.now())
-            more = tuple(self._more_choices(answers_by_program(outcome.answers)))
+            more = tuple(
+                self._more_choice(*side, labelled=True)
+                for side in answers_by_program(outcome.answers).values()
+            )
             reply = Reply(shaped.text, (*self._program_buttons(), *more), headline=shaped.headline)
             return _Routed([reply], conv, "answered", outcome.answers[0].id, _score(outcome))
         if outcome.status == "answered" and outcome.entry is not None:
@@ -905,22 +909,13 @@ class ConversationService(HandoffMixin):
         choices = (self._more_choice(entry), *choices)
         return Reply(shaped.text, choices, headline=shaped.headline, details=shaped.details)
 
-    def _more_choice(self, entry: Entry, *, labelled: bool = False) -> ReplyChoice:
-        """「詳しく」 for an entry: stateless (the details are rendered again from the KB when pressed)."""
-        tag = program_tag(entry.program) if labelled else None
+    def _more_choice(self, *entries: Entry, labelled: bool = False) -> ReplyChoice:
+        """「詳しく」 for an entry, or for one program's side holding its answers by span (1年未満,
+        1年以上: each span's details in turn, one button so that the buttons fit one phone screen).
+        Stateless: the details are rendered again from the KB when pressed."""
+        tag = program_tag(entries[0].program) if labelled else None
         label = f"{DETAILS_LABEL}（{tag}）" if tag else DETAILS_LABEL
-        return ReplyChoice(label, _check_value(f"more:{entry.id}"))
-
-    def _more_choices(self, sides: dict[str, list[Entry]]) -> Iterator[ReplyChoice]:
-        """One 「詳しく（2020）」 per program side by side: a side holding its answers by span
-        (1年未満, 1年以上) shows each span's details in turn, so the buttons fit one phone screen."""
-        for program, entries in sides.items():
-            if len(entries) == 1:
-                yield self._more_choice(entries[0], labelled=True)
-                continue
-            tag = program_tag(program)
-            label = f"{DETAILS_LABEL}（{tag}）" if tag else DETAILS_LABEL
-            yield ReplyChoice(label, _check_value("more:" + MORE_JOIN.join(e.id for e in entries)))
+        return ReplyChoice(label, _check_value("more:" + MORE_JOIN.join(e.id for e in entries)))
 
     # -- 「詳しく」 -------------------------------------------------------------------
 
@@ -940,17 +935,11 @@ class ConversationService(HandoffMixin):
             out.append(replace(reply, choices=(more, *reply.choices)))  # first, as under an answer
         return out
 
-    def _details_of(self, entry: Entry, *, heading: bool) -> str:
-        """An entry's details, headed by its span (【1年未満】) when several are shown together."""
-        details = answer_reply(self.kb, entry, self.now()).details
-        says = entry.months.says if entry.months is not None else ""
-        return f"【{says}】\n{details}" if heading and says else details
-
     def _more(self, conv: Conversation, key: str) -> _Routed:
         """「詳しく」 pressed: the details, then (inside a dialog) the current step asked again."""
-        entries = [self.kb.by_id.get(k) for k in key.split(MORE_JOIN)]
-        if all(entries):
-            text = "\n\n".join(self._details_of(e, heading=len(entries) > 1) for e in entries if e)
+        entries = [e for k in key.split(MORE_JOIN) if (e := self.kb.by_id.get(k)) is not None]
+        if entries and len(entries) == key.count(MORE_JOIN) + 1:
+            text = answer_details(self.kb, *entries)
         else:
             kept = dict((k, v) for k, v in conv.details) if _KEPT_KEY.match(key) else {}
             text = kept.get(key, "")

@@ -43,7 +43,8 @@ def outcome_text(kb: KnowledgeBase, outcome: Outcome, now: datetime) -> str:
     if outcome.status == "answered" and len(outcome.answers) > 1:
         both = both_reply(kb, outcome.answers, now)
         return "\n\n".join(
-            [both.text.removesuffix(PICK_PROGRAM).rstrip()] + [answer_details(kb, e) for e in outcome.answers]
+            [both.text.removesuffix(PICK_PROGRAM).rstrip()]
+            + [answer_details(kb, *side) for side in answers_by_program(outcome.answers).values()]
         )
     if outcome.status == "answered" and outcome.entry is not None:
         shaped = answer_reply(kb, outcome.entry, now, answered_notes(kb, outcome))
@@ -175,15 +176,24 @@ def _block_beside(contact: Contact, answer: str) -> str:
     return contact_block(contact)
 
 
-def answer_details(kb: KnowledgeBase, entry: Entry) -> str:
+def _official_answer(kb: KnowledgeBase, entry: Entry) -> str:
+    """The entry's official answer with each contact's block in place of its reference."""
+    return CONTACT_REF.sub(lambda m: _block_beside(kb.contacts[m.group(1)], entry.answer), entry.answer)
+
+
+def answer_details(kb: KnowledgeBase, entry: Entry, *spans: Entry) -> str:
     """What 「詳しく」 shows for an entry: the program's full name, the official answer with its
-    contacts, the source (once)."""
-    body = CONTACT_REF.sub(lambda m: _block_beside(kb.contacts[m.group(1)], entry.answer), entry.answer)
+    contacts, the source (once).  With `spans` (one program's answers by span, 2020 FAQ 質問6 and
+    質問7), the program's name is said once and each answer follows under its span (【1年未満】)."""
     program = kb.programs.get(entry.program)
     label = f"【{program.name}】" if program is not None and entry.program != "common" else ""
-    parts = [label, body.strip()]
-    if entry.source.document in kb.documents:
-        parts.append(source_line(kb, entry))
+    parts = [label]
+    for each in (entry, *spans):
+        body = _official_answer(kb, each)
+        says = each.months.says if spans and each.months is not None else ""
+        parts.append(f"【{says}】\n{body.strip()}" if says else body.strip())
+        if each.source.document in kb.documents:
+            parts.append(source_line(kb, each))
     return "\n\n".join(part for part in parts if part)
 
 
