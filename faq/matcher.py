@@ -656,9 +656,11 @@ def ignored_phrases(kb: KnowledgeBase) -> list[str]:
     """Words left out of the matching: the subsidy's own name (every entry is about it) and program
     names and budget years (the policy selects the program from them, or asks; 令和元年度補正 names
     IT導入補助金2020 or 2021).  Program words that also name a subject (後年窓口, `content_cues`)
-    and bare years (dates) stay."""
+    and bare years (dates) stay, as do names shorter than three characters (r2 is part of other
+    words; 特別枠 and 複数社 are names, and left in they weigh as words the knowledge base does not
+    know, so that 「特別枠の申請マイページにログインできない」 covered too little to be answered)."""
     names = [
-        c for p in kb.programs.values() for c in (*p.cues, *p.reply_cues) if not c.isdigit() and len(c) >= 4
+        c for p in kb.programs.values() for c in (*p.cues, *p.reply_cues) if not c.isdigit() and len(c) >= 3
     ]
     return [*kb.ignore_phrases, *names]
 
