@@ -119,6 +119,8 @@ ASK_MARK = "?"
 ASK_CASE = "場合" + ASK_MARK
 ASK_WAY = "方法" + ASK_MARK
 _ASK_DETERMINERS = frozenset({"どういう", "どんな", "どのような", "どの", "どう"})
+# What a うち of "among" follows (`_speakers_or_while`): 「3つのうち」, 「導入したうち」.
+_AMONG_AFTER = frozenset({"の", "た"})
 _CASE_NOUNS = frozenset({"場合", "時", "ケース", "状況", "条件"})
 _WAY_NOUNS = frozenset({"方法", "やり方", "仕方", "手順"})
 
@@ -338,7 +340,7 @@ class Analyzer:
                 i += size
                 continue
             run.append(tok.reading)
-            if self._is_content(tok):
+            if self._is_content(tok) and not _speakers_or_while(tokens, i):
                 parts = cached[i][1]
                 countable = (
                     tok.pos2 != "数詞"
@@ -463,6 +465,25 @@ def _asked_kinds(tokens: Sequence[_Token]) -> list[str]:
         if kind not in found:
             found.append(kind)
     return found
+
+
+def _speakers_or_while(tokens: Sequence[_Token], at: int) -> bool:
+    """Whether the token at `at` is a うち that is no word of the subject.
+
+    うち means "among" only right after what it is among: 「3つのうち」, 「そのうち」, 「導入したうち」.
+    Elsewhere it is the asker's own company (「うちの会社で入れた」, 「うちは2020です」) or "while"
+    (「1年経たないうちに」).  Read as a word, that うち met the partial-cancellation wordings
+    (「2つ入れたツールのうち1つだけ」) and pulled every cancellation said by a small business to
+    them, and it gave a KB wording that happens to say 「うちは…」 a word in common with every
+    question that does.  The dictionary gives one form for all three, so it is told by what
+    precedes it: の, a past た or a determiner (その, この).
+    """
+    if tokens[at].norm != "うち":
+        return False
+    if at == 0:
+        return True
+    before = tokens[at - 1]
+    return not (before.norm in _AMONG_AFTER or before.pos == "連体詞")
 
 
 def _auxiliary(tokens: Sequence[_Token], j: int) -> bool:
