@@ -656,9 +656,9 @@ def ignored_phrases(kb: KnowledgeBase) -> list[str]:
     """Words left out of the matching: the subsidy's own name (every entry is about it) and program
     names and budget years (the policy selects the program from them, or asks; 令和元年度補正 names
     IT導入補助金2020 or 2021).  Program words that also name a subject (後年窓口, `content_cues`)
-    and bare years (dates) stay, as do names shorter than three characters (r2 is part of other
-    words; 特別枠 and 複数社 are names, and left in they weigh as words the knowledge base does not
-    know, so that 「特別枠の申請マイページにログインできない」 covered too little to be answered)."""
+    and bare years (dates) stay, as do names of one or two characters (r2 is part of other words).
+    A three-character name (特別枠, 複数社) goes: left in, it weighs as a word no entry says, and
+    「特別枠の申請マイページにログインできない」 covered too little of itself to be answered."""
     names = [
         c for p in kb.programs.values() for c in (*p.cues, *p.reply_cues) if not c.isdigit() and len(c) >= 3
     ]

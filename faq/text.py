@@ -119,10 +119,10 @@ ASK_MARK = "?"
 ASK_CASE = "場合" + ASK_MARK
 ASK_WAY = "方法" + ASK_MARK
 _ASK_DETERMINERS = frozenset({"どういう", "どんな", "どのような", "どの", "どう"})
-# What a うち of "among" follows (`_speakers_or_while`): 「3つのうち」, 「導入したうち」.
-_AMONG_AFTER = frozenset({"の", "た"})
 _CASE_NOUNS = frozenset({"場合", "時", "ケース", "状況", "条件"})
 _WAY_NOUNS = frozenset({"方法", "やり方", "仕方", "手順"})
+# What a うち of "among" follows (`_speakers_or_while`): 「3つのうち」, 「導入したうち」.
+_AMONG_AFTER = frozenset({"の", "た"})
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ of passing on a developer machine and hanging in CI.  Loopback (127.0.0.0/8, ::1
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-from faq import KnowledgeBase, Policy, load_kb
+from faq import KnowledgeBase, Policy, load_jsonl_kb, load_kb
+from faq.text import Analyzer
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost."})
 _UNIX = getattr(socket, "AF_UNIX", None)
@@ -86,6 +89,20 @@ def kb() -> KnowledgeBase:
 def policy(kb: KnowledgeBase) -> Policy:
     """One policy (and matcher index) over the shipped knowledge base."""
     return Policy(kb)
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> Analyzer:
+    """An analyzer with no knowledge base behind it: what any FAQ's text is read as."""
+    return Analyzer()
+
+
+def plain_faq_policy(directory: Path, rows: list[dict[str, str]]) -> Policy:
+    """A policy over a plain {id, question, answer} FAQ of any subject, written to `directory`:
+    a reading meant for any Japanese FAQ is shown on one that has nothing fitted to ours."""
+    path = directory / "kb.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return Policy(load_jsonl_kb(path))
 
 
 def skip_unless_ci(reason: str) -> NoReturn:

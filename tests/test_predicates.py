@@ -10,25 +10,13 @@ say the same stay.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import plain_faq_policy
 
-from faq import Policy, load_jsonl_kb
+from faq import Policy
 from faq.text import ASK_CASE, ASK_WAY, PREDICATE_MARK, Analyzer
-
-
-@pytest.fixture(scope="module")
-def analyzer() -> Analyzer:
-    return Analyzer()
-
-
-def _plain_faq(tmp_path: Path, rows: list[dict[str, str]]) -> Policy:
-    """A policy over a plain {id, question, answer} FAQ of any subject: nothing fitted to ours."""
-    path = tmp_path / "kb.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return Policy(load_jsonl_kb(path))
 
 
 @pytest.mark.parametrize(
@@ -110,7 +98,7 @@ def test_the_predicate_tells_entries_apart_in_any_faq(tmp_path: Path) -> None:
         {"id": "late", "question": "会員証が届きません", "answer": "発送から一週間お待ちください。"},
         {"id": "came", "question": "会員証が届きました", "answer": "同封の案内に沿って登録してください。"},
     ]
-    policy = _plain_faq(tmp_path, rows)
+    policy = plain_faq_policy(tmp_path, rows)
     outcome = policy.decide("会員証が届かない")
     assert (outcome.status, outcome.entry.id if outcome.entry else None) == ("answered", "late")
     # Only a negation is read: the plain predicate says nothing the nouns do not, and is asked back.
@@ -152,7 +140,7 @@ def test_the_kind_asked_for_tells_entries_apart_in_any_faq(tmp_path: Path) -> No
         {"id": "case", "question": "会員証の再発行はどんな場合ですか", "answer": "紛失や破損のときです。"},
         {"id": "way", "question": "会員証の再発行はどのようにしますか", "answer": "窓口で申請してください。"},
     ]
-    policy = _plain_faq(tmp_path, rows)
+    policy = plain_faq_policy(tmp_path, rows)
     assert policy.decide("会員証 再発行").status == "clarify"
     for question, entry_id in (
         ("会員証の再発行はどんなときにいる？", "case"),

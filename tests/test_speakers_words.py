@@ -7,18 +7,12 @@ the analyzer reads which one it is from what comes before it, for any FAQ.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import plain_faq_policy
 
-from faq import Policy, load_jsonl_kb
 from faq.text import Analyzer
-
-
-@pytest.fixture(scope="module")
-def analyzer() -> Analyzer:
-    return Analyzer()
 
 
 @pytest.mark.parametrize(
@@ -49,9 +43,7 @@ def test_the_askers_company_does_not_pull_a_question_to_the_entry_about_one_of_s
             "answer": "残す1枚を窓口でお知らせください。",
         },
     ]
-    path = tmp_path / "kb.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    policy = Policy(load_jsonl_kb(path))
+    policy = plain_faq_policy(tmp_path, rows)
     out = policy.decide("うちの会員証を解約したい")
     assert out.status == "answered"
     assert out.entry is not None and out.entry.id == "cancel"
