@@ -49,6 +49,18 @@ STOPWORDS = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
+# The polite forms of STOPWORDS' generic verbs (おります, ございます, いたします, なさる, 参る, 申す,
+# 存じる), the auxiliaries of aspect (〜てしまう, 〜ておく) and the nouns of manner (やり方, 仕方):
+# how a question is said, not what it is about, in any Japanese FAQ.  They still rank, since a
+# wording may say them too, but they do not count towards coverage: a polite question must not need
+# an entry that says おります to be answered.  (Dropping them outright scored the same on dev and
+# did less well on the older sets: BENCHMARKS.md, the twenty-third round.)
+NOT_COUNTED = frozenset(
+    """
+    おる 御座る 致す 為さる 参る 申す 存じる 仕舞う おく 遣り方 仕方
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
 # 「AじゃなくてB」「AではなくB」「AでなくB」: the asker names A to say the question is *not* about
 # it.  The copula (じゃ, で, optionally は) and 無い's なく mark it; B must follow.  A is the phrase
 # right before the copula: content words, back to a particle, punctuation or the start, through
@@ -107,6 +119,17 @@ _NEGATION_NORMS = frozenset({"ない", "ず", "ぬ"})
 _TE = frozenset({"て", "で"})
 # Verbs that only add aspect after て (来ていない, 忘れてしまわない): the predicate is before them.
 _TE_AUXILIARIES = frozenset({"居る", "いる", "仕舞う", "しまう", "置く", "有る", "来る", "行く"})
+
+
+# A word for the asker's own company (弊社, うちの会社) stands for the party such questions are
+# usually asked by, which a KB's synonyms may say (補助事業者).  The asker can say otherwise:
+# 「弊社はITベンダーとして登録しています」, 「うちの会社は支援事業者側」.  When the word is the topic
+# of an apposition (は / が, then a noun and だ, です, で, として, 側 or の立場) whose noun is a sibling
+# of the word's party (it shares a compound part with it: IT導入支援事業者 and 補助事業者 are both
+# 事業者), the word names that noun's party, which the question says itself, and adds nothing.
+SELF_REFERENCES = frozenset({"自社", "当社", "弊社", "我が社", "小社", "うちの会社", "私共の会社"})
+_TOPIC_PARTICLES = frozenset({"は", "が", "も"})
+_APPOSITION_NOUNS = frozenset({"側", "立場"})
 
 
 # The kind of answer a question asks for tells apart entries that share its nouns as well: 「どんな
@@ -227,6 +250,9 @@ class Analyzer:
         # Tokens and compound parts by dictionary word and surface.  Shared by the threads: a value
         # never changes once made, and a lost race only makes it twice.
         self._token_cache: dict[tuple[int, str, int], tuple[_Token, tuple[str, ...]]] = {}
+        # Each word's compound parts, for telling sibling parties apart (SELF_REFERENCES).  Shared
+        # by the threads like the token cache: a value never changes once made.
+        self._word_parts: dict[str, frozenset[str]] = {}
 
     @property
     def _tok_c(self) -> Any:
@@ -322,6 +348,14 @@ class Analyzer:
                 continue
             start = sum(map(len, run))
             size, canonical = self._synonym_at(tokens, i)
+            if (
+                canonical is not None
+                and negations
+                and self._speaker_said_otherwise(tokens, i, size, canonical)
+            ):
+                close_run()
+                i += size
+                continue
             if canonical is not None:
                 span = tokens[i : i + size]
                 inner = tuple(
@@ -347,6 +381,7 @@ class Analyzer:
                     and tok.pos not in ("接尾辞", "接頭辞")  # 6年目's 目, 1社's 社: counters and affixes
                     and tok.norm not in INTERROGATIVES
                     and tok.surface not in INTERROGATIVES
+                    and tok.norm not in NOT_COUNTED
                 )
                 salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
                 concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
@@ -379,6 +414,63 @@ class Analyzer:
             if canonical is not None:
                 return size, canonical
         return 1, None
+
+    def _speaker_said_otherwise(self, tokens: Sequence[_Token], at: int, size: int, canonical: str) -> bool:
+        """Whether the self-reference at `at` is the topic of an apposition naming a sibling party
+        (SELF_REFERENCES): 「弊社はITベンダーとして」 is no 補助事業者."""
+        if "".join(t.norm for t in tokens[at : at + size]) not in SELF_REFERENCES:
+            return False
+        j = at + size
+        if j >= len(tokens) or tokens[j].surface not in _TOPIC_PARTICLES:
+            return False
+        start = j + 1
+        for k in range(start + 1, len(tokens)):
+            tok = tokens[k]
+            if tok.symbol:
+                return False
+            end = k
+            if tok.norm in _APPOSITION_NOUNS:
+                if tokens[k - 1].surface == "の":
+                    end = k - 1
+            elif not (
+                tok.norm in ("だ", "です")
+                or tok.surface == "で"
+                or (tok.surface == "と" and k + 1 < len(tokens) and tokens[k + 1].norm == "為る")
+            ):
+                continue
+            return any(
+                self._siblings(party, canonical) for party in self._words_ending_at(tokens, start, end)
+            )
+        return False
+
+    def _words_ending_at(self, tokens: Sequence[_Token], start: int, end: int) -> list[str]:
+        """The synonym canonicals and the content word that end right before token `end`."""
+        out = []
+        for s in range(start, end):
+            size, canonical = self._synonym_at(tokens, s)
+            if canonical is not None and s + size == end:
+                out.append(canonical)
+        if end > start and self._is_content(tokens[end - 1]):
+            out.append(tokens[end - 1].norm)
+        return out
+
+    def _siblings(self, word: str, other: str) -> bool:
+        """Two different words that share a compound part (補助事業者 and IT導入支援事業者)."""
+        return word != other and bool(self._parts_of(word) & self._parts_of(other))
+
+    def _parts_of(self, word: str) -> frozenset[str]:
+        found = self._word_parts.get(word)
+        if found is None:
+            found = frozenset(
+                p.norm
+                for m in self._tok_c.tokenize(word)
+                for p in map(self._token, m.split(SplitMode.A))
+                if self._is_content(p)
+            )
+            if len(self._word_parts) >= TOKEN_CACHE_MAX:
+                self._word_parts.clear()  # bounded like the token cache: user text names any word
+            self._word_parts[word] = found
+        return found
 
     @staticmethod
     def _is_content(tok: _Token) -> bool:
