@@ -250,9 +250,6 @@ class Analyzer:
         # Tokens and compound parts by dictionary word and surface.  Shared by the threads: a value
         # never changes once made, and a lost race only makes it twice.
         self._token_cache: dict[tuple[int, str, int], tuple[_Token, tuple[str, ...]]] = {}
-        # Each word's compound parts, for telling sibling parties apart (SELF_REFERENCES).  Shared
-        # by the threads like the token cache: a value never changes once made.
-        self._word_parts: dict[str, frozenset[str]] = {}
 
     @property
     def _tok_c(self) -> Any:
@@ -459,18 +456,13 @@ class Analyzer:
         return word != other and bool(self._parts_of(word) & self._parts_of(other))
 
     def _parts_of(self, word: str) -> frozenset[str]:
-        found = self._word_parts.get(word)
-        if found is None:
-            found = frozenset(
-                p.norm
-                for m in self._tok_c.tokenize(word)
-                for p in map(self._token, m.split(SplitMode.A))
-                if self._is_content(p)
-            )
-            if len(self._word_parts) >= TOKEN_CACHE_MAX:
-                self._word_parts.clear()  # bounded like the token cache: user text names any word
-            self._word_parts[word] = found
-        return found
+        """A word's compound parts (the token cache's), or the word itself where it has none."""
+        found: set[str] = set()
+        for m in self._tok_c.tokenize(word):
+            tok, parts = self._cached(m)
+            if self._is_content(tok):
+                found.update(parts or (tok.norm,))
+        return frozenset(found)
 
     @staticmethod
     def _is_content(tok: _Token) -> bool:
