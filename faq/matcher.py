@@ -143,6 +143,9 @@ class Query:
     # and the words it is read as saying for that (1年未満): the KB's words, not the asker's.
     span: Span | None = None
     span_words: frozenset[str] = frozenset()
+    # The names the question says that the KB does not know, under any form, fix or part
+    # (`Concept.name`): 「e-Tax」, 「マイナポータル」's マイナ.
+    unknown_names: tuple[str, ...] = ()
     # Values computed once per question and shared by its candidates (not part of equality).
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -318,6 +321,7 @@ class Matcher:
         """The question's concepts, with readings and typo fixes for words the KB does not know."""
         out: list[tuple[tuple[str, ...], tuple[str, ...], float, bool]] = []
         unknown: set[str] = set()
+        names: list[str] = []
         # The question's own nouns the KB knows: the context a homophone slip is read in.
         context = frozenset(
             t for c in analysis.concepts if c.salient and c.countable for t in c.terms if self.known(t)
@@ -333,6 +337,8 @@ class Matcher:
                 else:
                     unknown.add(c.key)
             known = any(self.known(t) for t in terms) or any(self.known(p) for p in c.parts)
+            if c.name and c.countable and not known:
+                names.append(c.key)
             out.append((terms, c.parts, self._weight(terms), c.countable and (known or c.salient)))
         # A kana-written question splits into short dictionary words that mean nothing here
         # (じぎょうしゃぽーたる → じ / 行 / しゃ / …); read such a run against the KB's readings.
@@ -380,7 +386,8 @@ class Matcher:
                 if w not in have
             )
             read_in += [self._read_in(w) for w in sorted(span_words) if w not in added]
-        return Query(analysis, (*out, *read_in), span, span_words)
+        unknown_names = tuple(n for n in names if n not in dropped)
+        return Query(analysis, (*out, *read_in), span, span_words, unknown_names)
 
     def _read_in(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...], float, bool]:
         """A word the question is read as saying (from a reading, or from a stated span), as a

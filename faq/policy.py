@@ -270,7 +270,12 @@ class Policy:
         prepared: Query | None = None,
     ) -> Outcome:
         cfg = self.config
-        if not candidates or candidates[0].coverage < cfg.coverage_min:
+        # A name the KB does not know (「e-Taxにログインできない」, 「マイナポータルに入れない」) is a
+        # thing none of its documents describes: the question is about it, however fully an entry
+        # covers its other words (ログイン of another portal's login).  Coverage weighs such a word
+        # the most but still averages it away beside a wording the rest says whole.
+        unknown_name = prepared is not None and bool(prepared.unknown_names)
+        if not candidates or candidates[0].coverage < cfg.coverage_min or unknown_name:
             return Outcome(
                 query,
                 "no_match",

@@ -31,9 +31,10 @@ _DATE_TAIL = re.compile(r"\s*(?:年(?!度)|[/.\-]\s*\d)")
 # A year said with the subsidy's name, before it (「2022年度のIT導入補助金」, 「2020年のIT補助金」) or
 # after it (「IT導入補助金（2021年度）」), names the program as 「IT導入補助金2022」 does.  A year
 # followed by a month or a date separator (「2023年5月」, 「2023/5」), or joined by another particle
-# (「2022年にIT導入補助金で」), is a date and is left alone.
+# (「2022年にIT導入補助金で」), is a date and is left alone.  「2022年度分のIT補助金」 says the same
+# with 分 (the year's share): it names the program too.
 _SUBSIDY = r"(?:it導入補助金|it補助金)"
-_YEAR_OF = r"(?:年度|年(?!\s*\d))?"
+_YEAR_OF = r"(?:年度|年(?!\s*\d))?分?"
 _YEAR_BEFORE = re.compile(rf"(?<!\d)(20\d\d)\s*{_YEAR_OF}\s*の?\s*{_SUBSIDY}(?!\s*\d)")
 _YEAR_AFTER = re.compile(
     rf"{_SUBSIDY}\s*[(\[]?\s*(20\d\d)(?!\d)(?!\s*(?:[/.\-]|年)\s*\d)\s*{_YEAR_OF}\s*[)\]]?"

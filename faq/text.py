@@ -165,6 +165,12 @@ class Concept:
     # it asks for (ASK_MARK).  Not a word of the text, neither ranked nor counted for coverage; it
     # tells apart entries that share the question's words (faq/policy.py).
     predicate: bool = False
+    # A name: a proper noun of three characters or more not written in hiragana (e-Tax,
+    # マイナポータル's マイナ, 弥生会計), or a Latin-letter word of four or more the dictionary does
+    # not know (freee).  A name the KB does not know names a thing its documents do not describe
+    # (faq/policy.py).  Shorter ones are left out: a kanji typo or a kana stretch the dictionary
+    # reads as a short proper noun (栄業's 栄, すぎた), and abbreviations (TEL, HP, OK).
+    name: bool = False
 
 
 @dataclass(frozen=True)
@@ -381,7 +387,9 @@ class Analyzer:
                     and tok.norm not in NOT_COUNTED
                 )
                 salient = tok.oov or (tok.pos == "名詞" and tok.pos3 != "副詞可能")
-                concepts.append(Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient))
+                concepts.append(
+                    Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient, name=_is_name(tok))
+                )
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
             elif tok.pos == "助動詞" and tok.norm in _NEGATION_NORMS:
                 key = _negated_predicate(tokens, i)
@@ -581,6 +589,20 @@ def _auxiliary(tokens: Sequence[_Token], j: int) -> bool:
 
 def _reading(tokens: Sequence[_Token]) -> str:
     return "".join(t.reading for t in tokens)
+
+
+_HIRAGANA = re.compile(r"^[ぁ-ゖー]+$")
+_LATIN_WORD = re.compile(r"^[a-z][a-z-]+$")
+
+
+def _is_name(tok: _Token) -> bool:
+    """Whether a noun names one thing (`Concept.name`): a proper noun of three characters or
+    more not written in hiragana, or an unknown Latin-letter word of four or more."""
+    if tok.pos != "名詞":
+        return False
+    if tok.pos2 == "固有名詞":
+        return len(tok.surface) >= 3 and not _HIRAGANA.match(tok.surface)
+    return tok.oov and len(tok.surface) >= 4 and bool(_LATIN_WORD.match(tok.surface))
 
 
 def _merge(concepts: Sequence[Concept]) -> tuple[Concept, ...]:

@@ -51,6 +51,9 @@ def test_program_in_question(kb: KnowledgeBase, question: str, program: str | No
         ("2022年度のIT導入補助金のマイページ", "it-other-year"),
         ("2021年のIT補助金で入れたツールの解約", "it-other-year"),
         ("IT導入補助金（2024年度）の効果報告", "it-other-year"),
+        # With 分, the year's share: 「2022年度分の」 is that year's program too.
+        ("2022年度分のIT導入補助金の効果報告", "it-other-year"),
+        ("2021年分IT補助金の辞退届", "it-other-year"),
         ("インボイス枠で導入したツール", "it2023-other"),
     ],
 )
