@@ -252,13 +252,24 @@ class Policy:
         if outcome.status == "no_match" and program is not None and outcome.reason == "not covered":
             # The user's program is known and its document is silent: say so, never borrow the other's rule.
             elsewhere = self.matcher.rank_prepared(prepared, k=3)
-            cfg = self.config
             if any(
-                c.coverage >= cfg.coverage_min and c.entry.program not in (program, "common")
-                for c in elsewhere
+                self._covers(c, prepared) and c.entry.program not in (program, "common") for c in elsewhere
             ):
                 return replace(outcome, reason="not in this program's document")
         return outcome
+
+    def _covers(self, candidate: Candidate, prepared: Query | None) -> bool:
+        """Whether `candidate` covers the question enough to answer it.
+
+        A name the KB does not know (「e-Taxにログインできない」, 「マイナポータルに入れない」) is a
+        thing none of its documents describes: the question is about it, however fully an entry
+        covers its other words (ログイン of another portal's login).  Coverage weighs such a word
+        the most but still averages it away beside a wording the rest says whole.  So no entry of
+        either program covers it: a user whose program is known is not told that the other
+        program's document does.
+        """
+        named_elsewhere = prepared is not None and bool(prepared.unknown_names)
+        return candidate.coverage >= self.config.coverage_min and not named_elsewhere
 
     def _from_candidates(
         self,
@@ -270,12 +281,7 @@ class Policy:
         prepared: Query | None = None,
     ) -> Outcome:
         cfg = self.config
-        # A name the KB does not know (「e-Taxにログインできない」, 「マイナポータルに入れない」) is a
-        # thing none of its documents describes: the question is about it, however fully an entry
-        # covers its other words (ログイン of another portal's login).  Coverage weighs such a word
-        # the most but still averages it away beside a wording the rest says whole.
-        unknown_name = prepared is not None and bool(prepared.unknown_names)
-        if not candidates or candidates[0].coverage < cfg.coverage_min or unknown_name:
+        if not candidates or not self._covers(candidates[0], prepared):
             return Outcome(
                 query,
                 "no_match",

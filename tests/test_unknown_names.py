@@ -60,3 +60,10 @@ def test_a_name_the_kb_knows_is_answered(policy: Policy) -> None:
     outcome = policy.decide("gBizIDのIDがわからなくてマイページに入れない")
     assert outcome.status == "answered"
     assert outcome.entry is not None and outcome.entry.id == "it2020-mypage-id-forgotten"
+
+
+def test_another_portal_is_not_said_to_be_in_the_other_programs_document(policy: Policy) -> None:
+    """A 2023 user asking about another portal's login is not told that the 2020 document covers it."""
+    outcome = policy.decide("マイナポータルに入れなくなった", program="it2023-multi")
+    assert outcome.status == "no_match"
+    assert outcome.reason == "not covered"
