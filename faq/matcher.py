@@ -146,6 +146,10 @@ class Query:
     # The names the question says that the KB does not know, under any form, fix or part
     # (`Concept.name`): 「e-Tax」, 「マイナポータル」's マイナ.
     unknown_names: tuple[str, ...] = ()
+    # The compounds the question says (two nouns as one word) that some text of the KB also says
+    # as one word: a term of the documents (実績報告), not a question's terse way of putting
+    # two words (ツール解約).  See `question_coverage`.
+    compounds: tuple[tuple[str, str], ...] = ()
     # Values computed once per question and shared by its candidates (not part of equality).
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -184,6 +188,8 @@ class Matcher:
         self._entry_full: list[frozenset[str]] = []
         # The negated predicates each entry's wordings say (ログインできません): what goes wrong.
         self._entry_predicates: list[frozenset[str]] = []
+        # The compounds each entry's wordings and answer say (two nouns as one word: 実績報告).
+        self._entry_compounds: list[frozenset[tuple[str, str]]] = []
         readings: dict[str, set[str]] = {}
         wording_concepts: list[tuple[Concept, ...]] = []
         for idx, entry in enumerate(self.entries):
@@ -191,8 +197,10 @@ class Matcher:
             seen: set[str] = set()
             full: set[str] = set()
             predicates: set[str] = set()
+            compounds: set[tuple[str, str]] = set()
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
+                compounds.update(analysis.compounds)
                 wording_concepts.append(tuple(c for c in analysis.concepts if c.countable))
                 variant_entry.append(idx)
                 wording_docs.append(analysis.terms)
@@ -206,11 +214,15 @@ class Matcher:
             answer = self.analyzer.analyze(self._answer_text(entry)) if entry.answer else None
             answer_docs.append(answer.terms if answer else ())
             if answer is not None:
+                compounds.update(answer.compounds)
                 seen.update(answer.terms)
                 full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
             self._entry_terms.append(frozenset(seen))
             self._entry_full.append(frozenset(full))
+            self._entry_compounds.append(frozenset(compounds))
+        # The compounds the documents use as terms: said as one word somewhere in the KB.
+        self._kb_compounds: frozenset[tuple[str, str]] = frozenset().union(*self._entry_compounds)
         for reading, canonical in self.analyzer.synonym_readings.items():
             readings.setdefault(reading, set()).add(canonical)
         self._variant_entry = np.array(variant_entry, dtype=np.int64)
@@ -387,7 +399,8 @@ class Matcher:
             )
             read_in += [self._read_in(w) for w in sorted(span_words) if w not in added]
         unknown_names = tuple(n for n in names if n not in dropped)
-        return Query(analysis, (*out, *read_in), span, span_words, unknown_names)
+        compounds = tuple(c for c in analysis.compounds if c in self._kb_compounds)
+        return Query(analysis, (*out, *read_in), span, span_words, unknown_names, compounds)
 
     def _read_in(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...], float, bool]:
         """A word the question is read as saying (from a reading, or from a stated span), as a
@@ -465,21 +478,36 @@ class Matcher:
         A concept counts fully when one of its forms is a word of the entry, and partly
         (PART_WEIGHT) when it meets the entry only through compound parts: the question's
         補助率 through 率 of 成長率, or the question's 申請 through 申請マイページ.
+
+        The same holds the other way round: where the question says two nouns as one word that
+        the documents use as a term (実績報告, said so in the 2020 FAQ), an entry that says them
+        only apart (実績値 ... 効果報告) covers each partly.  「実績報告のやり方」 is about the
+        実績報告, which no entry describes, not about the report period's 実績 and 効果報告.
+        The dictionary lists few such terms whole, so a question's compound is told from its
+        terse way of putting two words (ツール解約) by whether the KB says it as one word anywhere.
         """
         full_terms = self._entry_full[idx]
         terms = self._entry_terms[idx]
+        apart = self._said_apart(query, idx)
         total = covered = 0.0
         for full, parts, weight, countable in query.concepts:
             if not countable:
                 continue
             total += weight
             if not terms.isdisjoint(full):  # the entry's full forms are among its terms
-                covered += weight if not full_terms.isdisjoint(full) else weight * PART_WEIGHT
+                whole = not full_terms.isdisjoint(full) and full[0] not in apart
+                covered += weight if whole else weight * PART_WEIGHT
             elif parts and not terms.isdisjoint(parts):
                 part_idf = [self._idf.get(p, self.unknown_idf) for p in parts]
                 got = sum(w for p, w in zip(parts, part_idf, strict=True) if p in terms)
                 covered += weight * PART_WEIGHT * got / sum(part_idf)
         return covered / total if total else 0.0
+
+    def _said_apart(self, query: Query, idx: int) -> frozenset[str]:
+        """The question's nouns that make one of the KB's compounds (実績報告) which entry `idx`
+        does not say as one word: both nouns count there only partly, as compound parts do."""
+        own = self._entry_compounds[idx]
+        return frozenset(word for pair in query.compounds if pair not in own for word in pair)
 
     def wording_coverage(self, query: Query, idx: int) -> float:
         """The best IDF-weighted share of one of entry `idx`'s wordings that the question says.

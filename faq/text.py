@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 from sudachipy import Dictionary, SplitMode
@@ -182,6 +183,10 @@ class Analysis:
     # Runs: the reading of a stretch of text, and where each concept lies in it (start, end, key,
     # surface), so that kana-written or mis-typed words can be read against the KB's words.
     runs: tuple[tuple[str, tuple[tuple[int, int, str, str], ...]], ...] = ()
+    # Compounds: each two nouns said as one word, with nothing between them (実績報告's 実績 and
+    # 報告).  The dictionary splits a compound it does not list into its nouns; the matcher tells
+    # a text that says the compound from one that says its two nouns apart (実績値 ... 効果報告).
+    compounds: tuple[tuple[str, str], ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -328,6 +333,9 @@ class Analyzer:
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
+        # Where each word concept lies in the tokens (start, end), its key, whether it can make a
+        # compound (a countable noun) and its parts: what `_compounds` pairs.
+        placed: list[tuple[int, int, str, bool, tuple[str, ...]]] = []
         spans: list[tuple[int, int, str, str]] = []
 
         def close_run() -> None:
@@ -367,6 +375,7 @@ class Analyzer:
                 concepts.append(
                     Concept(canonical, (canonical,), inner if len(inner) > 1 else (), _reading(span))
                 )
+                placed.append((i, i + size, canonical, span[-1].pos == "名詞", ()))
                 if all(_KANA.match(t.reading) and not t.symbol for t in span):
                     run.extend(t.reading for t in span)
                     spans.append(
@@ -390,6 +399,9 @@ class Analyzer:
                 concepts.append(
                     Concept(tok.norm, (tok.norm,), parts, tok.reading, countable, salient, name=_is_name(tok))
                 )
+                # A counter after a number (5年以内's 年) starts no compound: it says how many.
+                counter = i > 0 and tokens[i - 1].pos2 == "数詞"
+                placed.append((i, i + 1, tok.norm, countable and tok.pos == "名詞" and not counter, parts))
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
             elif tok.pos == "助動詞" and tok.norm in _NEGATION_NORMS:
                 key = _negated_predicate(tokens, i)
@@ -403,7 +415,7 @@ class Analyzer:
             Concept(key, (key,), (), "", countable=False, salient=False, predicate=True)
             for key in _asked_kinds(tokens)
         )
-        return Analysis(norm, _merge(concepts), tuple(runs))
+        return Analysis(norm, _merge(concepts), tuple(runs), _compounds(placed))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
         longest = self._syn_first.get(tokens[i].norm, 0)
@@ -603,6 +615,26 @@ def _is_name(tok: _Token) -> bool:
     if tok.pos2 == "固有名詞":
         return len(tok.surface) >= 3 and not _HIRAGANA.match(tok.surface)
     return tok.oov and len(tok.surface) >= 4 and bool(_LATIN_WORD.match(tok.surface))
+
+
+def _compounds(placed: Sequence[tuple[int, int, str, bool, tuple[str, ...]]]) -> tuple[tuple[str, str], ...]:
+    """Each two nouns that touch (one ends at the token where the next starts): 実績 + 報告.
+
+    `placed` holds each word concept's tokens (start, end), key, whether it can make a compound
+    (a countable noun), and its compound parts.  Where a word the dictionary lists is itself a
+    compound, its touching part is paired too: 交付申請時 says 交付 + 申請時 and 交付 + 申請.
+    """
+    out: list[tuple[str, str]] = []
+    for (_, end, first, noun, first_parts), (start, _, second, noun2, parts) in pairwise(placed):
+        if not (noun and noun2 and end == start):
+            continue
+        pairs = [(first, second)]
+        if parts:
+            pairs.append((first, parts[0]))
+        if first_parts:
+            pairs.append((first_parts[-1], second))
+        out.extend(p for p in pairs if p[0] != p[1])
+    return tuple(dict.fromkeys(out))
 
 
 def _merge(concepts: Sequence[Concept]) -> tuple[Concept, ...]:
