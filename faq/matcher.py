@@ -188,6 +188,9 @@ class Matcher:
         self._entry_full: list[frozenset[str]] = []
         # The negated predicates each entry's wordings say (ログインできません): what goes wrong.
         self._entry_predicates: list[frozenset[str]] = []
+        # What the KB's texts say each word is done to (解約 → ITツール ×n, 一部 ×m): the word a
+        # brand name stands for when a question does the same to it (`_usual_objects`).
+        self._objects_of: dict[str, Counter[str]] = {}
         # The compounds each entry's wordings and answer say (two nouns as one word: 実績報告).
         self._entry_compounds: list[frozenset[tuple[str, str]]] = []
         readings: dict[str, set[str]] = {}
@@ -201,6 +204,7 @@ class Matcher:
             for text in (entry.question, *entry.paraphrases):
                 analysis = self.analyzer.analyze(text)
                 compounds.update(analysis.compounds)
+                self._add_objects(analysis.objects)
                 wording_concepts.append(tuple(c for c in analysis.concepts if c.countable))
                 variant_entry.append(idx)
                 wording_docs.append(analysis.terms)
@@ -215,6 +219,7 @@ class Matcher:
             answer_docs.append(answer.terms if answer else ())
             if answer is not None:
                 compounds.update(answer.compounds)
+                self._add_objects(answer.objects)
                 seen.update(answer.terms)
                 full.update(answer.full_terms)
                 _add_readings(readings, answer.concepts)
@@ -349,6 +354,11 @@ class Matcher:
                 else:
                     unknown.add(c.key)
             known = any(self.known(t) for t in terms) or any(self.known(p) for p in c.parts)
+            if c.countable and c.salient and not known:
+                # A word said as what is cancelled or introduced (スマレジを解約) stands for what
+                # the KB's texts cancel or introduce (ITツール).
+                usual = self._usual_objects(analysis, c.key)
+                terms, known = (*terms, *usual), bool(usual)
             if c.name and c.countable and not known:
                 names.append(c.key)
             out.append((terms, c.parts, self._weight(terms), c.countable and (known or c.salient)))
@@ -401,6 +411,27 @@ class Matcher:
         unknown_names = tuple(n for n in names if n not in dropped)
         compounds = tuple(c for c in analysis.compounds if c in self._kb_compounds)
         return Query(analysis, (*out, *read_in), span, span_words, unknown_names, compounds)
+
+    def _add_objects(self, objects: Sequence[tuple[str, str]]) -> None:
+        for word, verb in objects:
+            self._objects_of.setdefault(verb, Counter())[word] += 1
+
+    def _usual_objects(self, analysis: Analysis, word: str) -> tuple[str, ...]:
+        """The words a word the KB does not know stands for: for each thing the question does to
+        it (「スマレジを解約」), the word the KB's texts most often do that to (ITツール).
+
+        The documents speak of the subsidised tool as ITツール; an applicant names it by its
+        brand or its kind (弥生会計, クラウドサービス, POSレジ).  Said as what is cancelled or
+        introduced, it is that tool, and the question is about the documents' subject.  Said
+        otherwise (「freeeのパスワード」, 「弥生会計にログイン」), it names a thing of its own that
+        the documents do not describe, and stays unknown (a name is then refused, faq/policy.py).
+        """
+        found = {
+            self._objects_of[verb].most_common(1)[0][0]
+            for said, verb in analysis.objects
+            if said == word and verb in self._objects_of
+        }
+        return tuple(sorted(found))
 
     def _read_in(self, word: str) -> tuple[tuple[str, ...], tuple[str, ...], float, bool]:
         """A word the question is read as saying (from a reading, or from a stated span), as a

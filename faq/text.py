@@ -187,6 +187,9 @@ class Analysis:
     # 報告).  The dictionary splits a compound it does not list into its nouns; the matcher tells
     # a text that says the compound from one that says its two nouns apart (実績値 ... 効果報告).
     compounds: tuple[tuple[str, str], ...] = ()
+    # Objects: a word and the word it is the object of, said right after を (ITツールを解約:
+    # ITツール, 解約): what the text does to what.
+    objects: tuple[tuple[str, str], ...] = ()
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -415,7 +418,14 @@ class Analyzer:
             Concept(key, (key,), (), "", countable=False, salient=False, predicate=True)
             for key in _asked_kinds(tokens)
         )
-        return Analysis(norm, _merge(concepts), tuple(runs), _compounds(placed))
+        objects = tuple(
+            dict.fromkeys(
+                (a[2], b[2])
+                for a, b in pairwise(placed)
+                if b[0] == a[1] + 1 and tokens[a[1]].surface == "を" and tokens[a[1]].pos == "助詞"
+            )
+        )
+        return Analysis(norm, _merge(concepts), tuple(runs), _compounds(placed), objects)
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
         longest = self._syn_first.get(tokens[i].norm, 0)
