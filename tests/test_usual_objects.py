@@ -53,7 +53,11 @@ def test_any_faq_reads_an_unknown_object_as_its_usual_one(tmp_path: Path) -> Non
                 "question": "会員プランを変更できますか",
                 "answer": "プランの変更は毎月1日から適用されます。受付で申請してください。",
             },
-            {"id": "hours", "question": "営業時間を教えてください", "answer": "平日は7時から23時まで営業しています。"},
+            {
+                "id": "hours",
+                "question": "営業時間を教えてください",
+                "answer": "平日は7時から23時まで営業しています。",
+            },
         ],
     )
     answered = policy.decide("ヨガコースを解約したい")
