@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from sudachipy import Dictionary, SplitMode
 
@@ -336,9 +336,8 @@ class Analyzer:
         concepts: list[Concept] = []
         runs: list[tuple[str, tuple[tuple[int, int, str, str], ...]]] = []
         run: list[str] = []
-        # Where each word concept lies in the tokens (start, end), its key, whether it can make a
-        # compound (a countable noun) and its parts: what `_compounds` pairs.
-        placed: list[tuple[int, int, str, bool, tuple[str, ...]]] = []
+        # Where each word concept lies in the tokens: what `_compounds` and `_objects` pair.
+        placed: list[_Placed] = []
         spans: list[tuple[int, int, str, str]] = []
 
         def close_run() -> None:
@@ -378,7 +377,7 @@ class Analyzer:
                 concepts.append(
                     Concept(canonical, (canonical,), inner if len(inner) > 1 else (), _reading(span))
                 )
-                placed.append((i, i + size, canonical, span[-1].pos == "名詞", ()))
+                placed.append(_Placed(i, i + size, canonical, span[-1].pos == "名詞"))
                 if all(_KANA.match(t.reading) and not t.symbol for t in span):
                     run.extend(t.reading for t in span)
                     spans.append(
@@ -404,7 +403,9 @@ class Analyzer:
                 )
                 # A counter after a number (5年以内's 年) starts no compound: it says how many.
                 counter = i > 0 and tokens[i - 1].pos2 == "数詞"
-                placed.append((i, i + 1, tok.norm, countable and tok.pos == "名詞" and not counter, parts))
+                placed.append(
+                    _Placed(i, i + 1, tok.norm, countable and tok.pos == "名詞" and not counter, parts)
+                )
                 spans.append((start, start + len(tok.reading), tok.norm, tok.surface))
             elif tok.pos == "助動詞" and tok.norm in _NEGATION_NORMS:
                 key = _negated_predicate(tokens, i)
@@ -418,14 +419,7 @@ class Analyzer:
             Concept(key, (key,), (), "", countable=False, salient=False, predicate=True)
             for key in _asked_kinds(tokens)
         )
-        objects = tuple(
-            dict.fromkeys(
-                (a[2], b[2])
-                for a, b in pairwise(placed)
-                if b[0] == a[1] + 1 and tokens[a[1]].surface == "を" and tokens[a[1]].pos == "助詞"
-            )
-        )
-        return Analysis(norm, _merge(concepts), tuple(runs), _compounds(placed), objects)
+        return Analysis(norm, _merge(concepts), tuple(runs), _compounds(placed), _objects(placed, tokens))
 
     def _synonym_at(self, tokens: Sequence[_Token], i: int) -> tuple[int, str | None]:
         longest = self._syn_first.get(tokens[i].norm, 0)
@@ -627,24 +621,47 @@ def _is_name(tok: _Token) -> bool:
     return tok.oov and len(tok.surface) >= 4 and bool(_LATIN_WORD.match(tok.surface))
 
 
-def _compounds(placed: Sequence[tuple[int, int, str, bool, tuple[str, ...]]]) -> tuple[tuple[str, str], ...]:
+class _Placed(NamedTuple):
+    """A word concept where it lies in the tokens (`start` to `end`), with its key, whether it can
+    make a compound (a countable noun, not a counter after a number) and its compound parts."""
+
+    start: int
+    end: int
+    key: str
+    noun: bool
+    parts: tuple[str, ...] = ()
+
+
+def _compounds(placed: Sequence[_Placed]) -> tuple[tuple[str, str], ...]:
     """Each two nouns that touch (one ends at the token where the next starts): 実績 + 報告.
 
-    `placed` holds each word concept's tokens (start, end), key, whether it can make a compound
-    (a countable noun), and its compound parts.  Where a word the dictionary lists is itself a
-    compound, its touching part is paired too: 交付申請時 says 交付 + 申請時 and 交付 + 申請.
+    Where a word the dictionary lists is itself a compound, its touching part is paired too:
+    交付申請内容 says 交付 + 申請内容 and 交付 + 申請.
     """
     out: list[tuple[str, str]] = []
-    for (_, end, first, noun, first_parts), (start, _, second, noun2, parts) in pairwise(placed):
-        if not (noun and noun2 and end == start):
+    for first, second in pairwise(placed):
+        if not (first.noun and second.noun and first.end == second.start):
             continue
-        pairs = [(first, second)]
-        if parts:
-            pairs.append((first, parts[0]))
-        if first_parts:
-            pairs.append((first_parts[-1], second))
+        pairs = [(first.key, second.key)]
+        if second.parts:
+            pairs.append((first.key, second.parts[0]))
+        if first.parts:
+            pairs.append((first.parts[-1], second.key))
         out.extend(p for p in pairs if p[0] != p[1])
     return tuple(dict.fromkeys(out))
+
+
+def _objects(placed: Sequence[_Placed], tokens: Sequence[_Token]) -> tuple[tuple[str, str], ...]:
+    """Each word said as the object of the next, with only を between them: ITツール + 解約."""
+    return tuple(
+        dict.fromkeys(
+            (word.key, verb.key)
+            for word, verb in pairwise(placed)
+            if verb.start == word.end + 1
+            and tokens[word.end].surface == "を"
+            and tokens[word.end].pos == "助詞"
+        )
+    )
 
 
 def _merge(concepts: Sequence[Concept]) -> tuple[Concept, ...]:

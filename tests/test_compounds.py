@@ -21,8 +21,10 @@ from faq.text import Analyzer
     ("text", "expected"),
     [
         ("実績報告のやり方", {("実績", "報告")}),
-        # A word the dictionary lists whole pairs with its touching part as well.
+        # A word the dictionary lists whole pairs as itself, and by its touching part where it
+        # has parts (申請内容 is 申請 + 内容; 申請時 has none).
         ("交付申請時の実績値", {("交付", "申請時")}),
+        ("交付申請内容", {("交付", "申請内容"), ("交付", "申請")}),
         # Joined by a particle, the nouns are said apart.
         ("補助金の返還", set()),
         # A counter after a number says how many, not what: 5年以内 is no term.
